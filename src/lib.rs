@@ -1,0 +1,15 @@
+//! convene: a local-first, peer-to-peer tool with which a community of
+//! practice co-authors a joint response.
+//!
+//! The library is layered as `../docs/ARCHITECTURE.md` describes: a sans-IO
+//! core (`model`, `trust`) where correctness lives, and thin adapters
+//! (`store`, `cli`) that read and write files and talk to people.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod cli;
+pub mod ids;
+pub mod model;
+pub mod store;
+pub mod trust;

@@ -1,0 +1,194 @@
+//! Ed25519 keys and the ids derived from them.
+//!
+//! A member is known by their member public key, a device by its device
+//! public key (later also its iroh endpoint id), a community by the hash of
+//! its genesis certificate. Every signature is over
+//! `domain tag ‖ community id ‖ message`, so a signature made for one purpose
+//! or one community can never be replayed for another.
+
+use std::fmt;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+
+use super::TrustError;
+use crate::ids::short;
+
+macro_rules! id32 {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            /// Lowercase hex of the 32 bytes (the canonical text form).
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+
+            /// Parse the canonical text form.
+            pub fn from_hex(text: &str) -> Option<Self> {
+                let bytes = hex::decode(text.trim()).ok()?;
+                Some($name(bytes.try_into().ok()?))
+            }
+
+            /// The short form people see.
+            pub fn short(&self) -> String {
+                short(&self.to_hex()).to_string()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.short())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_hex())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(d)?;
+                $name::from_hex(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("expected 64 hex digits, got '{text}'"))
+                })
+            }
+        }
+    };
+}
+
+id32!(
+    /// A member: the public half of their member key.
+    MemberId
+);
+id32!(
+    /// A device: the public half of its device key.
+    DeviceId
+);
+id32!(
+    /// A community: the hash of its genesis certificate.
+    CommunityId
+);
+
+/// A secret ed25519 key (a member key or a device key). Never printed.
+pub struct SecretKey(SigningKey);
+
+impl SecretKey {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> Self {
+        SecretKey(SigningKey::from_bytes(&crate::ids::random_bytes::<32>()))
+    }
+
+    /// Rebuild a key from its 32 secret bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        SecretKey(SigningKey::from_bytes(&bytes))
+    }
+
+    /// The 32 secret bytes, for the identity files only.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The public half.
+    pub fn public(&self) -> [u8; 32] {
+        self.0.verifying_key().to_bytes()
+    }
+
+    /// Sign `domain ‖ community ‖ message`.
+    pub fn sign(&self, domain: &[u8], community: &CommunityId, message: &[u8]) -> [u8; 64] {
+        self.0
+            .sign(&signing_input(domain, community, message))
+            .to_bytes()
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(public {})", short(&hex::encode(self.public())))
+    }
+}
+
+/// Check a signature made by [`SecretKey::sign`]; `what` names the signed
+/// thing in the error.
+pub fn verify(
+    public: &[u8; 32],
+    domain: &[u8],
+    community: &CommunityId,
+    message: &[u8],
+    signature: &[u8; 64],
+    what: &str,
+) -> Result<(), TrustError> {
+    let key = VerifyingKey::from_bytes(public)
+        .map_err(|_| TrustError::BadKey(short(&hex::encode(public)).to_string()))?;
+    let sig = Signature::from_bytes(signature);
+    key.verify_strict(&signing_input(domain, community, message), &sig)
+        .map_err(|_| TrustError::BadSignature(what.to_string()))
+}
+
+fn signing_input(domain: &[u8], community: &CommunityId, message: &[u8]) -> Vec<u8> {
+    let mut input = Vec::with_capacity(domain.len() + 32 + message.len());
+    input.extend_from_slice(domain);
+    input.extend_from_slice(&community.0);
+    input.extend_from_slice(message);
+    input
+}
+
+/// Parse 128 hex digits into a signature.
+pub fn signature_from_hex(text: &str) -> Option<[u8; 64]> {
+    hex::decode(text).ok()?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: CommunityId = CommunityId([7; 32]);
+
+    #[test]
+    fn sign_then_verify() {
+        let key = SecretKey::generate();
+        let sig = key.sign(b"d", &C, b"hello");
+        assert!(verify(&key.public(), b"d", &C, b"hello", &sig, "x").is_ok());
+    }
+
+    #[test]
+    fn tampered_message_domain_community_or_key_fail() {
+        let key = SecretKey::generate();
+        let other = SecretKey::generate();
+        let sig = key.sign(b"d", &C, b"hello");
+        assert!(verify(&key.public(), b"d", &C, b"hellO", &sig, "x").is_err());
+        assert!(verify(&key.public(), b"e", &C, b"hello", &sig, "x").is_err());
+        assert!(verify(&key.public(), b"d", &CommunityId([8; 32]), b"hello", &sig, "x").is_err());
+        assert!(verify(&other.public(), b"d", &C, b"hello", &sig, "x").is_err());
+        let mut flipped = sig;
+        flipped[10] ^= 1;
+        assert!(verify(&key.public(), b"d", &C, b"hello", &flipped, "x").is_err());
+    }
+
+    #[test]
+    fn ids_roundtrip_hex_and_serde() {
+        let id = MemberId(SecretKey::generate().public());
+        assert_eq!(MemberId::from_hex(&id.to_hex()), Some(id));
+        let json = serde_json::to_string(&id).unwrap_or_default();
+        assert_eq!(serde_json::from_str::<MemberId>(&json).ok(), Some(id));
+        assert!(serde_json::from_str::<MemberId>("\"abc\"").is_err());
+        assert_eq!(id.short().len(), 8);
+    }
+
+    #[test]
+    fn secret_round_trips_and_debug_hides_it() {
+        let key = SecretKey::generate();
+        let again = SecretKey::from_bytes(key.to_bytes());
+        assert_eq!(key.public(), again.public());
+        assert!(!format!("{key:?}").contains(&hex::encode(key.to_bytes())));
+    }
+}

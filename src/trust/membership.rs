@@ -1,0 +1,403 @@
+//! The membership view: who belongs, with which role, from which devices.
+//!
+//! It is a pure function of the *set* of verified certificates: the same set
+//! in any order gives the same view (property-tested below), so every peer
+//! that holds the same certificates agrees on the roster. Names and roles come
+//! only from certificates, never from editable document fields.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::TrustError;
+use super::cert::{CertBody, VerifiedCert};
+use super::keys::{CommunityId, DeviceId, MemberId};
+
+/// What a member may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read only.
+    Observer,
+    /// Discuss, draft, take stances, endorse.
+    Member,
+    /// Also open responses, decide amendments, publish, admit members.
+    Facilitator,
+    /// The member who created the community; a facilitator.
+    Founder,
+}
+
+impl Role {
+    /// May this role write to the community's documents?
+    pub fn can_write(self) -> bool {
+        self != Role::Observer
+    }
+
+    /// May this role facilitate (open, publish, admit)?
+    pub fn can_facilitate(self) -> bool {
+        matches!(self, Role::Facilitator | Role::Founder)
+    }
+
+    /// The lowercase word for this role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Observer => "observer",
+            Role::Member => "member",
+            Role::Facilitator => "facilitator",
+            Role::Founder => "founder",
+        }
+    }
+}
+
+/// One member as the certificates describe them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Member key.
+    pub id: MemberId,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Devices, in key order.
+    pub devices: Vec<DeviceId>,
+    /// Removed from the community (comes with the sync issue's Revoke).
+    pub removed: bool,
+    /// When they were admitted.
+    pub joined_at: i64,
+}
+
+/// The whole roster of one community.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    /// The community.
+    pub community: CommunityId,
+    /// Its name, from the genesis certificate.
+    pub name: String,
+    /// Its purpose, from the genesis certificate.
+    pub purpose: String,
+    /// When it was founded.
+    pub founded_at: i64,
+    members: BTreeMap<MemberId, Member>,
+    device_owner: BTreeMap<DeviceId, MemberId>,
+}
+
+impl Membership {
+    /// Compute the view from a set of verified certificates of `community`.
+    pub fn build<'a>(
+        community: CommunityId,
+        certs: impl IntoIterator<Item = &'a VerifiedCert>,
+    ) -> Result<Self, TrustError> {
+        // Sort by certificate id so that nothing depends on the input order.
+        let mut sorted: Vec<&VerifiedCert> = certs.into_iter().collect();
+        sorted.sort_by_key(|c| c.id());
+        sorted.dedup_by_key(|c| c.id());
+
+        let mut genesis = None;
+        for cert in &sorted {
+            if let CertBody::Genesis { .. } = cert.body() {
+                // `Certificate::verify` only accepts the genesis that hashes to `community`.
+                genesis = Some(cert.body().clone());
+            }
+        }
+        let Some(CertBody::Genesis {
+            name,
+            purpose,
+            founder,
+            founder_name,
+            at,
+            ..
+        }) = genesis
+        else {
+            return Err(TrustError::CertRefused(format!(
+                "no genesis certificate for community {}",
+                community.short()
+            )));
+        };
+
+        let mut members = BTreeMap::new();
+        members.insert(
+            founder,
+            Member {
+                id: founder,
+                name: founder_name,
+                role: Role::Founder,
+                devices: Vec::new(),
+                removed: false,
+                joined_at: at,
+            },
+        );
+
+        // Admissions: repeat until nothing changes, since an admitted
+        // facilitator may admit others. Monotone, hence order-independent.
+        loop {
+            let mut changed = false;
+            for cert in &sorted {
+                let CertBody::Admit {
+                    member,
+                    name,
+                    role,
+                    by,
+                    at,
+                } = cert.body()
+                else {
+                    continue;
+                };
+                let authorised = members.get(by).is_some_and(|m| m.role.can_facilitate());
+                if !authorised || *member == founder || *role == Role::Founder {
+                    continue;
+                }
+                match members.get_mut(member) {
+                    None => {
+                        members.insert(
+                            *member,
+                            Member {
+                                id: *member,
+                                name: name.clone(),
+                                role: *role,
+                                devices: Vec::new(),
+                                removed: false,
+                                joined_at: *at,
+                            },
+                        );
+                        changed = true;
+                    }
+                    Some(existing) => {
+                        // Several admissions: the highest role, the latest name
+                        // (ties broken by certificate id through the sort).
+                        if *role > existing.role {
+                            existing.role = *role;
+                            changed = true;
+                        }
+                        if *at > existing.joined_at && existing.name != *name {
+                            existing.name = name.clone();
+                            existing.joined_at = *at;
+                            changed = true;
+                        }
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+
+        // Devices: a device claimed by two different members is ignored.
+        let mut claims: BTreeMap<DeviceId, BTreeSet<MemberId>> = BTreeMap::new();
+        for cert in &sorted {
+            if let CertBody::Device { member, device, .. } = cert.body()
+                && members.contains_key(member)
+            {
+                claims.entry(*device).or_default().insert(*member);
+            }
+        }
+        let mut device_owner = BTreeMap::new();
+        for (device, owners) in claims {
+            if let (1, Some(owner)) = (owners.len(), owners.first()) {
+                device_owner.insert(device, *owner);
+                if let Some(m) = members.get_mut(owner) {
+                    m.devices.push(device);
+                }
+            }
+        }
+
+        Ok(Membership {
+            community,
+            name,
+            purpose,
+            founded_at: at,
+            members,
+            device_owner,
+        })
+    }
+
+    /// Every member, in key order.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// One member.
+    pub fn member(&self, id: &MemberId) -> Option<&Member> {
+        self.members.get(id)
+    }
+
+    /// The member a device belongs to.
+    pub fn owner_of(&self, device: &DeviceId) -> Option<&Member> {
+        self.device_owner
+            .get(device)
+            .and_then(|m| self.members.get(m))
+    }
+
+    /// A member's display name, or their short id if unknown.
+    pub fn name_of(&self, id: &MemberId) -> String {
+        self.member(id)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| id.short())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::{Certificate, SecretKey};
+    use proptest::prelude::*;
+
+    struct World {
+        id: CommunityId,
+        certs: Vec<VerifiedCert>,
+        keys: Vec<SecretKey>,
+    }
+
+    /// A founder, a facilitator admitted by the founder, members admitted by
+    /// the facilitator, and one device per member.
+    fn world(members: usize) -> World {
+        let founder = SecretKey::generate();
+        let (id, genesis) = Certificate::genesis(
+            &founder,
+            &CertBody::Genesis {
+                name: "c".into(),
+                purpose: "".into(),
+                founder: MemberId(founder.public()),
+                founder_name: "F".into(),
+                at: 0,
+                nonce: "1".into(),
+            },
+        );
+        let mut certs = vec![genesis];
+        let facilitator = SecretKey::generate();
+        certs.push(Certificate::issue(
+            &id,
+            &CertBody::Admit {
+                member: MemberId(facilitator.public()),
+                name: "Fa".into(),
+                role: Role::Facilitator,
+                by: MemberId(founder.public()),
+                at: 1,
+            },
+            &[&founder],
+        ));
+        let mut keys = vec![founder, facilitator];
+        for i in 0..members {
+            let m = SecretKey::generate();
+            certs.push(Certificate::issue(
+                &id,
+                &CertBody::Admit {
+                    member: MemberId(m.public()),
+                    name: format!("M{i}"),
+                    role: Role::Member,
+                    by: MemberId(keys[1].public()),
+                    at: 2,
+                },
+                &[&keys[1]],
+            ));
+            keys.push(m);
+        }
+        for k in &keys {
+            let d = SecretKey::generate();
+            certs.push(Certificate::issue(
+                &id,
+                &CertBody::Device {
+                    member: MemberId(k.public()),
+                    device: DeviceId(d.public()),
+                    label: "d".into(),
+                    at: 3,
+                },
+                &[k, &d],
+            ));
+        }
+        let certs = certs.iter().filter_map(|c| c.verify(&id).ok()).collect();
+        World { id, certs, keys }
+    }
+
+    #[test]
+    fn chain_of_admissions_is_followed() {
+        let w = world(3);
+        let view = Membership::build(w.id, &w.certs).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(view.members().count(), 5);
+        assert_eq!(
+            view.member(&MemberId(w.keys[0].public())).map(|m| m.role),
+            Some(Role::Founder)
+        );
+        assert!(view.members().all(|m| m.devices.len() == 1));
+    }
+
+    #[test]
+    fn admission_by_a_plain_member_is_ignored() {
+        let w = world(1);
+        let outsider = SecretKey::generate();
+        let by_member = Certificate::issue(
+            &w.id,
+            &CertBody::Admit {
+                member: MemberId(outsider.public()),
+                name: "X".into(),
+                role: Role::Facilitator,
+                by: MemberId(w.keys[2].public()),
+                at: 5,
+            },
+            &[&w.keys[2]],
+        )
+        .verify(&w.id)
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut certs = w.certs.clone();
+        certs.push(by_member);
+        let view = Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        assert!(view.member(&MemberId(outsider.public())).is_none());
+    }
+
+    #[test]
+    fn a_device_claimed_by_two_members_belongs_to_neither() {
+        let w = world(1);
+        let device = SecretKey::generate();
+        let mut certs = w.certs.clone();
+        for k in &w.keys[..2] {
+            certs.push(
+                Certificate::issue(
+                    &w.id,
+                    &CertBody::Device {
+                        member: MemberId(k.public()),
+                        device: DeviceId(device.public()),
+                        label: "shared".into(),
+                        at: 9,
+                    },
+                    &[k, &device],
+                )
+                .verify(&w.id)
+                .unwrap_or_else(|e| panic!("{e}")),
+            );
+        }
+        let view = Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        assert!(view.owner_of(&DeviceId(device.public())).is_none());
+    }
+
+    #[test]
+    fn no_genesis_is_an_error() {
+        let w = world(1);
+        let without: Vec<_> = w
+            .certs
+            .iter()
+            .filter(|c| c.body().kind() != "genesis")
+            .cloned()
+            .collect();
+        assert!(Membership::build(w.id, &without).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn view_is_independent_of_order_and_duplicates(
+            seed in any::<u64>(), dupes in 0usize..4
+        ) {
+            let w = world(4);
+            let reference = Membership::build(w.id, &w.certs).unwrap_or_else(|e| panic!("{e}"));
+            let mut shuffled = w.certs.clone();
+            shuffled.extend(w.certs.iter().take(dupes).cloned());
+            // A seeded Fisher–Yates shuffle.
+            let mut state = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let view = Membership::build(w.id, &shuffled).unwrap_or_else(|e| panic!("{e}"));
+            prop_assert_eq!(view, reference);
+        }
+    }
+}

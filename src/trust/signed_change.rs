@@ -1,0 +1,220 @@
+//! Signed Automerge changes.
+//!
+//! Every change is made by an actor whose id is `device key (32) ‖ store
+//! suffix (8)`, and travels with `sign(device key, "convene/change/v1" ‖
+//! community id ‖ change hash)`. A signature cannot live inside the change (the
+//! hash covers every byte of it), so it sits beside it: in the log record on
+//! disk, and later in sync frames and bundles.
+
+use super::keys::{self, CommunityId, DeviceId, MemberId, SecretKey};
+use super::membership::Membership;
+use super::{CHANGE_DOMAIN, TrustError};
+
+/// Length of an actor id: device key plus a random per-store suffix.
+pub const ACTOR_LEN: usize = 40;
+
+/// A device's signature over one change hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangeSignature(pub [u8; 64]);
+
+/// A change whose signature and author were checked; only
+/// [`verify_change`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifiedChange {
+    hash: [u8; 32],
+    device: DeviceId,
+    author: MemberId,
+}
+
+impl VerifiedChange {
+    /// The change hash.
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+    /// The device that made it.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+    /// The member who owns that device.
+    pub fn author(&self) -> MemberId {
+        self.author
+    }
+}
+
+/// Build this store's actor id from the device key and a random suffix.
+pub fn actor_bytes(device: &DeviceId, suffix: &[u8; 8]) -> Vec<u8> {
+    let mut actor = device.0.to_vec();
+    actor.extend_from_slice(suffix);
+    actor
+}
+
+/// The device named by an actor id, if it has the convene shape.
+pub fn device_of_actor(actor: &[u8]) -> Option<DeviceId> {
+    if actor.len() != ACTOR_LEN {
+        return None;
+    }
+    Some(DeviceId(actor[..32].try_into().ok()?))
+}
+
+/// Sign a change hash with the device key.
+pub fn sign_change(device: &SecretKey, community: &CommunityId, hash: &[u8; 32]) -> ChangeSignature {
+    ChangeSignature(device.sign(CHANGE_DOMAIN, community, hash))
+}
+
+/// Accept a change only if its actor names a current device of a member with
+/// write rights and the signature by that device holds.
+pub fn verify_change(
+    membership: &Membership,
+    actor: &[u8],
+    hash: &[u8; 32],
+    signature: &ChangeSignature,
+) -> Result<VerifiedChange, TrustError> {
+    let refuse = |device: String, reason: &str| TrustError::ChangeRefused {
+        change: crate::ids::short(&hex::encode(hash)).to_string(),
+        device,
+        reason: reason.to_string(),
+    };
+    let device = device_of_actor(actor)
+        .ok_or_else(|| refuse(hex::encode(actor), "actor id is not a convene device actor"))?;
+    let owner = membership
+        .owner_of(&device)
+        .ok_or_else(|| refuse(device.short(), "device is not a device of any member"))?;
+    if owner.removed {
+        return Err(refuse(device.short(), "its member was removed"));
+    }
+    if !owner.role.can_write() {
+        return Err(refuse(device.short(), "its member is an observer"));
+    }
+    keys::verify(
+        &device.0,
+        CHANGE_DOMAIN,
+        &membership.community,
+        hash,
+        &signature.0,
+        &format!("change {}", crate::ids::short(&hex::encode(hash))),
+    )?;
+    Ok(VerifiedChange {
+        hash: *hash,
+        device,
+        author: owner.id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::{CertBody, Certificate, Role};
+
+    struct Setup {
+        view: Membership,
+        founder_device: SecretKey,
+        observer_device: SecretKey,
+    }
+
+    fn setup() -> Setup {
+        let founder = SecretKey::generate();
+        let (id, genesis) = Certificate::genesis(
+            &founder,
+            &CertBody::Genesis {
+                name: "c".into(),
+                purpose: "".into(),
+                founder: MemberId(founder.public()),
+                founder_name: "F".into(),
+                at: 0,
+                nonce: "1".into(),
+            },
+        );
+        let founder_device = SecretKey::generate();
+        let observer = SecretKey::generate();
+        let observer_device = SecretKey::generate();
+        let certs = [
+            genesis,
+            Certificate::issue(
+                &id,
+                &CertBody::Device {
+                    member: MemberId(founder.public()),
+                    device: DeviceId(founder_device.public()),
+                    label: "l".into(),
+                    at: 1,
+                },
+                &[&founder, &founder_device],
+            ),
+            Certificate::issue(
+                &id,
+                &CertBody::Admit {
+                    member: MemberId(observer.public()),
+                    name: "O".into(),
+                    role: Role::Observer,
+                    by: MemberId(founder.public()),
+                    at: 1,
+                },
+                &[&founder],
+            ),
+            Certificate::issue(
+                &id,
+                &CertBody::Device {
+                    member: MemberId(observer.public()),
+                    device: DeviceId(observer_device.public()),
+                    label: "o".into(),
+                    at: 1,
+                },
+                &[&observer, &observer_device],
+            ),
+        ];
+        let verified: Vec<_> = certs.iter().filter_map(|c| c.verify(&id).ok()).collect();
+        assert_eq!(verified.len(), 4);
+        Setup {
+            view: Membership::build(id, &verified).unwrap_or_else(|e| panic!("{e}")),
+            founder_device,
+            observer_device,
+        }
+    }
+
+    #[test]
+    fn a_members_device_signature_is_accepted() {
+        let s = setup();
+        let device = DeviceId(s.founder_device.public());
+        let sig = sign_change(&s.founder_device, &s.view.community, &[3; 32]);
+        let ok = verify_change(&s.view, &actor_bytes(&device, &[1; 8]), &[3; 32], &sig)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.device(), device);
+    }
+
+    #[test]
+    fn tampered_signature_or_hash_is_refused() {
+        let s = setup();
+        let actor = actor_bytes(&DeviceId(s.founder_device.public()), &[1; 8]);
+        let mut sig = sign_change(&s.founder_device, &s.view.community, &[3; 32]);
+        assert!(verify_change(&s.view, &actor, &[4; 32], &sig).is_err());
+        sig.0[0] ^= 0x80;
+        assert!(verify_change(&s.view, &actor, &[3; 32], &sig).is_err());
+    }
+
+    #[test]
+    fn signature_by_the_wrong_key_is_refused() {
+        let s = setup();
+        let actor = actor_bytes(&DeviceId(s.founder_device.public()), &[1; 8]);
+        let forger = SecretKey::generate();
+        let sig = sign_change(&forger, &s.view.community, &[3; 32]);
+        assert!(matches!(
+            verify_change(&s.view, &actor, &[3; 32], &sig),
+            Err(TrustError::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_device_and_observer_and_odd_actor_are_refused() {
+        let s = setup();
+        let stranger = SecretKey::generate();
+        let sig = sign_change(&stranger, &s.view.community, &[3; 32]);
+        let actor = actor_bytes(&DeviceId(stranger.public()), &[1; 8]);
+        assert!(matches!(
+            verify_change(&s.view, &actor, &[3; 32], &sig),
+            Err(TrustError::ChangeRefused { .. })
+        ));
+        let sig = sign_change(&s.observer_device, &s.view.community, &[3; 32]);
+        let actor = actor_bytes(&DeviceId(s.observer_device.public()), &[1; 8]);
+        assert!(verify_change(&s.view, &actor, &[3; 32], &sig).is_err());
+        assert!(verify_change(&s.view, &[1; 16], &[3; 32], &sig).is_err());
+    }
+}
