@@ -1,0 +1,247 @@
+//! Document ids and small typed helpers over Automerge's read and write API.
+//!
+//! Every helper that reads an authored value takes the expected author, so a
+//! value written by anyone else is ignored (see the module docs of `model`).
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value};
+
+use crate::ids::ObjectId;
+use crate::trust::signed_change::device_of_actor;
+use crate::trust::{MemberId, Membership};
+
+/// Which document of a community.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DocId {
+    /// The community document: settings and the index of responses.
+    Community,
+    /// The discussion document of one response.
+    Response(ObjectId),
+    /// The document of one draft.
+    Draft(ObjectId),
+}
+
+impl DocId {
+    /// The name used for files and logs: `community`, `response-<id>`, `draft-<id>`.
+    pub fn name(&self) -> String {
+        match self {
+            DocId::Community => "community".to_string(),
+            DocId::Response(id) => format!("response-{id}"),
+            DocId::Draft(id) => format!("draft-{id}"),
+        }
+    }
+
+    /// Parse [`DocId::name`].
+    pub fn parse(name: &str) -> Option<Self> {
+        if name == "community" {
+            return Some(DocId::Community);
+        }
+        if let Some(id) = name.strip_prefix("response-") {
+            return ObjectId::parse(id).map(DocId::Response);
+        }
+        name.strip_prefix("draft-")
+            .and_then(ObjectId::parse)
+            .map(DocId::Draft)
+    }
+}
+
+/// The member who made the operation `id` (the owner of its actor's device).
+pub fn author_of(membership: &Membership, id: &ObjId) -> Option<MemberId> {
+    match id {
+        ObjId::Root => None,
+        ObjId::Id(_, actor, _) => {
+            let device = device_of_actor(actor.to_bytes())?;
+            membership.owner_of(&device).map(|m| m.id)
+        }
+    }
+}
+
+/// A child map object, if present.
+pub fn map(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<ObjId> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+        _ => None,
+    }
+}
+
+/// The `body` text object at the root of a draft document.
+pub fn map_text(doc: &AutoCommit) -> Option<ObjId> {
+    match doc.get(automerge::ROOT, "body") {
+        Ok(Some((Value::Object(ObjType::Text), id))) => Some(id),
+        _ => None,
+    }
+}
+
+/// The keys of a map object.
+pub fn keys(doc: &AutoCommit, obj: &ObjId) -> Vec<String> {
+    doc.keys(obj).collect()
+}
+
+/// A string value, whoever wrote it.
+pub fn string(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+            ScalarValue::Str(t) => Some(t.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A string value written by `author` (ignoring values anyone else wrote).
+pub fn authored_string(
+    doc: &AutoCommit,
+    membership: &Membership,
+    obj: &ObjId,
+    key: &str,
+    author: &MemberId,
+) -> Option<String> {
+    let values = doc.get_all(obj, key).ok()?;
+    values.into_iter().rev().find_map(|(value, id)| {
+        if author_of(membership, &id).as_ref() != Some(author) {
+            return None;
+        }
+        match value {
+            Value::Scalar(s) => match s.as_ref() {
+                ScalarValue::Str(t) => Some(t.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    })
+}
+
+/// An integer value written by `author`.
+pub fn authored_int(
+    doc: &AutoCommit,
+    membership: &Membership,
+    obj: &ObjId,
+    key: &str,
+    author: &MemberId,
+) -> Option<i64> {
+    let values = doc.get_all(obj, key).ok()?;
+    values.into_iter().rev().find_map(|(value, id)| {
+        if author_of(membership, &id).as_ref() != Some(author) {
+            return None;
+        }
+        match value {
+            Value::Scalar(s) => match s.as_ref() {
+                ScalarValue::Int(i) => Some(*i),
+                _ => None,
+            },
+            _ => None,
+        }
+    })
+}
+
+/// A list of strings written by `author`.
+pub fn authored_strings(
+    doc: &AutoCommit,
+    membership: &Membership,
+    obj: &ObjId,
+    key: &str,
+    author: &MemberId,
+) -> Vec<String> {
+    let Ok(values) = doc.get_all(obj, key) else {
+        return Vec::new();
+    };
+    let Some(list) = values.into_iter().rev().find_map(|(value, id)| {
+        (matches!(value, Value::Object(ObjType::List))
+            && author_of(membership, &id).as_ref() == Some(author))
+        .then_some(id)
+    }) else {
+        return Vec::new();
+    };
+    (0..doc.length(&list))
+        .filter_map(|i| match doc.get(&list, i) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Str(t) => Some(t.to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// Maps inside `obj` whose creator is a known member, as (key, object, author).
+pub fn authored_maps(
+    doc: &AutoCommit,
+    membership: &Membership,
+    obj: &ObjId,
+) -> Vec<(String, ObjId, MemberId)> {
+    keys(doc, obj)
+        .into_iter()
+        .filter_map(|key| {
+            let id = map(doc, obj, &key)?;
+            let author = author_of(membership, &id)?;
+            Some((key, id, author))
+        })
+        .collect()
+}
+
+/// The map under `key` created by `owner`, even when someone else wrote a
+/// conflicting value there (the latest of the owner's, by operation order).
+pub fn owned_map(
+    doc: &AutoCommit,
+    membership: &Membership,
+    obj: &ObjId,
+    key: &str,
+    owner: &MemberId,
+) -> Option<ObjId> {
+    let values = doc.get_all(obj, key).ok()?;
+    values.into_iter().rev().find_map(|(value, id)| {
+        (matches!(value, Value::Object(ObjType::Map))
+            && author_of(membership, &id).as_ref() == Some(owner))
+        .then_some(id)
+    })
+}
+
+/// Put a list of strings under `key`.
+pub fn put_strings(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    items: &[String],
+) -> Result<(), automerge::AutomergeError> {
+    let list = doc.put_object(obj, key, ObjType::List)?;
+    for (i, item) in items.iter().enumerate() {
+        doc.insert(&list, i, item.as_str())?;
+    }
+    Ok(())
+}
+
+/// Get the map under `key` in `obj`, creating it if absent.
+pub fn ensure_map(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+) -> Result<ObjId, automerge::AutomergeError> {
+    match map(doc, obj, key) {
+        Some(id) => Ok(id),
+        None => doc.put_object(obj, key, ObjType::Map),
+    }
+}
+
+/// Commit pending operations with a message and time.
+pub fn commit(doc: &mut AutoCommit, message: String, at: i64) {
+    doc.commit_with(
+        automerge::transaction::CommitOptions::default()
+            .with_message(message)
+            .with_time(at),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doc_names_round_trip() {
+        let id = ObjectId::random();
+        for doc in [DocId::Community, DocId::Response(id.clone()), DocId::Draft(id)] {
+            assert_eq!(DocId::parse(&doc.name()), Some(doc.clone()));
+        }
+        assert_eq!(DocId::parse("response-XYZ"), None);
+        assert_eq!(DocId::parse("other"), None);
+    }
+}

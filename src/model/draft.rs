@@ -1,0 +1,178 @@
+//! Drafts: co-written text that a response may adopt.
+//!
+//! Each draft has its own document whose `body` is Automerge Text. An edit
+//! replaces the whole text through `update_text`, which diffs old and new and
+//! applies only the difference, so concurrent edits by different members
+//! merge instead of overwriting each other. The draft's authors are the
+//! members whose devices changed it, read from the change history itself.
+
+use std::collections::BTreeSet;
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ROOT, ReadDoc};
+
+use super::doc::{self, DocId};
+use super::views::{DraftView, MemberRef};
+use super::workspace::heads_hex;
+use super::{ModelError, Result, Workspace};
+use crate::ids::{ObjectId, resolve_prefix};
+use crate::trust::MemberId;
+use crate::trust::signed_change::device_of_actor;
+
+/// A draft as listed in its response's discussion document.
+#[derive(Clone, Debug)]
+pub struct DraftEntry {
+    /// Draft id.
+    pub id: ObjectId,
+    /// The response it belongs to.
+    pub response: ObjectId,
+    /// Title.
+    pub title: String,
+    /// Who created it.
+    pub author: MemberId,
+    /// When.
+    pub at: i64,
+}
+
+impl Workspace {
+    /// Start a draft on a response.
+    pub fn new_draft(&mut self, response: &ObjectId, title: &str, body: &str) -> Result<ObjectId> {
+        self.writer()?;
+        let title = title.trim().to_string();
+        if title.is_empty() {
+            return Err(ModelError::Invalid("a draft needs a title".into()));
+        }
+        if self.outcome_exists(response)? {
+            return Err(ModelError::Invalid(format!(
+                "response {} is already published",
+                response.short()
+            )));
+        }
+        let drafts = self.discussion_map(response, "drafts")?;
+        let now = self.now;
+        let id = ObjectId::random();
+
+        let draft = self.create(&DocId::Draft(id.clone()))?;
+        draft.put(ROOT, "response", response.as_str())?;
+        draft.put(ROOT, "title", title.as_str())?;
+        let text = draft.put_object(ROOT, "body", ObjType::Text)?;
+        draft.splice_text(&text, 0, 0, body)?;
+        doc::commit(draft, format!("create draft {id} '{title}'"), now);
+
+        let discussion = self.write(&DocId::Response(response.clone()))?;
+        let entry = discussion.put_object(&drafts, id.as_str(), ObjType::Map)?;
+        discussion.put(&entry, "title", title.as_str())?;
+        discussion.put(&entry, "at", now)?;
+        doc::commit(discussion, format!("list draft {id} '{title}'"), now);
+        Ok(id)
+    }
+
+    /// Replace a draft's text through a diff; false if nothing changed.
+    pub fn edit_draft(&mut self, entry: &DraftEntry, body: &str) -> Result<bool> {
+        self.writer()?;
+        if self.outcome_exists(&entry.response)? {
+            return Err(ModelError::Invalid(format!(
+                "response {} is published; its drafts are frozen",
+                entry.response.short()
+            )));
+        }
+        if self.draft_text(&entry.id)? == body {
+            return Ok(false);
+        }
+        let now = self.now;
+        let doc = self.write(&DocId::Draft(entry.id.clone()))?;
+        let text = doc::map_text(doc)
+            .ok_or_else(|| ModelError::Invalid(format!("draft {} has no text", entry.id.short())))?;
+        doc.update_text(&text, body)?;
+        doc::commit(doc, format!("edit draft {}", entry.id), now);
+        Ok(true)
+    }
+
+    /// The drafts of a response, oldest first.
+    pub fn draft_entries(&mut self, response: &ObjectId) -> Result<Vec<DraftEntry>> {
+        let drafts = self.discussion_map(response, "drafts")?;
+        let (doc, m) = self.discussion(response)?;
+        let mut out: Vec<DraftEntry> = doc::authored_maps(doc, m, &drafts)
+            .into_iter()
+            .filter_map(|(key, obj, author)| {
+                Some(DraftEntry {
+                    id: ObjectId::parse(&key)?,
+                    response: response.clone(),
+                    title: doc::authored_string(doc, m, &obj, "title", &author)?,
+                    author,
+                    at: doc::authored_int(doc, m, &obj, "at", &author).unwrap_or(0),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        Ok(out)
+    }
+
+    /// Find a draft by id prefix across all responses.
+    pub fn resolve_draft(&mut self, prefix: &str) -> Result<DraftEntry> {
+        let mut all = Vec::new();
+        for response in self.index()? {
+            for d in self.draft_entries(&response.id)? {
+                all.push((d.id.to_string(), d));
+            }
+        }
+        Ok(resolve_prefix(prefix, all, "draft")?)
+    }
+
+    /// A draft's current text.
+    pub fn draft_text(&mut self, draft: &ObjectId) -> Result<String> {
+        let doc = self.read(&DocId::Draft(draft.clone()))?;
+        let text = doc::map_text(doc)
+            .ok_or_else(|| ModelError::Invalid(format!("draft {} has no text", draft.short())))?;
+        Ok(doc.text(&text)?)
+    }
+
+    /// A draft's current version: its document heads, hex, sorted.
+    pub fn draft_version(&mut self, draft: &ObjectId) -> Result<Vec<String>> {
+        let id = DocId::Draft(draft.clone());
+        self.read(&id)?;
+        Ok(self.docs.get_mut(&id).map(|o| heads_hex(&mut o.doc)).unwrap_or_default())
+    }
+
+    /// Members who changed a draft, in order of their first change.
+    pub fn draft_authors(&mut self, draft: &ObjectId) -> Result<Vec<MemberRef>> {
+        let id = DocId::Draft(draft.clone());
+        self.read(&id)?;
+        let Some(open) = self.docs.get_mut(&id) else {
+            return Ok(Vec::new());
+        };
+        let mut changes: Vec<(i64, MemberId)> = open
+            .doc
+            .get_changes_meta(&[])
+            .iter()
+            .filter_map(|c| {
+                let device = device_of_actor(c.actor.to_bytes())?;
+                Some((c.timestamp, self.membership.owner_of(&device)?.id))
+            })
+            .collect();
+        changes.sort();
+        let mut seen = BTreeSet::new();
+        Ok(changes
+            .into_iter()
+            .filter(|(_, m)| seen.insert(*m))
+            .map(|(_, m)| MemberRef {
+                member: m,
+                name: self.membership.name_of(&m),
+            })
+            .collect())
+    }
+
+    /// Everything about one draft, with the stances taken on it.
+    pub fn draft_view(&mut self, entry: &DraftEntry) -> Result<DraftView> {
+        Ok(DraftView {
+            id: entry.id.to_string(),
+            response: entry.response.to_string(),
+            title: entry.title.clone(),
+            body: self.draft_text(&entry.id)?,
+            authors: self.draft_authors(&entry.id)?,
+            version: self.draft_version(&entry.id)?,
+            stances: self.stances_on(&entry.response, &entry.id)?,
+            at: entry.at,
+        })
+    }
+}

@@ -1,0 +1,286 @@
+//! Publishing a response and endorsing it.
+//!
+//! Publishing freezes the adopted draft's text, its SHA-256, the tally and a
+//! dissent annex (every reservation, stand-aside and objection with its
+//! reason, and the other drafts with their supporters) into a statement that
+//! the facilitator signs with their member key. Members then endorse the
+//! published text by signing its hash together with their stance. Both
+//! signatures verify offline from an export (see `export`).
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ROOT, Value};
+use serde::{Deserialize, Serialize};
+
+use super::doc::{self, DocId};
+use super::views::{
+    DissentEntry, EndorsementView, MemberRef, MinorityDraft, OutcomeView, ResponseKind, Stance,
+    TallyView,
+};
+use super::{ModelError, Result, Workspace};
+use crate::ids::ObjectId;
+use crate::trust::keys::signature_from_hex;
+use crate::trust::statement::{sign_endorsement, sign_publication, verify_endorsement};
+use crate::trust::{CommunityId, MemberId, SecretKey};
+
+/// The format tag of a publication statement.
+pub const STATEMENT_FORMAT: &str = "convene/publication/v1";
+
+/// What the facilitator signs when publishing. Its JSON text is stored and
+/// exported byte for byte, and the signature covers exactly those bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    /// Always [`STATEMENT_FORMAT`].
+    pub format: String,
+    /// The community.
+    pub community: CommunityId,
+    /// The response.
+    pub response: String,
+    /// development | request.
+    pub kind: String,
+    /// Title.
+    pub title: String,
+    /// Summary.
+    pub summary: String,
+    /// Who asked (requests).
+    pub requester: Option<String>,
+    /// Their questions (requests).
+    pub questions: Vec<String>,
+    /// Reply-by date (requests).
+    pub due: Option<String>,
+    /// The adopted draft.
+    pub draft: String,
+    /// SHA-256 of the adopted text, hex.
+    pub text_hash: String,
+    /// The tally at publication.
+    pub tally: TallyView,
+    /// The dissent annex.
+    pub dissent: Vec<DissentEntry>,
+    /// The other drafts with their supporters.
+    pub minority_drafts: Vec<MinorityDraft>,
+    /// The publishing facilitator.
+    pub published_by: MemberId,
+    /// When, Unix seconds.
+    pub published_at: i64,
+}
+
+/// SHA-256 of a text, hex.
+pub fn text_hash(text: &str) -> String {
+    hex::encode(crate::trust::sha256(text.as_bytes()))
+}
+
+impl Workspace {
+    fn outcome_obj(&mut self, response: &ObjectId) -> Result<Option<(automerge::ObjId, MemberId)>> {
+        let (doc, m) = self.discussion(response)?;
+        let Ok(values) = automerge::ReadDoc::get_all(doc, ROOT, "outcome") else {
+            return Ok(None);
+        };
+        Ok(values.into_iter().rev().find_map(|(value, id)| {
+            if !matches!(value, Value::Object(ObjType::Map)) {
+                return None;
+            }
+            let author = doc::author_of(m, &id)?;
+            m.member(&author)
+                .is_some_and(|x| x.role.can_facilitate())
+                .then_some((id, author))
+        }))
+    }
+
+    /// Has a facilitator published this response?
+    pub fn outcome_exists(&mut self, response: &ObjectId) -> Result<bool> {
+        Ok(self.outcome_obj(response)?.is_some())
+    }
+
+    /// Publish a response with `draft` as the adopted text; facilitators only.
+    /// `key` is the acting member's member key, which signs the statement.
+    pub fn publish(&mut self, response: &ObjectId, draft: &ObjectId, key: &SecretKey) -> Result<OutcomeView> {
+        let me = self.facilitator("publish")?.id;
+        if MemberId(key.public()) != me {
+            return Err(ModelError::NotAllowed("the member key does not match the acting member".into()));
+        }
+        if self.outcome_exists(response)? {
+            return Err(ModelError::Invalid(format!("response {} is already published", response.short())));
+        }
+        let drafts = self.draft_entries(response)?;
+        let adopted = drafts.iter().find(|d| d.id == *draft).ok_or_else(|| {
+            ModelError::Invalid(format!("draft {} is not a draft of response {}", draft.short(), response.short()))
+        })?;
+        let text = self.draft_text(draft)?;
+        if text.trim().is_empty() {
+            return Err(ModelError::Invalid(format!("draft {} is empty", draft.short())));
+        }
+        let view = self.show(response)?;
+        let tally = self.tally(response)?;
+        let stances = self.all_stances(response)?;
+        let dissent = stances
+            .iter()
+            .filter(|s| s.draft == *draft && s.view.stance.is_dissent())
+            .map(|s| DissentEntry {
+                member: s.view.member,
+                name: s.view.name.clone(),
+                stance: s.view.stance.as_str().to_string(),
+                reason: s.view.reason.clone().unwrap_or_default(),
+                stale: s.view.stale,
+            })
+            .collect();
+        let mut minority_drafts = Vec::new();
+        for d in drafts.iter().filter(|d| d.id != *draft) {
+            let supporters: Vec<String> = stances
+                .iter()
+                .filter(|s| s.draft == d.id && s.view.stance == Stance::Support)
+                .map(|s| s.view.name.clone())
+                .collect();
+            if !supporters.is_empty() {
+                minority_drafts.push(MinorityDraft {
+                    id: d.id.to_string(),
+                    title: d.title.clone(),
+                    text: self.draft_text(&d.id)?,
+                    supporters,
+                });
+            }
+        }
+        let now = self.now;
+        let hash = text_hash(&text);
+        let statement = Statement {
+            format: STATEMENT_FORMAT.into(),
+            community: self.membership.community,
+            response: response.to_string(),
+            kind: view.kind.as_str().into(),
+            title: view.title,
+            summary: view.summary,
+            requester: view.requester,
+            questions: view.questions,
+            due: view.due,
+            draft: adopted.id.to_string(),
+            text_hash: hash.clone(),
+            tally,
+            dissent,
+            minority_drafts,
+            published_by: me,
+            published_at: now,
+        };
+        let statement_text = serde_json::to_string(&statement)
+            .map_err(|e| ModelError::Invalid(format!("cannot encode the statement: {e}")))?;
+        let signature = sign_publication(key, &self.membership.community, statement_text.as_bytes());
+
+        let doc = self.write(&DocId::Response(response.clone()))?;
+        let o = doc.put_object(ROOT, "outcome", ObjType::Map)?;
+        doc.put(&o, "draft", draft.as_str())?;
+        doc.put(&o, "text", text.as_str())?;
+        doc.put(&o, "text_hash", hash.as_str())?;
+        doc.put(&o, "statement", statement_text.as_str())?;
+        doc.put(&o, "signature", hex::encode(signature))?;
+        doc.put(&o, "at", now)?;
+        doc::commit(doc, format!("publish response {response} with draft {draft}"), now);
+        self.outcome(response)?
+            .ok_or_else(|| ModelError::Invalid("the outcome just written cannot be read".into()))
+    }
+
+    /// The published outcome with its valid endorsements, if published.
+    pub fn outcome(&mut self, response: &ObjectId) -> Result<Option<OutcomeView>> {
+        let Some((obj, publisher)) = self.outcome_obj(response)? else {
+            return Ok(None);
+        };
+        let endorsements_map = self.discussion_map(response, "endorsements")?;
+        let community = self.membership.community;
+        let (doc, m) = self.discussion(response)?;
+        let get = |k: &str| doc::authored_string(doc, m, &obj, k, &publisher);
+        let (Some(draft), Some(text), Some(hash), Some(statement_text), Some(signature)) =
+            (get("draft"), get("text"), get("text_hash"), get("statement"), get("signature"))
+        else {
+            return Ok(None);
+        };
+        let Ok(statement) = serde_json::from_str::<Statement>(&statement_text) else {
+            return Ok(None);
+        };
+        let mut endorsements = Vec::new();
+        for member in m.members() {
+            let Some(e) = doc::owned_map(doc, m, &endorsements_map, &member.id.to_hex(), &member.id) else {
+                continue;
+            };
+            let (Some(stance), Some(sig)) = (
+                doc::authored_string(doc, m, &e, "stance", &member.id),
+                doc::authored_string(doc, m, &e, "signature", &member.id),
+            ) else {
+                continue;
+            };
+            let valid = signature_from_hex(&sig).is_some_and(|s| {
+                verify_endorsement(&member.id, &community, response.as_str(), &hash, &stance, &s).is_ok()
+            });
+            if valid {
+                endorsements.push(EndorsementView {
+                    member: member.id,
+                    name: member.name.clone(),
+                    stance,
+                    signature: sig,
+                });
+            }
+        }
+        endorsements.sort_by(|a, b| (&a.name, a.member).cmp(&(&b.name, b.member)));
+        Ok(Some(OutcomeView {
+            draft,
+            text,
+            text_hash: hash,
+            published_by: MemberRef {
+                member: publisher,
+                name: m.name_of(&publisher),
+            },
+            published_at: statement.published_at,
+            tally: serde_json::to_value(&statement.tally).unwrap_or_default(),
+            dissent: statement.dissent,
+            minority_drafts: statement.minority_drafts,
+            statement: statement_text,
+            statement_signature: signature,
+            endorsements,
+        }))
+    }
+
+    /// Endorse a published response with the acting member's stance on the
+    /// adopted draft. `key` is their member key.
+    pub fn endorse(&mut self, response: &ObjectId, key: &SecretKey) -> Result<EndorsementView> {
+        let me = self.writer()?.clone();
+        if MemberId(key.public()) != me.id {
+            return Err(ModelError::NotAllowed("the member key does not match the acting member".into()));
+        }
+        let outcome = self.outcome(response)?.ok_or_else(|| {
+            ModelError::Invalid(format!("response {} is not published yet", response.short()))
+        })?;
+        if outcome.endorsements.iter().any(|e| e.member == me.id) {
+            return Err(ModelError::Invalid(format!("{} already endorsed this response", me.name)));
+        }
+        let adopted = ObjectId::parse(&outcome.draft)
+            .ok_or_else(|| ModelError::Invalid("the outcome names no draft".into()))?;
+        let stance = self
+            .stances_on(response, &adopted)?
+            .into_iter()
+            .find(|s| s.member == me.id)
+            .map(|s| s.stance)
+            .ok_or_else(|| {
+                ModelError::Invalid(format!(
+                    "{} took no stance on the adopted draft {}, so there is nothing to endorse it with",
+                    me.name,
+                    adopted.short()
+                ))
+            })?;
+        let community = self.membership.community;
+        let signature = sign_endorsement(key, &community, response.as_str(), &outcome.text_hash, stance.as_str());
+        let endorsements = self.discussion_map(response, "endorsements")?;
+        let now = self.now;
+        let doc = self.write(&DocId::Response(response.clone()))?;
+        let e = doc.put_object(&endorsements, me.id.to_hex(), ObjType::Map)?;
+        doc.put(&e, "stance", stance.as_str())?;
+        doc.put(&e, "signature", hex::encode(signature))?;
+        doc.put(&e, "at", now)?;
+        doc::commit(doc, format!("endorse response {response} ({})", stance.as_str()), now);
+        Ok(EndorsementView {
+            member: me.id,
+            name: me.name,
+            stance: stance.as_str().into(),
+            signature: hex::encode(signature),
+        })
+    }
+}
+
+/// The kind word of a statement, checked.
+pub fn statement_kind(statement: &Statement) -> Option<ResponseKind> {
+    ResponseKind::parse(&statement.kind)
+}

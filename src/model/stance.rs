@@ -1,0 +1,126 @@
+//! Stances: each member's position on a draft, bound to the draft version.
+//!
+//! Stances live in the discussion document's flat `stances` map under
+//! `<draft id>:<member key>`, and only the member named in the key can write
+//! there (a value created by anyone else is ignored). A stance records the
+//! draft's heads; once the draft changes, the stance shows as stale until the
+//! member takes it again.
+
+use automerge::ObjType;
+use automerge::transaction::Transactable;
+
+use super::doc::{self, DocId};
+use super::draft::DraftEntry;
+use super::views::{Stance, StanceView};
+use super::{ModelError, Result, Workspace};
+use crate::ids::ObjectId;
+use crate::trust::MemberId;
+
+/// A stance with the draft it is on.
+#[derive(Clone, Debug)]
+pub struct DraftStance {
+    /// The draft.
+    pub draft: ObjectId,
+    /// The stance.
+    pub view: StanceView,
+}
+
+fn stance_key(draft: &ObjectId, member: &MemberId) -> String {
+    format!("{draft}:{member}")
+}
+
+impl Workspace {
+    /// Take (or change) the acting member's stance on a draft.
+    pub fn take_stance(
+        &mut self,
+        entry: &DraftEntry,
+        stance: Stance,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let me = self.writer()?.id;
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if stance.needs_reason() && reason.is_none() {
+            return Err(ModelError::Invalid(format!(
+                "a reason is required for {}: add -m REASON",
+                stance.as_str()
+            )));
+        }
+        if self.outcome_exists(&entry.response)? {
+            return Err(ModelError::Invalid(format!(
+                "response {} is published; stances are closed",
+                entry.response.short()
+            )));
+        }
+        let version = self.draft_version(&entry.id)?;
+        let stances = self.discussion_map(&entry.response, "stances")?;
+        let now = self.now;
+        let doc = self.write(&DocId::Response(entry.response.clone()))?;
+        let s = doc.put_object(&stances, stance_key(&entry.id, &me), ObjType::Map)?;
+        doc.put(&s, "stance", stance.as_str())?;
+        if let Some(reason) = reason {
+            doc.put(&s, "reason", reason)?;
+        }
+        doc::put_strings(doc, &s, "version", &version)?;
+        doc.put(&s, "at", now)?;
+        doc::commit(doc, format!("stance {} on draft {}", stance.as_str(), entry.id), now);
+        Ok(())
+    }
+
+    /// Every stance on every draft of a response.
+    pub fn all_stances(&mut self, response: &ObjectId) -> Result<Vec<DraftStance>> {
+        let drafts: Vec<ObjectId> = self.draft_entries(response)?.into_iter().map(|d| d.id).collect();
+        let stances = self.discussion_map(response, "stances")?;
+        let (doc, m) = self.discussion(response)?;
+        let mut found = Vec::new();
+        for key in doc::keys(doc, &stances) {
+            let Some((draft, member)) = key.split_once(':') else {
+                continue;
+            };
+            let (Some(draft), Some(member)) = (ObjectId::parse(draft), MemberId::from_hex(member))
+            else {
+                continue;
+            };
+            if !drafts.contains(&draft) {
+                continue;
+            }
+            let Some(obj) = doc::owned_map(doc, m, &stances, &key, &member) else {
+                continue;
+            };
+            let Some(stance) = doc::authored_string(doc, m, &obj, "stance", &member)
+                .as_deref()
+                .and_then(Stance::parse)
+            else {
+                continue;
+            };
+            found.push((
+                draft,
+                StanceView {
+                    member,
+                    name: m.name_of(&member),
+                    stance,
+                    reason: doc::authored_string(doc, m, &obj, "reason", &member),
+                    stale: false,
+                    version: doc::authored_strings(doc, m, &obj, "version", &member),
+                    at: doc::authored_int(doc, m, &obj, "at", &member).unwrap_or(0),
+                },
+            ));
+        }
+        let mut out = Vec::new();
+        for (draft, mut view) in found {
+            view.stale = view.version != self.draft_version(&draft)?;
+            out.push(DraftStance { draft, view });
+        }
+        out.sort_by(|a, b| (&a.draft, &a.view.name, a.view.member).cmp(&(&b.draft, &b.view.name, b.view.member)));
+        Ok(out)
+    }
+
+    /// The stances on one draft, by member name.
+    pub fn stances_on(&mut self, response: &ObjectId, draft: &ObjectId) -> Result<Vec<StanceView>> {
+        Ok(self
+            .all_stances(response)?
+            .into_iter()
+            .filter(|s| s.draft == *draft)
+            .map(|s| s.view)
+            .collect())
+    }
+}

@@ -1,0 +1,87 @@
+//! The range of views on a response: stance counts per draft, stale stances,
+//! who has not yet been heard, and each member's share of voice.
+//!
+//! Equity of voice is a first-class view: a member with write rights who has
+//! neither commented nor taken a stance on a response is listed by name.
+
+use std::collections::BTreeMap;
+
+use super::views::{DraftTally, MemberRef, Participation, StanceCounts, TallyView};
+use super::{Result, Workspace};
+use crate::ids::ObjectId;
+use crate::trust::MemberId;
+
+impl Workspace {
+    /// The tally of one response.
+    pub fn tally(&mut self, response: &ObjectId) -> Result<TallyView> {
+        let stances = self.all_stances(response)?;
+        let drafts = self
+            .draft_entries(response)?
+            .into_iter()
+            .map(|d| {
+                let mut counts = StanceCounts::default();
+                let mut stale = 0;
+                for s in stances.iter().filter(|s| s.draft == d.id) {
+                    counts.add(s.view.stance);
+                    stale += usize::from(s.view.stale);
+                }
+                DraftTally {
+                    id: d.id.to_string(),
+                    title: d.title,
+                    counts,
+                    stale,
+                }
+            })
+            .collect();
+
+        let mut voice: BTreeMap<MemberId, (usize, usize, usize)> = BTreeMap::new();
+        for thread in self.threads(response)? {
+            for c in thread.comments {
+                let v = voice.entry(c.author).or_default();
+                v.0 += 1;
+                v.1 += c.body.split_whitespace().count();
+            }
+        }
+        for s in &stances {
+            voice.entry(s.view.member).or_default().2 += 1;
+        }
+
+        let m = self.membership();
+        let mut participation: Vec<Participation> = m
+            .members()
+            .filter(|member| !member.removed)
+            .map(|member| {
+                let (comments, words, stances) = voice.get(&member.id).copied().unwrap_or_default();
+                Participation {
+                    member: member.id,
+                    name: member.name.clone(),
+                    comments,
+                    words,
+                    stances,
+                }
+            })
+            .collect();
+        participation.sort_by(|a, b| {
+            (b.words, b.comments, b.stances)
+                .cmp(&(a.words, a.comments, a.stances))
+                .then_with(|| (&a.name, a.member).cmp(&(&b.name, b.member)))
+        });
+        let mut not_yet_heard: Vec<MemberRef> = m
+            .members()
+            .filter(|member| !member.removed && member.role.can_write())
+            .filter(|member| !voice.contains_key(&member.id))
+            .map(|member| MemberRef {
+                member: member.id,
+                name: member.name.clone(),
+            })
+            .collect();
+        not_yet_heard.sort_by(|a, b| (&a.name, a.member).cmp(&(&b.name, b.member)));
+
+        Ok(TallyView {
+            response: response.to_string(),
+            drafts,
+            not_yet_heard,
+            participation,
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! Threads and comments: where members discuss a response.
+//!
+//! A thread is a map in the discussion document's `threads`, created with its
+//! own `comments` map so that no two members ever race to create a container.
+//! Comment bodies are plain strings, not co-edited text: a comment has one
+//! author, and its author is the member whose device created it.
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjId, ObjType};
+
+use super::doc::{self, DocId};
+use super::views::{CommentView, ThreadView};
+use super::{ModelError, Result, Workspace};
+use crate::ids::{ObjectId, resolve_prefix};
+use crate::trust::Membership;
+
+fn non_empty(text: &str, what: &str) -> Result<String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(ModelError::Invalid(format!("{what} is empty")));
+    }
+    Ok(t.to_string())
+}
+
+fn put_comment(
+    doc: &mut AutoCommit,
+    comments: &ObjId,
+    id: &ObjectId,
+    body: &str,
+    reply_to: Option<&ObjectId>,
+    now: i64,
+) -> Result<()> {
+    let c = doc.put_object(comments, id.as_str(), ObjType::Map)?;
+    doc.put(&c, "body", body)?;
+    if let Some(parent) = reply_to {
+        doc.put(&c, "reply_to", parent.as_str())?;
+    }
+    doc.put(&c, "at", now)?;
+    Ok(())
+}
+
+fn read_thread(doc: &AutoCommit, m: &Membership, key: &str, obj: &ObjId) -> Option<ThreadView> {
+    let author = doc::author_of(m, obj)?;
+    let title = doc::authored_string(doc, m, obj, "title", &author)?;
+    let at = doc::authored_int(doc, m, obj, "at", &author).unwrap_or(0);
+    let mut comments = Vec::new();
+    if let Some(cmap) = doc::map(doc, obj, "comments") {
+        for (cid, cobj, cauthor) in doc::authored_maps(doc, m, &cmap) {
+            let Some(body) = doc::authored_string(doc, m, &cobj, "body", &cauthor) else {
+                continue;
+            };
+            comments.push(CommentView {
+                id: cid,
+                author: cauthor,
+                author_name: m.name_of(&cauthor),
+                body,
+                reply_to: doc::authored_string(doc, m, &cobj, "reply_to", &cauthor),
+                at: doc::authored_int(doc, m, &cobj, "at", &cauthor).unwrap_or(0),
+            });
+        }
+    }
+    comments.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+    Some(ThreadView {
+        id: key.to_string(),
+        title,
+        author,
+        author_name: m.name_of(&author),
+        at,
+        comments,
+    })
+}
+
+impl Workspace {
+    /// Start a thread on a response, optionally with a first comment.
+    pub fn start_thread(
+        &mut self,
+        response: &ObjectId,
+        title: &str,
+        first: Option<&str>,
+    ) -> Result<(ObjectId, Option<ObjectId>)> {
+        self.writer()?;
+        let title = non_empty(title, "the thread title")?;
+        let first = first.map(|b| non_empty(b, "the comment")).transpose()?;
+        let threads = self.discussion_map(response, "threads")?;
+        let now = self.now;
+        let id = ObjectId::random();
+        let first_id = first.as_ref().map(|_| ObjectId::random());
+        let doc = self.write(&DocId::Response(response.clone()))?;
+        let t = doc.put_object(&threads, id.as_str(), ObjType::Map)?;
+        doc.put(&t, "title", title.as_str())?;
+        doc.put(&t, "at", now)?;
+        let comments = doc.put_object(&t, "comments", ObjType::Map)?;
+        if let (Some(body), Some(cid)) = (&first, &first_id) {
+            put_comment(doc, &comments, cid, body, None, now)?;
+        }
+        doc::commit(doc, format!("start thread {id} '{title}'"), now);
+        Ok((id, first_id))
+    }
+
+    /// Post a comment in a thread, optionally replying to another comment.
+    pub fn post(
+        &mut self,
+        response: &ObjectId,
+        thread: &ObjectId,
+        body: &str,
+        reply_to: Option<&str>,
+    ) -> Result<ObjectId> {
+        self.writer()?;
+        let body = non_empty(body, "the comment")?;
+        let reply_to = match reply_to {
+            None => None,
+            Some(prefix) => Some(self.resolve_comment(response, thread, prefix)?),
+        };
+        let threads = self.discussion_map(response, "threads")?;
+        let now = self.now;
+        let id = ObjectId::random();
+        let doc = self.write(&DocId::Response(response.clone()))?;
+        let t = doc::map(doc, &threads, thread.as_str())
+            .ok_or_else(|| ModelError::Invalid(format!("no thread {}", thread.short())))?;
+        let comments = doc::map(doc, &t, "comments")
+            .ok_or_else(|| ModelError::Invalid(format!("thread {} is damaged", thread.short())))?;
+        put_comment(doc, &comments, &id, &body, reply_to.as_ref(), now)?;
+        let what = match &reply_to {
+            Some(p) => format!("reply {id} to {} in thread {thread}", p.short()),
+            None => format!("comment {id} in thread {thread}"),
+        };
+        doc::commit(doc, what, now);
+        Ok(id)
+    }
+
+    /// The threads of a response, oldest first.
+    pub fn threads(&mut self, response: &ObjectId) -> Result<Vec<ThreadView>> {
+        let threads = self.discussion_map(response, "threads")?;
+        let (doc, m) = self.discussion(response)?;
+        let mut out: Vec<ThreadView> = doc::keys(doc, &threads)
+            .into_iter()
+            .filter_map(|key| {
+                let obj = doc::map(doc, &threads, &key)?;
+                read_thread(doc, m, &key, &obj)
+            })
+            .collect();
+        out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        Ok(out)
+    }
+
+    /// Find a thread by id prefix across all responses: (response, thread).
+    pub fn resolve_thread(&mut self, prefix: &str) -> Result<(ObjectId, ObjectId)> {
+        let mut all = Vec::new();
+        for entry in self.index()? {
+            for t in self.threads(&entry.id)? {
+                if let Some(tid) = ObjectId::parse(&t.id) {
+                    all.push((t.id.clone(), (entry.id.clone(), tid)));
+                }
+            }
+        }
+        Ok(resolve_prefix(prefix, all, "thread")?)
+    }
+
+    /// Find a comment by id prefix within a thread.
+    pub fn resolve_comment(
+        &mut self,
+        response: &ObjectId,
+        thread: &ObjectId,
+        prefix: &str,
+    ) -> Result<ObjectId> {
+        let comments = self
+            .threads(response)?
+            .into_iter()
+            .find(|t| t.id == thread.as_str())
+            .map(|t| t.comments)
+            .unwrap_or_default();
+        let ids = comments
+            .into_iter()
+            .filter_map(|c| ObjectId::parse(&c.id).map(|id| (c.id, id)));
+        Ok(resolve_prefix(prefix, ids, "comment in this thread")?)
+    }
+}
+

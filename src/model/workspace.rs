@@ -1,0 +1,233 @@
+//! The documents of one community open in memory, and who is acting.
+//!
+//! A [`Workspace`] loads documents on demand through a [`DocLoader`] (the
+//! store verifies every signature before handing a document over), lets the
+//! typed operations of this module's siblings change them, and then hands the
+//! new local changes back with [`Workspace::take_new_changes`] so the store
+//! can sign and persist them.
+
+use std::collections::BTreeMap;
+
+use automerge::{ActorId, AutoCommit, Change, ChangeHash};
+
+use super::doc::DocId;
+use super::{ModelError, Result};
+use crate::trust::{Member, MemberId, Membership, Role};
+
+/// Why a document could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct LoadError {
+    /// What went wrong, for people.
+    pub message: String,
+    /// True when the cause is corruption or a refused signature (exit 4).
+    pub integrity: bool,
+}
+
+/// Where documents come from: the store on disk, or memory in tests.
+pub trait DocLoader {
+    /// Load a document, fully verified, or `None` if it does not exist.
+    fn load(&mut self, id: &DocId) -> std::result::Result<Option<AutoCommit>, LoadError>;
+}
+
+/// A loader with no documents (a community seen for the first time, tests).
+pub struct NoDocs;
+
+impl DocLoader for NoDocs {
+    fn load(&mut self, _: &DocId) -> std::result::Result<Option<AutoCommit>, LoadError> {
+        Ok(None)
+    }
+}
+
+/// The member acting through this device, and the actor their changes use.
+#[derive(Clone, Debug)]
+pub struct Writer {
+    /// The acting member.
+    pub member: MemberId,
+    /// This store's actor: device key ‖ random suffix.
+    pub actor: ActorId,
+}
+
+pub(super) struct OpenDoc {
+    pub(super) doc: AutoCommit,
+    /// Heads when loaded or last persisted: changes after them are new.
+    persisted_heads: Vec<ChangeHash>,
+}
+
+/// Open documents of one community.
+pub struct Workspace {
+    pub(super) membership: Membership,
+    pub(super) writer: Option<Writer>,
+    pub(super) now: i64,
+    pub(super) docs: BTreeMap<DocId, OpenDoc>,
+    pub(super) loader: Box<dyn DocLoader>,
+}
+
+impl Workspace {
+    /// A workspace over `loader` for `membership`, at time `now`.
+    pub fn new(membership: Membership, loader: Box<dyn DocLoader>, now: i64) -> Self {
+        Workspace {
+            membership,
+            writer: None,
+            now,
+            docs: BTreeMap::new(),
+            loader,
+        }
+    }
+
+    /// Act as `writer` (without one the workspace is read-only).
+    pub fn with_writer(mut self, writer: Writer) -> Self {
+        self.writer = Some(writer);
+        self
+    }
+
+    /// The roster.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// The time operations are stamped with.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// The acting member, who must have write rights.
+    pub(crate) fn writer(&self) -> Result<&Member> {
+        let writer = self
+            .writer
+            .as_ref()
+            .ok_or_else(|| ModelError::NotAllowed("this workspace is read-only".into()))?;
+        let member = self.membership.member(&writer.member).ok_or_else(|| {
+            ModelError::NotAllowed(format!("{} is not a member", writer.member.short()))
+        })?;
+        if member.removed || !member.role.can_write() {
+            return Err(ModelError::NotAllowed(format!(
+                "{} ({}) may not write here",
+                member.name,
+                member.role.as_str()
+            )));
+        }
+        Ok(member)
+    }
+
+    /// The acting member, who must be a facilitator.
+    pub(crate) fn facilitator(&self, action: &str) -> Result<&Member> {
+        let member = self.writer()?;
+        if !member.role.can_facilitate() {
+            return Err(ModelError::NotAllowed(format!(
+                "only facilitators may {action}; {} is a {}",
+                member.name,
+                member.role.as_str()
+            )));
+        }
+        Ok(member)
+    }
+
+    /// Make sure a document is loaded; false if it does not exist.
+    pub fn load(&mut self, id: &DocId) -> Result<bool> {
+        if self.docs.contains_key(id) {
+            return Ok(true);
+        }
+        let Some(mut doc) = self.loader.load(id)? else {
+            return Ok(false);
+        };
+        if let Some(w) = &self.writer {
+            doc.set_actor(w.actor.clone());
+        }
+        let persisted_heads = doc.get_heads();
+        self.docs.insert(
+            id.clone(),
+            OpenDoc {
+                doc,
+                persisted_heads,
+            },
+        );
+        Ok(true)
+    }
+
+    /// A loaded document (call [`Workspace::load`] first).
+    pub fn get(&self, id: &DocId) -> Option<&AutoCommit> {
+        self.docs.get(id).map(|d| &d.doc)
+    }
+
+    /// Load a document for reading; an error if it does not exist.
+    pub fn read(&mut self, id: &DocId) -> Result<&AutoCommit> {
+        if !self.load(id)? {
+            return Err(ModelError::Invalid(format!("document {} is missing", id.name())));
+        }
+        self.get(id)
+            .ok_or_else(|| ModelError::Invalid(format!("document {} is missing", id.name())))
+    }
+
+    /// Load a document for writing; an error if it does not exist.
+    pub fn write(&mut self, id: &DocId) -> Result<&mut AutoCommit> {
+        self.writer()?;
+        if !self.load(id)? {
+            return Err(ModelError::Invalid(format!("document {} is missing", id.name())));
+        }
+        self.docs
+            .get_mut(id)
+            .map(|d| &mut d.doc)
+            .ok_or_else(|| ModelError::Invalid(format!("document {} is missing", id.name())))
+    }
+
+    /// Create a new, empty document for writing.
+    pub fn create(&mut self, id: &DocId) -> Result<&mut AutoCommit> {
+        let actor = self
+            .writer
+            .as_ref()
+            .map(|w| w.actor.clone())
+            .ok_or_else(|| ModelError::NotAllowed("this workspace is read-only".into()))?;
+        if self.load(id)? {
+            return Err(ModelError::Invalid(format!("document {} exists", id.name())));
+        }
+        let open = self.docs.entry(id.clone()).or_insert(OpenDoc {
+            doc: AutoCommit::new().with_actor(actor),
+            persisted_heads: Vec::new(),
+        });
+        Ok(&mut open.doc)
+    }
+
+    /// The changes made since load (or the last call), per document, oldest
+    /// first. The caller signs and persists them.
+    pub fn take_new_changes(&mut self) -> Vec<(DocId, Vec<Change>)> {
+        let mut out = Vec::new();
+        for (id, open) in &mut self.docs {
+            let heads = open.doc.get_heads();
+            if heads == open.persisted_heads {
+                continue;
+            }
+            let changes = open.doc.get_changes(&open.persisted_heads);
+            open.persisted_heads = heads;
+            if !changes.is_empty() {
+                out.push((id.clone(), changes));
+            }
+        }
+        out
+    }
+
+    /// Heads of a document, hex, sorted (empty if it does not exist).
+    pub fn heads_hex(&mut self, id: &DocId) -> Result<Vec<String>> {
+        if !self.load(id)? {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .docs
+            .get_mut(id)
+            .map(|open| heads_hex(&mut open.doc))
+            .unwrap_or_default())
+    }
+
+    /// Whether the acting member has the given role or higher.
+    pub fn writer_role(&self) -> Option<Role> {
+        let w = self.writer.as_ref()?;
+        self.membership.member(&w.member).map(|m| m.role)
+    }
+}
+
+/// The heads of a document as sorted hex strings (a draft's "version").
+pub fn heads_hex(doc: &mut AutoCommit) -> Vec<String> {
+    let mut heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
+    heads.sort();
+    heads
+}
