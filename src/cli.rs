@@ -1,1 +1,440 @@
-//! cli
+//! The command line: the contract of `../shared/CLI.md`.
+//!
+//! One file per command group; this file declares the arguments, runs the
+//! chosen command and maps every error to an exit code in one place:
+//! 0 success, 1 failed, 2 usage, 3 partial, 4 integrity or security.
+
+mod community;
+mod demo;
+mod discuss;
+mod draft;
+mod identity;
+mod input;
+mod log;
+mod output;
+mod publish;
+mod respond;
+mod session;
+mod stance;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use output::Ctx;
+
+/// convene: a community of practice co-authors its joint response.
+#[derive(Debug, Parser)]
+#[command(name = "convene", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Where identity and communities live [default: the platform data dir]
+    #[arg(long, env = "CONVENE_HOME", global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Which community: id, unique id prefix or name [default: the current one]
+    #[arg(short = 'c', long, global = true, value_name = "ID")]
+    community: Option<String>,
+    /// Print one JSON document on stdout and nothing else there
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress or hints on stderr
+    #[arg(short = 'q', long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create this device's member and device keys
+    Init {
+        /// Your name, as other members will see it
+        #[arg(long)]
+        name: String,
+    },
+    /// Show who you are on this device
+    Whoami,
+    /// Create, list and choose communities
+    #[command(subcommand)]
+    Community(CommunityCommand),
+    /// Open a response to an external development or a request for opinion
+    #[command(subcommand)]
+    Open(OpenCommand),
+    /// List responses: id, kind, title, status, due, counts
+    Responses,
+    /// Show everything about one response
+    Show {
+        /// Response id (or unique prefix)
+        response: String,
+    },
+    /// Start a thread on a response
+    Thread {
+        /// Response id (or unique prefix)
+        response: String,
+        /// Thread title
+        title: String,
+        /// A first comment ('-' reads stdin)
+        #[arg(short = 'm', long = "message", value_name = "TEXT")]
+        message: Option<String>,
+    },
+    /// Post a comment in a thread
+    Post {
+        /// Thread id (or unique prefix)
+        thread: String,
+        /// The comment ('-' reads stdin)
+        #[arg(short = 'm', long = "message", value_name = "TEXT")]
+        message: String,
+        /// Reply to this comment (id or unique prefix within the thread)
+        #[arg(long, value_name = "COMMENT")]
+        reply_to: Option<String>,
+    },
+    /// Write drafts of the response
+    #[command(subcommand)]
+    Draft(DraftCommand),
+    /// Propose an amendment to a draft, or accept or reject one
+    Amend(AmendArgs),
+    /// Take a stance on a draft
+    Stance {
+        /// Draft id (or unique prefix)
+        draft: String,
+        /// Your stance
+        stance: StanceArg,
+        /// Your reason (required for stand-aside and object; '-' reads stdin)
+        #[arg(short = 'm', long = "message", value_name = "REASON")]
+        reason: Option<String>,
+    },
+    /// Show the range of views, who has not yet been heard, and share of voice
+    Tally {
+        /// Response id (or unique prefix)
+        response: String,
+    },
+    /// Publish the response with an adopted draft (facilitators only)
+    Publish {
+        /// Response id (or unique prefix)
+        response: String,
+        /// The adopted draft
+        #[arg(long)]
+        draft: String,
+    },
+    /// Endorse a published response with your signature and stance
+    Endorse {
+        /// Response id (or unique prefix)
+        response: String,
+    },
+    /// Export a published response for people (md) or machines (json)
+    Export {
+        /// Response id (or unique prefix)
+        response: String,
+        /// Output format [default: md, or json with --json]
+        #[arg(long, value_enum)]
+        format: Option<ExportFormat>,
+        /// Write to a file instead of stdout
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Check an exported response and its signatures offline
+    Verify {
+        /// The exported file (.json or .md)
+        file: PathBuf,
+    },
+    /// Show who changed what, when
+    Log,
+    /// Run a whole joint response in a temporary home and print the result
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum CommunityCommand {
+    /// Found a community; prints its id and makes it current
+    Create {
+        /// Its name
+        name: String,
+        /// What it is for
+        #[arg(long, default_value = "")]
+        purpose: String,
+    },
+    /// List the communities in this home
+    List,
+    /// Make a community current
+    Use {
+        /// Id, unique id prefix or name
+        community: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OpenCommand {
+    /// A position on an external development (policy, technology, management)
+    Development {
+        /// Title
+        title: String,
+        /// What changed and why it matters ('-' reads stdin)
+        #[arg(long)]
+        summary: String,
+        /// Where it was announced
+        #[arg(long, value_name = "URL")]
+        source: Option<String>,
+    },
+    /// An answer to a request for opinion from an outside actor
+    Request {
+        /// Title
+        title: String,
+        /// Who asks
+        #[arg(long = "from", value_name = "ACTOR")]
+        requester: String,
+        /// A question they ask (repeat for several)
+        #[arg(long = "question", value_name = "TEXT", required = true)]
+        questions: Vec<String>,
+        /// Reply-by date
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        due: String,
+        /// Context
+        #[arg(long, default_value = "")]
+        summary: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DraftCommand {
+    /// Start a draft on a response
+    New {
+        /// Response id (or unique prefix)
+        response: String,
+        /// Draft title
+        title: String,
+        #[command(flatten)]
+        text: TextSource,
+    },
+    /// Replace a draft's text (through a diff, so concurrent edits merge)
+    Edit {
+        /// Draft id (or unique prefix)
+        draft: String,
+        #[command(flatten)]
+        text: TextSource,
+    },
+    /// Print a draft's text
+    Show {
+        /// Draft id (or unique prefix)
+        draft: String,
+    },
+}
+
+/// Where text comes from: a file or -m.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct TextSource {
+    /// Read the text from a file ('-' reads stdin)
+    #[arg(long, value_name = "F")]
+    file: Option<PathBuf>,
+    /// The text ('-' reads stdin)
+    #[arg(short = 'm', long = "message", value_name = "TEXT")]
+    message: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct AmendArgs {
+    #[command(subcommand)]
+    decision: Option<AmendDecision>,
+    /// Draft id (or unique prefix)
+    #[arg(required = true)]
+    draft: Option<String>,
+    /// Text to find in the draft
+    #[arg(long, required = true)]
+    find: Option<String>,
+    /// Text to put in its place
+    #[arg(long, required = true)]
+    replace: Option<String>,
+    /// Why ('-' reads stdin)
+    #[arg(
+        short = 'm',
+        long = "message",
+        value_name = "RATIONALE",
+        required = true
+    )]
+    rationale: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AmendDecision {
+    /// Apply an amendment to its draft
+    Accept {
+        /// Amendment id (or unique prefix)
+        amendment: String,
+    },
+    /// Keep an amendment on record without applying it
+    Reject {
+        /// Amendment id (or unique prefix)
+        amendment: String,
+    },
+}
+
+/// A stance on a draft.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum StanceArg {
+    /// In favour
+    Support,
+    /// In favour, with reservations
+    Reservations,
+    /// Will not block, but does not join (reason required)
+    StandAside,
+    /// Against (reason required)
+    Object,
+    /// No position
+    Abstain,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    Md,
+    Json,
+}
+
+/// Parse the process arguments, run, and return the exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
+    };
+    init_tracing(cli.quiet);
+    let ctx = match Ctx::new(cli.home.clone(), cli.community.clone(), cli.json, cli.quiet) {
+        Ok(ctx) => ctx,
+        Err(e) => return output::report(&e, cli.quiet),
+    };
+    match run(&ctx, cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => output::report(&e, cli.quiet),
+    }
+}
+
+fn init_tracing(quiet: bool) {
+    let default = if quiet { "error" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONVENE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// Run one parsed command.
+fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init { name } => identity::init(ctx, &name),
+        Command::Whoami => identity::whoami(ctx),
+        Command::Community(c) => match c {
+            CommunityCommand::Create { name, purpose } => community::create(ctx, &name, &purpose),
+            CommunityCommand::List => community::list(ctx),
+            CommunityCommand::Use { community } => community::select(ctx, &community),
+        },
+        Command::Open(o) => match o {
+            OpenCommand::Development {
+                title,
+                summary,
+                source,
+            } => respond::open_development(ctx, &title, &summary, source),
+            OpenCommand::Request {
+                title,
+                requester,
+                questions,
+                due,
+                summary,
+            } => respond::open_request(ctx, &title, &requester, questions, &due, &summary),
+        },
+        Command::Responses => respond::list(ctx),
+        Command::Show { response } => respond::show(ctx, &response),
+        Command::Thread {
+            response,
+            title,
+            message,
+        } => discuss::thread(ctx, &response, &title, message.as_deref()),
+        Command::Post {
+            thread,
+            message,
+            reply_to,
+        } => discuss::post(ctx, &thread, &message, reply_to.as_deref()),
+        Command::Draft(d) => match d {
+            DraftCommand::New {
+                response,
+                title,
+                text,
+            } => draft::new(
+                ctx,
+                &response,
+                &title,
+                &input::text(text.file.as_deref(), text.message.as_deref())?,
+            ),
+            DraftCommand::Edit { draft, text } => draft::edit(
+                ctx,
+                &draft,
+                &input::text(text.file.as_deref(), text.message.as_deref())?,
+            ),
+            DraftCommand::Show { draft } => draft::show(ctx, &draft),
+        },
+        Command::Amend(a) => match (a.decision, a.draft, a.find, a.replace, a.rationale) {
+            (Some(AmendDecision::Accept { amendment }), ..) => draft::decide(ctx, &amendment, true),
+            (Some(AmendDecision::Reject { amendment }), ..) => {
+                draft::decide(ctx, &amendment, false)
+            }
+            (None, Some(d), Some(find), Some(replace), Some(rationale)) => {
+                draft::amend(ctx, &d, &find, &replace, &rationale)
+            }
+            _ => Err(output::usage(
+                "amend needs DRAFT --find TEXT --replace TEXT -m RATIONALE",
+            )),
+        },
+        Command::Stance {
+            draft,
+            stance,
+            reason,
+        } => stance::take(ctx, &draft, stance.into(), reason.as_deref()),
+        Command::Tally { response } => stance::tally(ctx, &response),
+        Command::Publish { response, draft } => publish::publish(ctx, &response, &draft),
+        Command::Endorse { response } => publish::endorse(ctx, &response),
+        Command::Export {
+            response,
+            format,
+            output,
+        } => {
+            let json = match format {
+                Some(f) => f == ExportFormat::Json,
+                None => ctx.json,
+            };
+            publish::export(ctx, &response, json, output.as_deref())
+        }
+        Command::Verify { file } => publish::verify(ctx, &file),
+        Command::Log => log::log(ctx),
+        Command::Demo => demo::demo(ctx),
+    }
+}
+
+impl From<StanceArg> for crate::model::views::Stance {
+    fn from(s: StanceArg) -> Self {
+        use crate::model::views::Stance;
+        match s {
+            StanceArg::Support => Stance::Support,
+            StanceArg::Reservations => Stance::Reservations,
+            StanceArg::StandAside => Stance::StandAside,
+            StanceArg::Object => Stance::Object,
+            StanceArg::Abstain => Stance::Abstain,
+        }
+    }
+}
+
+/// Run the command line with explicit arguments (the demo drives itself
+/// through this, exactly as a user would).
+pub fn run_args<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args).map_err(|e| output::usage(e.to_string()))?;
+    let ctx = Ctx::new(cli.home.clone(), cli.community.clone(), cli.json, cli.quiet)?;
+    run(&ctx, cli.command)
+}

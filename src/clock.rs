@@ -30,7 +30,11 @@ pub fn rfc3339(at: i64) -> String {
 /// A short relative form for people: `just now`, `5 min ago`, `3 d ago`.
 pub fn relative(at: i64, now: i64) -> String {
     let delta = now - at;
-    let (amount, future) = if delta < 0 { (-delta, true) } else { (delta, false) };
+    let (amount, future) = if delta < 0 {
+        (-delta, true)
+    } else {
+        (delta, false)
+    };
     let text = match amount {
         0..=59 => return "just now".to_string(),
         60..=3_599 => format!("{} min", amount / 60),

@@ -7,8 +7,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod clock;
 pub mod cli;
+pub mod clock;
 pub mod ids;
 pub mod model;
 pub mod store;

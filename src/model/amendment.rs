@@ -28,11 +28,15 @@ impl Workspace {
             return Err(ModelError::Invalid("--find is empty".into()));
         }
         if find == replace {
-            return Err(ModelError::Invalid("--find and --replace are the same".into()));
+            return Err(ModelError::Invalid(
+                "--find and --replace are the same".into(),
+            ));
         }
         let rationale = rationale.trim();
         if rationale.is_empty() {
-            return Err(ModelError::Invalid("an amendment needs a rationale (-m)".into()));
+            return Err(ModelError::Invalid(
+                "an amendment needs a rationale (-m)".into(),
+            ));
         }
         if !self.draft_text(&entry.id)?.contains(find) {
             return Err(ModelError::Invalid(format!(
@@ -50,7 +54,11 @@ impl Workspace {
         doc.put(&a, "replace", replace)?;
         doc.put(&a, "rationale", rationale)?;
         doc.put(&a, "at", now)?;
-        doc::commit(doc, format!("propose amendment {id} to draft {}", entry.id), now);
+        doc::commit(
+            doc,
+            format!("propose amendment {id} to draft {}", entry.id),
+            now,
+        );
         Ok(id)
     }
 
@@ -62,7 +70,8 @@ impl Workspace {
         let mut out = Vec::new();
         for (key, obj, author) in doc::authored_maps(doc, m, &amendments) {
             let get = |k: &str| doc::authored_string(doc, m, &obj, k, &author);
-            let (Some(draft), Some(find), Some(replace)) = (get("draft"), get("find"), get("replace"))
+            let (Some(draft), Some(find), Some(replace)) =
+                (get("draft"), get("find"), get("replace"))
             else {
                 continue;
             };
@@ -126,7 +135,11 @@ impl Workspace {
             return Err(ModelError::Invalid(format!(
                 "amendment {} was already {}",
                 crate::ids::short(&amendment.id),
-                if amendment.state == AmendmentState::Accepted { "accepted" } else { "rejected" }
+                if amendment.state == AmendmentState::Accepted {
+                    "accepted"
+                } else {
+                    "rejected"
+                }
             )));
         }
         let entry = self

@@ -238,7 +238,11 @@ mod tests {
     #[test]
     fn doc_names_round_trip() {
         let id = ObjectId::random();
-        for doc in [DocId::Community, DocId::Response(id.clone()), DocId::Draft(id)] {
+        for doc in [
+            DocId::Community,
+            DocId::Response(id.clone()),
+            DocId::Draft(id),
+        ] {
             assert_eq!(DocId::parse(&doc.name()), Some(doc.clone()));
         }
         assert_eq!(DocId::parse("response-XYZ"), None);

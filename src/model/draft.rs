@@ -81,8 +81,9 @@ impl Workspace {
         }
         let now = self.now;
         let doc = self.write(&DocId::Draft(entry.id.clone()))?;
-        let text = doc::map_text(doc)
-            .ok_or_else(|| ModelError::Invalid(format!("draft {} has no text", entry.id.short())))?;
+        let text = doc::map_text(doc).ok_or_else(|| {
+            ModelError::Invalid(format!("draft {} has no text", entry.id.short()))
+        })?;
         doc.update_text(&text, body)?;
         doc::commit(doc, format!("edit draft {}", entry.id), now);
         Ok(true)
@@ -131,7 +132,11 @@ impl Workspace {
     pub fn draft_version(&mut self, draft: &ObjectId) -> Result<Vec<String>> {
         let id = DocId::Draft(draft.clone());
         self.read(&id)?;
-        Ok(self.docs.get_mut(&id).map(|o| heads_hex(&mut o.doc)).unwrap_or_default())
+        Ok(self
+            .docs
+            .get_mut(&id)
+            .map(|o| heads_hex(&mut o.doc))
+            .unwrap_or_default())
     }
 
     /// Members who changed a draft, in order of their first change.

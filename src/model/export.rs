@@ -124,7 +124,9 @@ pub fn to_markdown(e: &Exported) -> String {
         e.community_name, e.published_by.name, e.published_at
     ));
     if let Some(requester) = &e.requester {
-        md.push_str(&format!("In answer to a request for opinion from **{requester}**"));
+        md.push_str(&format!(
+            "In answer to a request for opinion from **{requester}**"
+        ));
         if let Some(due) = &e.due {
             md.push_str(&format!(", due {due}"));
         }
@@ -156,7 +158,12 @@ pub fn to_markdown(e: &Exported) -> String {
         ));
     }
     if !e.tally.not_yet_heard.is_empty() {
-        let names: Vec<&str> = e.tally.not_yet_heard.iter().map(|m| m.name.as_str()).collect();
+        let names: Vec<&str> = e
+            .tally
+            .not_yet_heard
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
         md.push_str(&format!("\nNot yet heard: {}.\n", names.join(", ")));
     }
     md.push_str("\n## Dissent\n\n");
@@ -164,8 +171,15 @@ pub fn to_markdown(e: &Exported) -> String {
         md.push_str("No reservations, stand-asides or objections were recorded.\n");
     }
     for d in &e.dissent {
-        let stale = if d.stale { " (on an earlier version)" } else { "" };
-        md.push_str(&format!("- **{}** — {}{}: {}\n", d.name, d.stance, stale, d.reason));
+        let stale = if d.stale {
+            " (on an earlier version)"
+        } else {
+            ""
+        };
+        md.push_str(&format!(
+            "- **{}** — {}{}: {}\n",
+            d.name, d.stance, stale, d.reason
+        ));
     }
     if !e.minority_drafts.is_empty() {
         md.push_str("\n## Other drafts\n\n");
@@ -183,7 +197,12 @@ pub fn to_markdown(e: &Exported) -> String {
         md.push_str("None yet.\n");
     }
     for en in &e.endorsements {
-        md.push_str(&format!("- {} ({}) — `{}`\n", en.name, en.stance, short(&en.signature)));
+        md.push_str(&format!(
+            "- {} ({}) — `{}`\n",
+            en.name,
+            en.stance,
+            short(&en.signature)
+        ));
     }
     md.push_str(&format!(
         "\n---\nCheck this file with `convene verify FILE`. Proof:\n\n{PROOF_FENCE}\n{}\n```\n",
@@ -243,7 +262,10 @@ pub fn verify_export(content: &str) -> VerifyReport {
         match extract_proof(content) {
             Some(json) => (json, Some(content)),
             None => {
-                report.check("the file holds a convene export", Err("no JSON and no proof block found".into()));
+                report.check(
+                    "the file holds a convene export",
+                    Err("no JSON and no proof block found".into()),
+                );
                 return report;
             }
         }
@@ -259,12 +281,20 @@ pub fn verify_export(content: &str) -> VerifyReport {
     report.title = Some(exported.title.clone());
     report.check(
         "format",
-        if exported.format == EXPORT_FORMAT { Ok(()) } else { Err(format!("unknown format '{}'", exported.format)) },
+        if exported.format == EXPORT_FORMAT {
+            Ok(())
+        } else {
+            Err(format!("unknown format '{}'", exported.format))
+        },
     );
     if let Some(md) = markdown {
         report.check(
             "the Markdown text matches its proof",
-            if to_markdown(&exported) == md { Ok(()) } else { Err("the visible text was changed".into()) },
+            if to_markdown(&exported) == md {
+                Ok(())
+            } else {
+                Err("the visible text was changed".into())
+            },
         );
     }
     report.check(
@@ -286,7 +316,10 @@ pub fn verify_export(content: &str) -> VerifyReport {
             return report;
         }
     };
-    report.check("publication statement", check_statement(&exported, &membership));
+    report.check(
+        "publication statement",
+        check_statement(&exported, &membership),
+    );
     for en in &exported.endorsements {
         report.check(
             format!("endorsement by {}", en.name),
@@ -305,26 +338,39 @@ fn extract_proof(markdown: &str) -> Option<String> {
 fn roster(e: &Exported) -> std::result::Result<Membership, String> {
     let mut verified = Vec::new();
     for (i, text) in e.certificates.iter().enumerate() {
-        let cert = Certificate::from_bytes(text.as_bytes()).map_err(|err| format!("certificate {i}: {err}"))?;
-        verified.push(cert.verify(&e.community).map_err(|err| format!("certificate {i}: {err}"))?);
+        let cert = Certificate::from_bytes(text.as_bytes())
+            .map_err(|err| format!("certificate {i}: {err}"))?;
+        verified.push(
+            cert.verify(&e.community)
+                .map_err(|err| format!("certificate {i}: {err}"))?,
+        );
     }
     let m = Membership::build(e.community, &verified).map_err(|err| err.to_string())?;
     if m.name != e.community_name {
-        return Err(format!("the community is named '{}', not '{}'", m.name, e.community_name));
+        return Err(format!(
+            "the community is named '{}', not '{}'",
+            m.name, e.community_name
+        ));
     }
     Ok(m)
 }
 
 fn check_statement(e: &Exported, m: &Membership) -> std::result::Result<(), String> {
-    let s: Statement = serde_json::from_str(&e.statement).map_err(|err| format!("unreadable statement: {err}"))?;
+    let s: Statement =
+        serde_json::from_str(&e.statement).map_err(|err| format!("unreadable statement: {err}"))?;
     let publisher = m
         .member(&s.published_by)
         .ok_or_else(|| "the publisher is not a member of the community".to_string())?;
     if !publisher.role.can_facilitate() {
-        return Err(format!("the publisher {} is not a facilitator", publisher.name));
+        return Err(format!(
+            "the publisher {} is not a facilitator",
+            publisher.name
+        ));
     }
-    let sig = signature_from_hex(&e.statement_signature).ok_or("the statement signature is malformed")?;
-    verify_publication(&s.published_by, &e.community, e.statement.as_bytes(), &sig).map_err(|err| err.to_string())?;
+    let sig =
+        signature_from_hex(&e.statement_signature).ok_or("the statement signature is malformed")?;
+    verify_publication(&s.published_by, &e.community, e.statement.as_bytes(), &sig)
+        .map_err(|err| err.to_string())?;
     let mismatches: Vec<&str> = [
         (s.format == STATEMENT_FORMAT, "format"),
         (s.community == e.community, "community"),
@@ -342,7 +388,10 @@ fn check_statement(e: &Exported, m: &Membership) -> std::result::Result<(), Stri
         (s.minority_drafts == e.minority_drafts, "minority drafts"),
         (s.published_by == e.published_by.member, "publisher"),
         (publisher.name == e.published_by.name, "publisher name"),
-        (crate::clock::rfc3339(s.published_at) == e.published_at, "publication time"),
+        (
+            crate::clock::rfc3339(s.published_at) == e.published_at,
+            "publication time",
+        ),
     ]
     .into_iter()
     .filter_map(|(ok, what)| (!ok).then_some(what))
@@ -350,17 +399,35 @@ fn check_statement(e: &Exported, m: &Membership) -> std::result::Result<(), Stri
     if mismatches.is_empty() {
         Ok(())
     } else {
-        Err(format!("differs from what was signed: {}", mismatches.join(", ")))
+        Err(format!(
+            "differs from what was signed: {}",
+            mismatches.join(", ")
+        ))
     }
 }
 
-fn check_endorsement(e: &Exported, m: &Membership, en: &EndorsementView) -> std::result::Result<(), String> {
+fn check_endorsement(
+    e: &Exported,
+    m: &Membership,
+    en: &EndorsementView,
+) -> std::result::Result<(), String> {
     let member = m
         .member(&en.member)
         .ok_or_else(|| format!("{} is not a member of the community", en.member.short()))?;
     if member.name != en.name {
-        return Err(format!("the member is named '{}', not '{}'", member.name, en.name));
+        return Err(format!(
+            "the member is named '{}', not '{}'",
+            member.name, en.name
+        ));
     }
     let sig = signature_from_hex(&en.signature).ok_or("the signature is malformed")?;
-    verify_endorsement(&en.member, &e.community, &e.response, &e.text_hash, &en.stance, &sig).map_err(|err| err.to_string())
+    verify_endorsement(
+        &en.member,
+        &e.community,
+        &e.response,
+        &e.text_hash,
+        &en.stance,
+        &sig,
+    )
+    .map_err(|err| err.to_string())
 }

@@ -92,21 +92,38 @@ impl Workspace {
 
     /// Publish a response with `draft` as the adopted text; facilitators only.
     /// `key` is the acting member's member key, which signs the statement.
-    pub fn publish(&mut self, response: &ObjectId, draft: &ObjectId, key: &SecretKey) -> Result<OutcomeView> {
+    pub fn publish(
+        &mut self,
+        response: &ObjectId,
+        draft: &ObjectId,
+        key: &SecretKey,
+    ) -> Result<OutcomeView> {
         let me = self.facilitator("publish")?.id;
         if MemberId(key.public()) != me {
-            return Err(ModelError::NotAllowed("the member key does not match the acting member".into()));
+            return Err(ModelError::NotAllowed(
+                "the member key does not match the acting member".into(),
+            ));
         }
         if self.outcome_exists(response)? {
-            return Err(ModelError::Invalid(format!("response {} is already published", response.short())));
+            return Err(ModelError::Invalid(format!(
+                "response {} is already published",
+                response.short()
+            )));
         }
         let drafts = self.draft_entries(response)?;
         let adopted = drafts.iter().find(|d| d.id == *draft).ok_or_else(|| {
-            ModelError::Invalid(format!("draft {} is not a draft of response {}", draft.short(), response.short()))
+            ModelError::Invalid(format!(
+                "draft {} is not a draft of response {}",
+                draft.short(),
+                response.short()
+            ))
         })?;
         let text = self.draft_text(draft)?;
         if text.trim().is_empty() {
-            return Err(ModelError::Invalid(format!("draft {} is empty", draft.short())));
+            return Err(ModelError::Invalid(format!(
+                "draft {} is empty",
+                draft.short()
+            )));
         }
         let view = self.show(response)?;
         let tally = self.tally(response)?;
@@ -160,7 +177,8 @@ impl Workspace {
         };
         let statement_text = serde_json::to_string(&statement)
             .map_err(|e| ModelError::Invalid(format!("cannot encode the statement: {e}")))?;
-        let signature = sign_publication(key, &self.membership.community, statement_text.as_bytes());
+        let signature =
+            sign_publication(key, &self.membership.community, statement_text.as_bytes());
 
         let doc = self.write(&DocId::Response(response.clone()))?;
         let o = doc.put_object(ROOT, "outcome", ObjType::Map)?;
@@ -170,7 +188,11 @@ impl Workspace {
         doc.put(&o, "statement", statement_text.as_str())?;
         doc.put(&o, "signature", hex::encode(signature))?;
         doc.put(&o, "at", now)?;
-        doc::commit(doc, format!("publish response {response} with draft {draft}"), now);
+        doc::commit(
+            doc,
+            format!("publish response {response} with draft {draft}"),
+            now,
+        );
         self.outcome(response)?
             .ok_or_else(|| ModelError::Invalid("the outcome just written cannot be read".into()))
     }
@@ -184,9 +206,13 @@ impl Workspace {
         let community = self.membership.community;
         let (doc, m) = self.discussion(response)?;
         let get = |k: &str| doc::authored_string(doc, m, &obj, k, &publisher);
-        let (Some(draft), Some(text), Some(hash), Some(statement_text), Some(signature)) =
-            (get("draft"), get("text"), get("text_hash"), get("statement"), get("signature"))
-        else {
+        let (Some(draft), Some(text), Some(hash), Some(statement_text), Some(signature)) = (
+            get("draft"),
+            get("text"),
+            get("text_hash"),
+            get("statement"),
+            get("signature"),
+        ) else {
             return Ok(None);
         };
         let Ok(statement) = serde_json::from_str::<Statement>(&statement_text) else {
@@ -194,7 +220,9 @@ impl Workspace {
         };
         let mut endorsements = Vec::new();
         for member in m.members() {
-            let Some(e) = doc::owned_map(doc, m, &endorsements_map, &member.id.to_hex(), &member.id) else {
+            let Some(e) =
+                doc::owned_map(doc, m, &endorsements_map, &member.id.to_hex(), &member.id)
+            else {
                 continue;
             };
             let (Some(stance), Some(sig)) = (
@@ -204,7 +232,15 @@ impl Workspace {
                 continue;
             };
             let valid = signature_from_hex(&sig).is_some_and(|s| {
-                verify_endorsement(&member.id, &community, response.as_str(), &hash, &stance, &s).is_ok()
+                verify_endorsement(
+                    &member.id,
+                    &community,
+                    response.as_str(),
+                    &hash,
+                    &stance,
+                    &s,
+                )
+                .is_ok()
             });
             if valid {
                 endorsements.push(EndorsementView {
@@ -239,13 +275,21 @@ impl Workspace {
     pub fn endorse(&mut self, response: &ObjectId, key: &SecretKey) -> Result<EndorsementView> {
         let me = self.writer()?.clone();
         if MemberId(key.public()) != me.id {
-            return Err(ModelError::NotAllowed("the member key does not match the acting member".into()));
+            return Err(ModelError::NotAllowed(
+                "the member key does not match the acting member".into(),
+            ));
         }
         let outcome = self.outcome(response)?.ok_or_else(|| {
-            ModelError::Invalid(format!("response {} is not published yet", response.short()))
+            ModelError::Invalid(format!(
+                "response {} is not published yet",
+                response.short()
+            ))
         })?;
         if outcome.endorsements.iter().any(|e| e.member == me.id) {
-            return Err(ModelError::Invalid(format!("{} already endorsed this response", me.name)));
+            return Err(ModelError::Invalid(format!(
+                "{} already endorsed this response",
+                me.name
+            )));
         }
         let adopted = ObjectId::parse(&outcome.draft)
             .ok_or_else(|| ModelError::Invalid("the outcome names no draft".into()))?;
@@ -262,7 +306,13 @@ impl Workspace {
                 ))
             })?;
         let community = self.membership.community;
-        let signature = sign_endorsement(key, &community, response.as_str(), &outcome.text_hash, stance.as_str());
+        let signature = sign_endorsement(
+            key,
+            &community,
+            response.as_str(),
+            &outcome.text_hash,
+            stance.as_str(),
+        );
         let endorsements = self.discussion_map(response, "endorsements")?;
         let now = self.now;
         let doc = self.write(&DocId::Response(response.clone()))?;
@@ -270,7 +320,11 @@ impl Workspace {
         doc.put(&e, "stance", stance.as_str())?;
         doc.put(&e, "signature", hex::encode(signature))?;
         doc.put(&e, "at", now)?;
-        doc::commit(doc, format!("endorse response {response} ({})", stance.as_str()), now);
+        doc::commit(
+            doc,
+            format!("endorse response {response} ({})", stance.as_str()),
+            now,
+        );
         Ok(EndorsementView {
             member: me.id,
             name: me.name,

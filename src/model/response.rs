@@ -93,7 +93,9 @@ impl Workspace {
                 ));
             }
             if due.is_none() {
-                return Err(ModelError::Invalid("a request needs --due YYYY-MM-DD".into()));
+                return Err(ModelError::Invalid(
+                    "a request needs --due YYYY-MM-DD".into(),
+                ));
             }
         }
         let id = ObjectId::random();
@@ -117,7 +119,11 @@ impl Workspace {
         for key in DISCUSSION_MAPS {
             discussion.put_object(ROOT, key, ObjType::Map)?;
         }
-        doc::commit(discussion, format!("open {} {}", new.kind.as_str(), id), now);
+        doc::commit(
+            discussion,
+            format!("open {} {}", new.kind.as_str(), id),
+            now,
+        );
 
         let community = self.write(&DocId::Community)?;
         let index = doc::ensure_map(community, &ROOT, "responses")?;
@@ -177,10 +183,7 @@ impl Workspace {
 
     /// Resolve a response id prefix.
     pub fn resolve_response(&mut self, prefix: &str) -> Result<ObjectId> {
-        let ids = self
-            .index()?
-            .into_iter()
-            .map(|e| (e.id.to_string(), e.id));
+        let ids = self.index()?.into_iter().map(|e| (e.id.to_string(), e.id));
         Ok(resolve_prefix(prefix, ids, "response")?)
     }
 
@@ -205,9 +208,8 @@ impl Workspace {
     /// A map at the top of a response's discussion document.
     pub(super) fn discussion_map(&mut self, id: &ObjectId, key: &str) -> Result<ObjId> {
         let (doc, _) = self.discussion(id)?;
-        doc::map(doc, &ROOT, key).ok_or_else(|| {
-            ModelError::Invalid(format!("response {} has no {key}", id.short()))
-        })
+        doc::map(doc, &ROOT, key)
+            .ok_or_else(|| ModelError::Invalid(format!("response {} has no {key}", id.short())))
     }
 
     /// The status of a response, derived from its content.

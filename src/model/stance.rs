@@ -62,13 +62,21 @@ impl Workspace {
         }
         doc::put_strings(doc, &s, "version", &version)?;
         doc.put(&s, "at", now)?;
-        doc::commit(doc, format!("stance {} on draft {}", stance.as_str(), entry.id), now);
+        doc::commit(
+            doc,
+            format!("stance {} on draft {}", stance.as_str(), entry.id),
+            now,
+        );
         Ok(())
     }
 
     /// Every stance on every draft of a response.
     pub fn all_stances(&mut self, response: &ObjectId) -> Result<Vec<DraftStance>> {
-        let drafts: Vec<ObjectId> = self.draft_entries(response)?.into_iter().map(|d| d.id).collect();
+        let drafts: Vec<ObjectId> = self
+            .draft_entries(response)?
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
         let stances = self.discussion_map(response, "stances")?;
         let (doc, m) = self.discussion(response)?;
         let mut found = Vec::new();
@@ -110,7 +118,9 @@ impl Workspace {
             view.stale = view.version != self.draft_version(&draft)?;
             out.push(DraftStance { draft, view });
         }
-        out.sort_by(|a, b| (&a.draft, &a.view.name, a.view.member).cmp(&(&b.draft, &b.view.name, b.view.member)));
+        out.sort_by(|a, b| {
+            (&a.draft, &a.view.name, a.view.member).cmp(&(&b.draft, &b.view.name, b.view.member))
+        });
         Ok(out)
     }
 

@@ -175,4 +175,3 @@ impl Workspace {
         Ok(resolve_prefix(prefix, ids, "comment in this thread")?)
     }
 }
-

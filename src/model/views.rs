@@ -130,7 +130,10 @@ impl Stance {
 
     /// Is this part of the dissent annex?
     pub fn is_dissent(self) -> bool {
-        matches!(self, Stance::Reservations | Stance::StandAside | Stance::Object)
+        matches!(
+            self,
+            Stance::Reservations | Stance::StandAside | Stance::Object
+        )
     }
 }
 

@@ -153,7 +153,10 @@ impl Workspace {
     /// Load a document for reading; an error if it does not exist.
     pub fn read(&mut self, id: &DocId) -> Result<&AutoCommit> {
         if !self.load(id)? {
-            return Err(ModelError::Invalid(format!("document {} is missing", id.name())));
+            return Err(ModelError::Invalid(format!(
+                "document {} is missing",
+                id.name()
+            )));
         }
         self.get(id)
             .ok_or_else(|| ModelError::Invalid(format!("document {} is missing", id.name())))
@@ -163,7 +166,10 @@ impl Workspace {
     pub fn write(&mut self, id: &DocId) -> Result<&mut AutoCommit> {
         self.writer()?;
         if !self.load(id)? {
-            return Err(ModelError::Invalid(format!("document {} is missing", id.name())));
+            return Err(ModelError::Invalid(format!(
+                "document {} is missing",
+                id.name()
+            )));
         }
         self.docs
             .get_mut(id)
@@ -179,7 +185,10 @@ impl Workspace {
             .map(|w| w.actor.clone())
             .ok_or_else(|| ModelError::NotAllowed("this workspace is read-only".into()))?;
         if self.load(id)? {
-            return Err(ModelError::Invalid(format!("document {} exists", id.name())));
+            return Err(ModelError::Invalid(format!(
+                "document {} exists",
+                id.name()
+            )));
         }
         let open = self.docs.entry(id.clone()).or_insert(OpenDoc {
             doc: AutoCommit::new().with_actor(actor),

@@ -258,7 +258,10 @@ mod tests {
         let mut forged = admit.clone();
         forged.body = forged.body.replace("\"member\",", "\"facilitator\",");
         assert_ne!(forged.body, admit.body);
-        assert!(matches!(forged.verify(&id), Err(TrustError::BadSignature(_))));
+        assert!(matches!(
+            forged.verify(&id),
+            Err(TrustError::BadSignature(_))
+        ));
         let mut tampered_genesis = cert;
         tampered_genesis.body = tampered_genesis.body.replace("Water", "Fire");
         assert!(tampered_genesis.verify(&id).is_err());
@@ -275,10 +278,22 @@ mod tests {
             label: "laptop".into(),
             at: 3,
         };
-        assert!(Certificate::issue(&id, &body, &[&founder, &device]).verify(&id).is_ok());
-        assert!(Certificate::issue(&id, &body, &[&founder]).verify(&id).is_err());
+        assert!(
+            Certificate::issue(&id, &body, &[&founder, &device])
+                .verify(&id)
+                .is_ok()
+        );
+        assert!(
+            Certificate::issue(&id, &body, &[&founder])
+                .verify(&id)
+                .is_err()
+        );
         let wrong = SecretKey::generate();
-        assert!(Certificate::issue(&id, &body, &[&founder, &wrong]).verify(&id).is_err());
+        assert!(
+            Certificate::issue(&id, &body, &[&founder, &wrong])
+                .verify(&id)
+                .is_err()
+        );
     }
 
     #[test]

@@ -113,7 +113,11 @@ impl SecretKey {
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretKey(public {})", short(&hex::encode(self.public())))
+        write!(
+            f,
+            "SecretKey(public {})",
+            short(&hex::encode(self.public()))
+        )
     }
 }
 
@@ -167,7 +171,17 @@ mod tests {
         let sig = key.sign(b"d", &C, b"hello");
         assert!(verify(&key.public(), b"d", &C, b"hellO", &sig, "x").is_err());
         assert!(verify(&key.public(), b"e", &C, b"hello", &sig, "x").is_err());
-        assert!(verify(&key.public(), b"d", &CommunityId([8; 32]), b"hello", &sig, "x").is_err());
+        assert!(
+            verify(
+                &key.public(),
+                b"d",
+                &CommunityId([8; 32]),
+                b"hello",
+                &sig,
+                "x"
+            )
+            .is_err()
+        );
         assert!(verify(&other.public(), b"d", &C, b"hello", &sig, "x").is_err());
         let mut flipped = sig;
         flipped[10] ^= 1;

@@ -57,7 +57,11 @@ pub fn device_of_actor(actor: &[u8]) -> Option<DeviceId> {
 }
 
 /// Sign a change hash with the device key.
-pub fn sign_change(device: &SecretKey, community: &CommunityId, hash: &[u8; 32]) -> ChangeSignature {
+pub fn sign_change(
+    device: &SecretKey,
+    community: &CommunityId,
+    hash: &[u8; 32],
+) -> ChangeSignature {
     ChangeSignature(device.sign(CHANGE_DOMAIN, community, hash))
 }
 

@@ -33,8 +33,15 @@ pub fn verify_publication(
 
 /// What a member signs when endorsing: response id, text hash, member, stance,
 /// separated by NUL bytes (none of them can contain one).
-pub fn endorsement_message(response: &str, text_hash: &str, member: &MemberId, stance: &str) -> Vec<u8> {
-    [response, text_hash, &member.to_hex(), stance].join("\0").into_bytes()
+pub fn endorsement_message(
+    response: &str,
+    text_hash: &str,
+    member: &MemberId,
+    stance: &str,
+) -> Vec<u8> {
+    [response, text_hash, &member.to_hex(), stance]
+        .join("\0")
+        .into_bytes()
 }
 
 /// Sign an endorsement with the member key.

@@ -1,0 +1,94 @@
+//! `community create`, `community list`, `community use`.
+
+use serde::Serialize;
+
+use super::output::{Ctx, table};
+use crate::store::CommunityStore;
+use crate::trust::CommunityId;
+
+#[derive(Serialize)]
+struct CommunityView {
+    id: CommunityId,
+    name: String,
+    purpose: String,
+    members: usize,
+    current: bool,
+}
+
+fn view(store: &CommunityStore, current: Option<CommunityId>) -> CommunityView {
+    let m = store.membership();
+    CommunityView {
+        id: store.id(),
+        name: m.name.clone(),
+        purpose: m.purpose.clone(),
+        members: m.members().filter(|x| !x.removed).count(),
+        current: current == Some(store.id()),
+    }
+}
+
+/// `convene community create NAME [--purpose TEXT]`
+pub fn create(ctx: &Ctx, name: &str, purpose: &str) -> anyhow::Result<()> {
+    let identity = ctx.home.identity()?;
+    let store = {
+        let mut lock = ctx.home.lock_file()?;
+        let _guard = lock.write()?;
+        ctx.home
+            .create_community(&identity, name, purpose, ctx.now)?
+    };
+    let v = view(&store, Some(store.id()));
+    ctx.emit(&v, || format!("{}\n", v.id))?;
+    ctx.progress(&format!(
+        "Founded '{}' ({}); it is now the current community.",
+        v.name,
+        v.id.short()
+    ));
+    ctx.hint("open a response with `convene open development TITLE --summary TEXT` or `convene open request ...`");
+    Ok(())
+}
+
+/// `convene community list`
+pub fn list(ctx: &Ctx) -> anyhow::Result<()> {
+    let lock = ctx.home.lock_file()?;
+    let _guard = lock.read()?;
+    let current = ctx.home.current()?;
+    let views: Vec<CommunityView> = ctx
+        .home
+        .communities()?
+        .iter()
+        .map(|s| view(s, current))
+        .collect();
+    ctx.emit(&views, || {
+        if views.is_empty() {
+            return String::new();
+        }
+        let rows: Vec<Vec<String>> = views
+            .iter()
+            .map(|v| {
+                vec![
+                    if v.current { "*".into() } else { " ".into() },
+                    v.id.short(),
+                    v.members.to_string(),
+                    v.name.clone(),
+                    v.purpose.clone(),
+                ]
+            })
+            .collect();
+        table(&[" ", "ID", "MEMBERS", "NAME", "PURPOSE"], &rows)
+    })?;
+    if views.is_empty() {
+        ctx.hint("no community yet; found one with `convene community create NAME`");
+    }
+    Ok(())
+}
+
+/// `convene community use COMMUNITY`
+pub fn select(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
+    let mut lock = ctx.home.lock_file()?;
+    let _guard = lock.write()?;
+    let store = ctx.home.resolve(Some(reference))?;
+    ctx.home.set_current(&store.id())?;
+    let v = view(&store, Some(store.id()));
+    ctx.emit(&v, || format!("{}\n", v.id))?;
+    ctx.progress(&format!("Now using '{}'.", v.name));
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! `thread` and `post`.
+
+use serde::Serialize;
+
+use super::input;
+use super::output::Ctx;
+use super::session;
+use crate::ids::short;
+
+#[derive(Serialize)]
+struct ThreadCreated {
+    id: String,
+    response: String,
+    title: String,
+    comment: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Posted {
+    id: String,
+    thread: String,
+    response: String,
+    body: String,
+    reply_to: Option<String>,
+}
+
+/// `convene thread RESPONSE TITLE [-m TEXT]`
+pub fn thread(ctx: &Ctx, response: &str, title: &str, message: Option<&str>) -> anyhow::Result<()> {
+    let first = message.map(input::message).transpose()?;
+    let created = session::write(ctx, |ws, _, _| {
+        let rid = ws.resolve_response(response)?;
+        let (tid, cid) = ws.start_thread(&rid, title, first.as_deref())?;
+        Ok(ThreadCreated {
+            id: tid.to_string(),
+            response: rid.to_string(),
+            title: title.trim().to_string(),
+            comment: cid.map(|c| c.to_string()),
+        })
+    })?;
+    ctx.emit(&created, || format!("{}\n", created.id))?;
+    ctx.progress(&format!(
+        "Started thread {}: {}",
+        short(&created.id),
+        created.title
+    ));
+    ctx.hint(&format!(
+        "reply with `convene post {} -m TEXT`",
+        short(&created.id)
+    ));
+    Ok(())
+}
+
+/// `convene post THREAD -m TEXT [--reply-to COMMENT]`
+pub fn post(ctx: &Ctx, thread: &str, message: &str, reply_to: Option<&str>) -> anyhow::Result<()> {
+    let body = input::message(message)?;
+    let posted = session::write(ctx, |ws, _, _| {
+        let (rid, tid) = ws.resolve_thread(thread)?;
+        let cid = ws.post(&rid, &tid, &body, reply_to)?;
+        let comment = ws
+            .threads(&rid)?
+            .into_iter()
+            .flat_map(|t| t.comments)
+            .find(|c| c.id == cid.as_str())
+            .ok_or_else(|| anyhow::anyhow!("the new comment cannot be read back"))?;
+        Ok(Posted {
+            id: cid.to_string(),
+            thread: tid.to_string(),
+            response: rid.to_string(),
+            body: comment.body,
+            reply_to: comment.reply_to,
+        })
+    })?;
+    ctx.emit(&posted, || format!("{}\n", posted.id))?;
+    ctx.progress(&format!(
+        "Posted {} in thread {}.",
+        short(&posted.id),
+        short(&posted.thread)
+    ));
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! `publish`, `endorse`, `export`, `verify`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::output::{Ctx, IntegrityFailure, print_stdout};
+use super::session;
+use crate::ids::short;
+use crate::model::export::{to_markdown, verify_export};
+use crate::model::views::{EndorsementView, OutcomeView};
+
+#[derive(Serialize)]
+struct Published {
+    id: String,
+    #[serde(flatten)]
+    outcome: OutcomeView,
+}
+
+/// `convene publish RESPONSE --draft DRAFT`
+pub fn publish(ctx: &Ctx, response: &str, draft: &str) -> anyhow::Result<()> {
+    let published = session::write(ctx, |ws, identity, _| {
+        let rid = ws.resolve_response(response)?;
+        let entry = ws.resolve_draft(draft)?;
+        let outcome = ws.publish(&rid, &entry.id, &identity.member)?;
+        Ok(Published {
+            id: rid.to_string(),
+            outcome,
+        })
+    })?;
+    ctx.emit(&published, || format!("{}\n", published.id))?;
+    ctx.progress(&format!(
+        "Published response {} with draft {}; {} dissenting view(s) are on the record.",
+        short(&published.id),
+        short(&published.outcome.draft),
+        published.outcome.dissent.len()
+    ));
+    ctx.hint(&format!(
+        "members endorse it with `convene endorse {}`",
+        short(&published.id)
+    ));
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Endorsed {
+    response: String,
+    #[serde(flatten)]
+    endorsement: EndorsementView,
+}
+
+/// `convene endorse RESPONSE`
+pub fn endorse(ctx: &Ctx, response: &str) -> anyhow::Result<()> {
+    let endorsed = session::write(ctx, |ws, identity, _| {
+        let rid = ws.resolve_response(response)?;
+        Ok(Endorsed {
+            response: rid.to_string(),
+            endorsement: ws.endorse(&rid, &identity.member)?,
+        })
+    })?;
+    ctx.emit(&endorsed, || {
+        format!("{}\n", endorsed.endorsement.signature)
+    })?;
+    ctx.progress(&format!(
+        "{} endorsed response {} ({}).",
+        endorsed.endorsement.name,
+        short(&endorsed.response),
+        endorsed.endorsement.stance
+    ));
+    Ok(())
+}
+
+/// `convene export RESPONSE [--format md|json] [-o FILE]`
+pub fn export(ctx: &Ctx, response: &str, json: bool, output: Option<&Path>) -> anyhow::Result<()> {
+    let exported = session::read(ctx, |ws, store| {
+        let rid = ws.resolve_response(response)?;
+        Ok(ws.export(&rid, &store.certificate_bytes())?)
+    })?;
+    let text = if json {
+        serde_json::to_string_pretty(&exported)? + "\n"
+    } else {
+        to_markdown(&exported)
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(path, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            ctx.progress(&format!(
+                "Wrote {}; check it with `convene verify {}`.",
+                path.display(),
+                path.display()
+            ));
+            Ok(())
+        }
+        None => print_stdout(&text),
+    }
+}
+
+/// `convene verify FILE`
+pub fn verify(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
+    let content = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let report = verify_export(&String::from_utf8_lossy(&content));
+    ctx.emit(&report, || {
+        let mut s = String::new();
+        if let Some(title) = &report.title {
+            s.push_str(&format!("{title}\n"));
+        }
+        for c in &report.checks {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            let detail = c
+                .detail
+                .as_deref()
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default();
+            s.push_str(&format!("  {mark}  {}{detail}\n", c.what));
+        }
+        s
+    })?;
+    if report.ok {
+        ctx.progress(&format!(
+            "{} holds: text, statement and every signature verify.",
+            file.display()
+        ));
+        Ok(())
+    } else {
+        let failed: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.what.as_str())
+            .collect();
+        Err(IntegrityFailure(format!(
+            "{} was altered or is not genuine: {}",
+            file.display(),
+            failed.join(", ")
+        ))
+        .into())
+    }
+}

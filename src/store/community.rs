@@ -1,0 +1,290 @@
+//! One community on disk: `communities/<id>/` with its certificate log, this
+//! store's actor suffix, and one log + snapshot per document.
+//!
+//! Opening a community verifies every certificate and builds the membership
+//! view; documents are loaded lazily through [`StoreLoader`], which verifies
+//! every change signature on the way in. [`CommunityStore::persist`] signs the
+//! workspace's new changes with the device key and appends them durably.
+
+use std::path::{Path, PathBuf};
+
+use automerge::ActorId;
+
+use super::doclog::{self, DocFiles};
+use super::frame::{self, CERTS_MAGIC};
+use super::fsutil::{
+    append_durably, cut_torn_tail, private_dir, read_if_exists, sync_dir, write_atomic,
+};
+use super::identity::Identity;
+use super::{Result, StoreError};
+use crate::model::workspace::Writer;
+use crate::model::{DocId, DocLoader, LoadError, Workspace};
+use crate::trust::signed_change::{actor_bytes, sign_change};
+use crate::trust::{CertBody, Certificate, CommunityId, Membership, VerifiedCert};
+
+/// A document log larger than this is folded into its snapshot after a write.
+pub const COMPACT_AT_BYTES: u64 = 256 * 1024;
+
+/// An open community.
+pub struct CommunityStore {
+    dir: PathBuf,
+    id: CommunityId,
+    certs: Vec<VerifiedCert>,
+    membership: Membership,
+    actor_suffix: [u8; 8],
+}
+
+/// Loads documents from a community folder, verifying every signature.
+pub struct StoreLoader {
+    docs_dir: PathBuf,
+    membership: Membership,
+    repair: bool,
+    now: i64,
+}
+
+impl DocLoader for StoreLoader {
+    fn load(
+        &mut self,
+        id: &DocId,
+    ) -> std::result::Result<Option<automerge::AutoCommit>, LoadError> {
+        let files = DocFiles::new(&self.docs_dir, &id.name());
+        doclog::load(&files, &self.membership, self.repair, self.now)
+            .map(|loaded| loaded.map(|l| l.doc))
+            .map_err(|e| LoadError {
+                integrity: e.is_integrity(),
+                message: e.to_string(),
+            })
+    }
+}
+
+impl CommunityStore {
+    /// Found a community in `communities_dir` with `identity` as founder.
+    pub fn create(
+        communities_dir: &Path,
+        identity: &Identity,
+        name: &str,
+        purpose: &str,
+        now: i64,
+    ) -> Result<Self> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Missing("a community needs a name".into()));
+        }
+        private_dir(communities_dir)?;
+        let genesis_body = CertBody::Genesis {
+            name: name.to_string(),
+            purpose: purpose.trim().to_string(),
+            founder: identity.member_id(),
+            founder_name: identity.name.clone(),
+            at: now,
+            nonce: hex::encode(crate::ids::random_bytes::<16>()),
+        };
+        let (id, genesis) = Certificate::genesis(&identity.member, &genesis_body);
+        let device = Certificate::issue(
+            &id,
+            &CertBody::Device {
+                member: identity.member_id(),
+                device: identity.device_id(),
+                label: device_label(),
+                at: now,
+            },
+            &[&identity.member, &identity.device],
+        );
+
+        // Build the whole folder aside, then rename it into place.
+        let tmp = communities_dir.join(format!(
+            ".tmp-{}",
+            hex::encode(crate::ids::random_bytes::<8>())
+        ));
+        private_dir(&tmp.join("docs"))?;
+        let mut certs = Vec::new();
+        for cert in [&genesis, &device] {
+            certs.extend(frame::encode(&cert.to_bytes()));
+        }
+        append_durably(&tmp.join("certs.log"), CERTS_MAGIC, &certs)?;
+        write_atomic(
+            &tmp.join("actor"),
+            hex::encode(crate::ids::random_bytes::<8>()).as_bytes(),
+        )?;
+        let staged = CommunityStore::open(&tmp, id)?;
+        let mut ws = staged.workspace(identity, now, true);
+        ws.init_community_doc()
+            .map_err(|e| StoreError::Missing(e.to_string()))?;
+        staged.persist(&mut ws, identity)?;
+
+        let dir = communities_dir.join(id.to_hex());
+        std::fs::rename(&tmp, &dir).map_err(|e| StoreError::io(&dir, e))?;
+        sync_dir(communities_dir)?;
+        CommunityStore::open(&dir, id)
+    }
+
+    /// Open the community in `dir`, verifying every certificate.
+    pub fn open(dir: &Path, id: CommunityId) -> Result<Self> {
+        let certs_path = dir.join("certs.log");
+        let bytes = read_if_exists(&certs_path)?
+            .ok_or_else(|| StoreError::corrupt(&certs_path, "the certificate log is missing"))?;
+        let parsed = frame::parse(&bytes, CERTS_MAGIC)
+            .map_err(|e| StoreError::corrupt(&certs_path, e.to_string()))?;
+        if let Some(at) = parsed.torn_at {
+            tracing::warn!(
+                "{} has a torn tail of {} bytes; it is skipped",
+                certs_path.display(),
+                bytes.len() - at
+            );
+        }
+        let mut certs = Vec::new();
+        for (i, record) in parsed.records.iter().enumerate() {
+            let refused = |source| StoreError::Refused {
+                path: certs_path.clone(),
+                source,
+            };
+            let cert = Certificate::from_bytes(record).map_err(refused)?;
+            certs.push(cert.verify(&id).map_err(|e| StoreError::Refused {
+                path: certs_path.clone(),
+                source: crate::trust::TrustError::CertRefused(format!("certificate {i}: {e}")),
+            })?);
+        }
+        let membership = Membership::build(id, &certs).map_err(|source| StoreError::Refused {
+            path: certs_path.clone(),
+            source,
+        })?;
+        let actor_path = dir.join("actor");
+        let actor_text = read_if_exists(&actor_path)?
+            .ok_or_else(|| StoreError::corrupt(&actor_path, "the actor file is missing"))?;
+        let actor_suffix: [u8; 8] = hex::decode(String::from_utf8_lossy(&actor_text).trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| StoreError::corrupt(&actor_path, "expected 16 hex digits"))?;
+        Ok(CommunityStore {
+            dir: dir.to_path_buf(),
+            id,
+            certs,
+            membership,
+            actor_suffix,
+        })
+    }
+
+    /// Verify certificates and append the new ones durably to the log, then
+    /// rebuild the membership view. Returns how many were new.
+    pub fn add_certificates(&mut self, certs: &[Certificate]) -> Result<usize> {
+        let path = self.dir.join("certs.log");
+        let mut bytes = Vec::new();
+        let mut added = 0;
+        for cert in certs {
+            let verified = cert
+                .verify(&self.id)
+                .map_err(|source| StoreError::Refused {
+                    path: path.clone(),
+                    source,
+                })?;
+            if self.certs.iter().any(|c| c.id() == verified.id()) {
+                continue;
+            }
+            bytes.extend(frame::encode(verified.bytes()));
+            self.certs.push(verified);
+            added += 1;
+        }
+        if added > 0 {
+            append_durably(&path, CERTS_MAGIC, &bytes)?;
+            self.membership =
+                Membership::build(self.id, &self.certs).map_err(|source| StoreError::Refused {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        Ok(added)
+    }
+
+    /// Cut a torn tail of the certificate log (under the write lock).
+    pub fn repair_certs(&self, now: i64) -> Result<()> {
+        let path = self.dir.join("certs.log");
+        if let Some(bytes) = read_if_exists(&path)?
+            && let Ok(frame::Parsed {
+                torn_at: Some(at), ..
+            }) = frame::parse(&bytes, CERTS_MAGIC)
+        {
+            cut_torn_tail(&path, &bytes, at, now)?;
+        }
+        Ok(())
+    }
+
+    /// The community id.
+    pub fn id(&self) -> CommunityId {
+        self.id
+    }
+
+    /// The roster.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// The verified certificates' bytes, as stored.
+    pub fn certificate_bytes(&self) -> Vec<Vec<u8>> {
+        self.certs.iter().map(|c| c.bytes().to_vec()).collect()
+    }
+
+    /// The folder of document files.
+    pub fn docs_dir(&self) -> PathBuf {
+        self.dir.join("docs")
+    }
+
+    /// This store's actor for `identity`'s device.
+    pub fn actor(&self, identity: &Identity) -> ActorId {
+        ActorId::from(actor_bytes(&identity.device_id(), &self.actor_suffix))
+    }
+
+    /// A workspace acting as `identity`. With `repair` (write lock held) torn
+    /// log tails are cut as documents load.
+    pub fn workspace(&self, identity: &Identity, now: i64, repair: bool) -> Workspace {
+        let loader = StoreLoader {
+            docs_dir: self.docs_dir(),
+            membership: self.membership.clone(),
+            repair,
+            now,
+        };
+        Workspace::new(self.membership.clone(), Box::new(loader), now).with_writer(Writer {
+            member: identity.member_id(),
+            actor: self.actor(identity),
+        })
+    }
+
+    /// Sign the workspace's new changes with the device key and append them,
+    /// documents that others point to first. Returns how many were written.
+    pub fn persist(&self, ws: &mut Workspace, identity: &Identity) -> Result<usize> {
+        let actor = self.actor(identity);
+        let mut written = 0;
+        let mut batches = ws.take_new_changes();
+        // Drafts and discussions before the index that points to them.
+        batches.reverse();
+        for (doc_id, changes) in batches {
+            let files = DocFiles::new(&self.docs_dir(), &doc_id.name());
+            let mut records = Vec::with_capacity(changes.len());
+            for change in changes {
+                if *change.actor_id() != actor {
+                    return Err(StoreError::Missing(format!(
+                        "refusing to sign change {} made by another actor",
+                        change.hash()
+                    )));
+                }
+                let sig = sign_change(&identity.device, &self.id, &change.hash().0);
+                records.push((sig, change.raw_bytes().to_vec()));
+            }
+            written += records.len();
+            doclog::append(&files, &records)?;
+            let size = std::fs::metadata(&files.log).map(|m| m.len()).unwrap_or(0);
+            if size > COMPACT_AT_BYTES
+                && let Some(mut loaded) = doclog::load(&files, &self.membership, true, ws.now())?
+            {
+                doclog::compact(&files, &mut loaded)?;
+            }
+        }
+        Ok(written)
+    }
+}
+
+fn device_label() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this device".to_string())
+}

@@ -1,0 +1,158 @@
+//! This device's identity: the member key, the device key and the member's
+//! display name, in `identity/` (folder 0700, files 0600).
+//!
+//! The member key signs certificates, publications and endorsements; the
+//! device key signs every change this device makes and will be its iroh
+//! endpoint key. Secret keys are stored as hex and never printed.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::fsutil::{private_dir, read_if_exists, write_atomic};
+use super::{Result, StoreError};
+use crate::trust::{DeviceId, MemberId, SecretKey};
+
+/// The member and device keys of this home, and the member's name.
+#[derive(Debug)]
+pub struct Identity {
+    /// Display name.
+    pub name: String,
+    /// Member key.
+    pub member: SecretKey,
+    /// Device key.
+    pub device: SecretKey,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Profile {
+    name: String,
+}
+
+fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        dir.join("member.key"),
+        dir.join("device.key"),
+        dir.join("profile.json"),
+    )
+}
+
+fn read_key(path: &Path) -> Result<SecretKey> {
+    let bytes = read_if_exists(path)?
+        .ok_or_else(|| StoreError::Missing(format!("{} is missing", path.display())))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let secret: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| StoreError::corrupt(path, "expected 64 hex digits"))?;
+    Ok(SecretKey::from_bytes(secret))
+}
+
+impl Identity {
+    /// Make new keys for `name` in `dir`; refuses to overwrite an identity.
+    pub fn create(dir: &Path, name: &str) -> Result<Self> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Missing(
+                "a name is required: --name NAME".into(),
+            ));
+        }
+        let (member_path, device_path, profile_path) = paths(dir);
+        if member_path.exists() {
+            return Err(StoreError::Exists(format!(
+                "an identity already exists in {}",
+                dir.display()
+            )));
+        }
+        private_dir(dir)?;
+        let identity = Identity {
+            name: name.to_string(),
+            member: SecretKey::generate(),
+            device: SecretKey::generate(),
+        };
+        write_atomic(
+            &device_path,
+            format!("{}\n", hex::encode(identity.device.to_bytes())).as_bytes(),
+        )?;
+        let profile = serde_json::to_vec_pretty(&Profile {
+            name: identity.name.clone(),
+        })
+        .unwrap_or_default();
+        write_atomic(&profile_path, &profile)?;
+        // The member key last: its presence marks a complete identity.
+        write_atomic(
+            &member_path,
+            format!("{}\n", hex::encode(identity.member.to_bytes())).as_bytes(),
+        )?;
+        Ok(identity)
+    }
+
+    /// Load the identity in `dir`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let (member_path, device_path, profile_path) = paths(dir);
+        if !member_path.exists() {
+            return Err(StoreError::Missing(format!(
+                "no identity in {}",
+                dir.parent().unwrap_or(dir).display()
+            )));
+        }
+        let profile_bytes = read_if_exists(&profile_path)?
+            .ok_or_else(|| StoreError::Missing(format!("{} is missing", profile_path.display())))?;
+        let profile: Profile = serde_json::from_slice(&profile_bytes)
+            .map_err(|e| StoreError::corrupt(&profile_path, e.to_string()))?;
+        Ok(Identity {
+            name: profile.name,
+            member: read_key(&member_path)?,
+            device: read_key(&device_path)?,
+        })
+    }
+
+    /// The member id.
+    pub fn member_id(&self) -> MemberId {
+        MemberId(self.member.public())
+    }
+
+    /// The device id.
+    pub fn device_id(&self) -> DeviceId {
+        DeviceId(self.device.public())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn create_load_and_permissions() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = home.path().join("identity");
+        let made = Identity::create(&dir, " Ana ").unwrap_or_else(|e| panic!("{e}"));
+        let loaded = Identity::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.name, "Ana");
+        assert_eq!(loaded.member_id(), made.member_id());
+        assert_eq!(loaded.device_id(), made.device_id());
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0)
+        };
+        assert_eq!(mode(&dir), 0o700);
+        for f in ["member.key", "device.key", "profile.json"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+        assert!(matches!(
+            Identity::create(&dir, "Bo"),
+            Err(StoreError::Exists(_))
+        ));
+    }
+
+    #[test]
+    fn a_damaged_key_is_corruption() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = home.path().join("identity");
+        Identity::create(&dir, "Ana").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("device.key"), "zz").unwrap_or_else(|e| panic!("{e}"));
+        assert!(Identity::load(&dir).is_err_and(|e| e.is_integrity()));
+    }
+}
