@@ -195,7 +195,7 @@ fn render(ctx: &Ctx, v: &ResponseView) -> String {
         s.push_str(&format!("\nAmendments ({})\n", v.amendments.len()));
         for a in &v.amendments {
             let state = match &a.decided_by {
-                Some(by) => format!("{:?} by {}", a.state, by.name).to_lowercase(),
+                Some(by) => format!("{} by {}", format!("{:?}", a.state).to_lowercase(), by.name),
                 None => "proposed".to_string(),
             };
             s.push_str(&format!(

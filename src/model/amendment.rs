@@ -110,9 +110,10 @@ impl Workspace {
                     member,
                     name: m.name_of(&member),
                 }),
+                seq: doc::op_counter(&obj),
             });
         }
-        out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        out.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
         Ok(out)
     }
 

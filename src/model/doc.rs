@@ -56,6 +56,15 @@ pub fn author_of(membership: &Membership, id: &ObjId) -> Option<MemberId> {
     }
 }
 
+/// The Lamport counter of the operation that made `id`: with the time stamp
+/// it orders objects made within the same second in causal order.
+pub fn op_counter(id: &ObjId) -> u64 {
+    match id {
+        ObjId::Root => 0,
+        ObjId::Id(counter, _, _) => *counter,
+    }
+}
+
 /// A child map object, if present.
 pub fn map(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<ObjId> {
     match doc.get(obj, key) {
@@ -194,6 +203,38 @@ pub fn owned_map(
             && author_of(membership, &id).as_ref() == Some(owner))
         .then_some(id)
     })
+}
+
+/// Like [`owned_map`], but when someone else has overwritten the owner's
+/// map, find the owner's latest one in the document's history (`history`:
+/// every change with its author, oldest first). An overwritten object keeps
+/// its fields, so the owner's words survive another member's overwrite.
+pub fn owned_map_or_history(
+    doc: &AutoCommit,
+    membership: &Membership,
+    history: &[(automerge::ChangeHash, MemberId)],
+    obj: &ObjId,
+    key: &str,
+    owner: &MemberId,
+) -> Option<ObjId> {
+    if let Some(found) = owned_map(doc, membership, obj, key, owner) {
+        return Some(found);
+    }
+    history
+        .iter()
+        .rev()
+        .filter(|(_, author)| author == owner)
+        .find_map(|(hash, _)| {
+            doc.get_all_at(obj, key, &[*hash])
+                .ok()?
+                .into_iter()
+                .rev()
+                .find_map(|(value, id)| {
+                    (matches!(value, Value::Object(ObjType::Map))
+                        && author_of(membership, &id).as_ref() == Some(owner))
+                    .then_some(id)
+                })
+        })
 }
 
 /// Put a list of strings under `key`.

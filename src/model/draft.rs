@@ -32,6 +32,8 @@ pub struct DraftEntry {
     pub author: MemberId,
     /// When.
     pub at: i64,
+    /// Causal order within the same second.
+    pub seq: u64,
 }
 
 impl Workspace {
@@ -102,10 +104,11 @@ impl Workspace {
                     title: doc::authored_string(doc, m, &obj, "title", &author)?,
                     author,
                     at: doc::authored_int(doc, m, &obj, "at", &author).unwrap_or(0),
+                    seq: doc::op_counter(&obj),
                 })
             })
             .collect();
-        out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        out.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
         Ok(out)
     }
 

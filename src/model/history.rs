@@ -44,7 +44,8 @@ impl Workspace {
                 });
             }
         }
-        out.sort_by(|a, b| (a.at, &a.doc, &a.change).cmp(&(b.at, &b.doc, &b.change)));
+        // Stable: within one second, each document keeps its causal order.
+        out.sort_by_key(|e| e.at);
         Ok(out)
     }
 }

@@ -203,6 +203,7 @@ impl Workspace {
             return Ok(None);
         };
         let endorsements_map = self.discussion_map(response, "endorsements")?;
+        let history = self.history_of(&DocId::Response(response.clone()))?;
         let community = self.membership.community;
         let (doc, m) = self.discussion(response)?;
         let get = |k: &str| doc::authored_string(doc, m, &obj, k, &publisher);
@@ -220,9 +221,14 @@ impl Workspace {
         };
         let mut endorsements = Vec::new();
         for member in m.members() {
-            let Some(e) =
-                doc::owned_map(doc, m, &endorsements_map, &member.id.to_hex(), &member.id)
-            else {
+            let Some(e) = doc::owned_map_or_history(
+                doc,
+                m,
+                &history,
+                &endorsements_map,
+                &member.id.to_hex(),
+                &member.id,
+            ) else {
                 continue;
             };
             let (Some(stance), Some(sig)) = (

@@ -49,6 +49,8 @@ pub struct IndexEntry {
     pub at: i64,
     /// Who opened it.
     pub opener: MemberId,
+    /// Causal order within the same second.
+    pub seq: u64,
 }
 
 /// Top-level maps of a discussion document, made when it is created so that
@@ -165,11 +167,12 @@ impl Workspace {
                     title: doc::authored_string(community, m, &obj, "title", &opener)?,
                     due: doc::authored_string(community, m, &obj, "due", &opener),
                     at: doc::authored_int(community, m, &obj, "at", &opener).unwrap_or(0),
+                    seq: doc::op_counter(&obj),
                     opener,
                 })
             })
             .collect();
-        out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        out.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
         Ok(out)
     }
 

@@ -78,6 +78,7 @@ impl Workspace {
             .map(|d| d.id)
             .collect();
         let stances = self.discussion_map(response, "stances")?;
+        let history = self.history_of(&DocId::Response(response.clone()))?;
         let (doc, m) = self.discussion(response)?;
         let mut found = Vec::new();
         for key in doc::keys(doc, &stances) {
@@ -91,7 +92,8 @@ impl Workspace {
             if !drafts.contains(&draft) {
                 continue;
             }
-            let Some(obj) = doc::owned_map(doc, m, &stances, &key, &member) else {
+            let Some(obj) = doc::owned_map_or_history(doc, m, &history, &stances, &key, &member)
+            else {
                 continue;
             };
             let Some(stance) = doc::authored_string(doc, m, &obj, "stance", &member)

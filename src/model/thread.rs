@@ -56,10 +56,11 @@ fn read_thread(doc: &AutoCommit, m: &Membership, key: &str, obj: &ObjId) -> Opti
                 body,
                 reply_to: doc::authored_string(doc, m, &cobj, "reply_to", &cauthor),
                 at: doc::authored_int(doc, m, &cobj, "at", &cauthor).unwrap_or(0),
+                seq: doc::op_counter(&cobj),
             });
         }
     }
-    comments.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+    comments.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
     Some(ThreadView {
         id: key.to_string(),
         title,
@@ -67,6 +68,7 @@ fn read_thread(doc: &AutoCommit, m: &Membership, key: &str, obj: &ObjId) -> Opti
         author_name: m.name_of(&author),
         at,
         comments,
+        seq: doc::op_counter(obj),
     })
 }
 
@@ -139,7 +141,7 @@ impl Workspace {
                 read_thread(doc, m, &key, &obj)
             })
             .collect();
-        out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        out.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
         Ok(out)
     }
 

@@ -175,6 +175,9 @@ pub struct CommentView {
     /// When.
     #[serde(serialize_with = "ser_time")]
     pub at: i64,
+    /// Causal order within the same second (not serialised).
+    #[serde(skip)]
+    pub seq: u64,
 }
 
 /// One thread with its comments, oldest first.
@@ -193,6 +196,9 @@ pub struct ThreadView {
     pub at: i64,
     /// Comments, oldest first.
     pub comments: Vec<CommentView>,
+    /// Causal order within the same second (not serialised).
+    #[serde(skip)]
+    pub seq: u64,
 }
 
 /// One member's stance on a draft.
@@ -273,6 +279,9 @@ pub struct AmendmentView {
     pub state: AmendmentState,
     /// Who decided.
     pub decided_by: Option<MemberRef>,
+    /// Causal order within the same second (not serialised).
+    #[serde(skip)]
+    pub seq: u64,
 }
 
 /// One dissenting view in the annex.

@@ -227,6 +227,26 @@ impl Workspace {
             .unwrap_or_default())
     }
 
+    /// Every change of a document with its author, oldest first.
+    pub fn history_of(&mut self, id: &DocId) -> Result<Vec<(ChangeHash, MemberId)>> {
+        if !self.load(id)? {
+            return Ok(Vec::new());
+        }
+        let Some(open) = self.docs.get_mut(id) else {
+            return Ok(Vec::new());
+        };
+        let membership = &self.membership;
+        Ok(open
+            .doc
+            .get_changes_meta(&[])
+            .iter()
+            .filter_map(|c| {
+                let device = crate::trust::signed_change::device_of_actor(c.actor.to_bytes())?;
+                Some((c.hash, membership.owner_of(&device)?.id))
+            })
+            .collect())
+    }
+
     /// Whether the acting member has the given role or higher.
     pub fn writer_role(&self) -> Option<Role> {
         let w = self.writer.as_ref()?;

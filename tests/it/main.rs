@@ -1,0 +1,9 @@
+//! Integration tests: one binary, one module per concern.
+
+mod common;
+
+mod cli_errors;
+mod cli_walkthrough;
+mod concurrency;
+mod members;
+mod store_recovery;
