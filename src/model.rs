@@ -52,3 +52,6 @@ pub enum ModelError {
 
 /// Shorthand for model results.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;

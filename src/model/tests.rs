@@ -1,0 +1,420 @@
+//! The model tested in memory, with no store: several members, each with
+//! their own device actor, share documents through an in-memory loader that
+//! keeps only the changes each workspace handed back.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use automerge::{ActorId, AutoCommit, Change};
+
+use super::response::NewResponse;
+use super::views::{AmendmentState, ResponseKind, Stance, Status};
+use super::workspace::Writer;
+use super::{DocId, DocLoader, LoadError, ModelError, Workspace};
+use crate::ids::ObjectId;
+use crate::trust::{CertBody, Certificate, DeviceId, MemberId, Membership, Role, SecretKey};
+
+type Shared = Rc<RefCell<BTreeMap<DocId, Vec<Vec<u8>>>>>;
+
+struct MemoryLoader(Shared);
+
+impl DocLoader for MemoryLoader {
+    fn load(&mut self, id: &DocId) -> Result<Option<AutoCommit>, LoadError> {
+        let docs = self.0.borrow();
+        let Some(changes) = docs.get(id) else {
+            return Ok(None);
+        };
+        let mut doc = AutoCommit::new();
+        let parsed: Vec<Change> = changes
+            .iter()
+            .filter_map(|c| Change::from_bytes(c.clone()).ok())
+            .collect();
+        doc.apply_changes(parsed).map_err(|e| LoadError {
+            message: e.to_string(),
+            integrity: true,
+        })?;
+        Ok(Some(doc))
+    }
+}
+
+struct Person {
+    member: SecretKey,
+    device: SecretKey,
+}
+
+struct World {
+    membership: Membership,
+    shared: Shared,
+    people: BTreeMap<&'static str, Person>,
+    now: i64,
+}
+
+impl World {
+    /// Ana founds; Bo and Cy are members; Ola observes; Fa facilitates.
+    fn new() -> Self {
+        let mut people = BTreeMap::new();
+        for name in ["Ana", "Bo", "Cy", "Ola", "Fa"] {
+            people.insert(
+                name,
+                Person {
+                    member: SecretKey::generate(),
+                    device: SecretKey::generate(),
+                },
+            );
+        }
+        let ana = &people["Ana"];
+        let (id, genesis) = Certificate::genesis(
+            &ana.member,
+            &CertBody::Genesis {
+                name: "Net".into(),
+                purpose: "".into(),
+                founder: MemberId(ana.member.public()),
+                founder_name: "Ana".into(),
+                at: 0,
+                nonce: "0".into(),
+            },
+        );
+        let mut certs = vec![genesis];
+        for (name, p) in &people {
+            let role = match *name {
+                "Ola" => Role::Observer,
+                "Fa" => Role::Facilitator,
+                _ => Role::Member,
+            };
+            if *name != "Ana" {
+                certs.push(Certificate::issue(
+                    &id,
+                    &CertBody::Admit {
+                        member: MemberId(p.member.public()),
+                        name: name.to_string(),
+                        role,
+                        by: MemberId(ana.member.public()),
+                        at: 0,
+                    },
+                    &[&ana.member],
+                ));
+            }
+            certs.push(Certificate::issue(
+                &id,
+                &CertBody::Device {
+                    member: MemberId(p.member.public()),
+                    device: DeviceId(p.device.public()),
+                    label: "d".into(),
+                    at: 0,
+                },
+                &[&p.member, &p.device],
+            ));
+        }
+        let verified: Vec<_> = certs.iter().filter_map(|c| c.verify(&id).ok()).collect();
+        let membership = Membership::build(id, &verified).unwrap_or_else(|e| panic!("{e}"));
+        let world = World {
+            membership,
+            shared: Rc::default(),
+            people,
+            now: 1_000,
+        };
+        world.ok("Ana", |ws| ws.init_community_doc());
+        world
+    }
+
+    fn workspace(&self, who: &str) -> Workspace {
+        let p = &self.people[who];
+        let mut actor = p.device.public().to_vec();
+        actor.extend_from_slice(&[7; 8]);
+        Workspace::new(
+            self.membership.clone(),
+            Box::new(MemoryLoader(self.shared.clone())),
+            self.now,
+        )
+        .with_writer(Writer {
+            member: MemberId(p.member.public()),
+            actor: ActorId::from(actor),
+        })
+    }
+
+    fn act<T>(
+        &self,
+        who: &str,
+        op: impl FnOnce(&mut Workspace) -> super::Result<T>,
+    ) -> super::Result<T> {
+        let mut ws = self.workspace(who);
+        let out = op(&mut ws)?;
+        let mut shared = self.shared.borrow_mut();
+        for (id, changes) in ws.take_new_changes() {
+            let entry = shared.entry(id).or_default();
+            entry.extend(changes.iter().map(|c| c.raw_bytes().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn ok<T>(&self, who: &str, op: impl FnOnce(&mut Workspace) -> super::Result<T>) -> T {
+        self.act(who, op).unwrap_or_else(|e| panic!("{who}: {e}"))
+    }
+
+    fn key(&self, who: &str) -> &SecretKey {
+        &self.people[who].member
+    }
+
+    fn id(&self, who: &str) -> MemberId {
+        MemberId(self.people[who].member.public())
+    }
+}
+
+fn request() -> NewResponse {
+    NewResponse {
+        kind: ResponseKind::Request,
+        title: "Consultation".into(),
+        summary: "Context".into(),
+        source: None,
+        requester: Some("Ministry".into()),
+        questions: vec!["Q1?".into(), " ".into(), "Q2?".into()],
+        due: Some("2027-01-15".into()),
+    }
+}
+
+fn invalid<T: std::fmt::Debug>(r: super::Result<T>) -> bool {
+    matches!(r, Err(ModelError::Invalid(_)))
+}
+
+fn not_allowed<T: std::fmt::Debug>(r: super::Result<T>) -> bool {
+    matches!(r, Err(ModelError::NotAllowed(_)))
+}
+
+#[test]
+fn opening_validates_its_input() {
+    let w = World::new();
+    let mut r = request();
+    r.title = "  ".into();
+    assert!(invalid(w.act("Ana", |ws| ws.open_response(r))));
+    let mut r = request();
+    r.questions = vec![" ".into()];
+    assert!(invalid(w.act("Ana", |ws| ws.open_response(r))));
+    let mut r = request();
+    r.due = Some("15/01/2027".into());
+    assert!(invalid(w.act("Ana", |ws| ws.open_response(r))));
+    let mut r = request();
+    r.requester = None;
+    assert!(invalid(w.act("Ana", |ws| ws.open_response(r))));
+    assert!(not_allowed(w.act("Bo", |ws| ws.open_response(request()))));
+    assert!(not_allowed(w.act("Ola", |ws| ws.open_response(request()))));
+    let rid = w.ok("Fa", |ws| ws.open_response(request()));
+    let shown = w.ok("Bo", |ws| ws.show(&rid));
+    assert_eq!(shown.questions, vec!["Q1?", "Q2?"]);
+    assert_eq!(shown.requester.as_deref(), Some("Ministry"));
+    assert_eq!(shown.opened_by.name, "Fa");
+    assert_eq!(shown.status, Status::Open);
+}
+
+#[test]
+fn status_moves_with_content() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let status = |w: &World| w.ok("Bo", |ws| ws.status(&rid));
+    assert_eq!(status(&w), Status::Open);
+    let did = w.ok("Bo", |ws| ws.new_draft(&rid, "D", "Text"));
+    assert_eq!(status(&w), Status::Drafting);
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(did.as_str()));
+    w.ok("Cy", |ws| ws.take_stance(&entry, Stance::Support, None));
+    assert_eq!(status(&w), Status::Consultation);
+    w.ok("Ana", |ws| ws.publish(&rid, &did, w.key("Ana")));
+    assert_eq!(status(&w), Status::Published);
+    let listed = w.ok("Bo", |ws| ws.responses());
+    assert_eq!((listed[0].drafts, listed[0].threads), (1, 0));
+}
+
+#[test]
+fn threads_comments_and_replies() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    assert!(invalid(w.act("Bo", |ws| ws.start_thread(&rid, " ", None))));
+    let (tid, first) = w.ok("Bo", |ws| ws.start_thread(&rid, "T", Some("first")));
+    let first = first.unwrap_or_else(ObjectId::random);
+    assert!(invalid(w.act("Cy", |ws| ws.post(&rid, &tid, "  ", None))));
+    let reply = w.ok("Cy", |ws| {
+        ws.post(&rid, &tid, "reply", Some(&first.as_str()[..5]))
+    });
+    assert!(matches!(
+        w.act("Cy", |ws| ws.post(&rid, &tid, "x", Some("zzzz"))),
+        Err(ModelError::Reference(_))
+    ));
+    let (found_r, found_t) = w.ok("Ana", |ws| ws.resolve_thread(&tid.as_str()[..6]));
+    assert_eq!((found_r, found_t), (rid.clone(), tid.clone()));
+    let threads = w.ok("Ana", |ws| ws.threads(&rid));
+    assert_eq!(threads.len(), 1);
+    let comments = &threads[0].comments;
+    assert_eq!(comments.len(), 2);
+    assert_eq!(comments[0].author_name, "Bo");
+    assert_eq!(comments[1].id, reply.as_str());
+    assert_eq!(comments[1].reply_to.as_deref(), Some(first.as_str()));
+    assert_eq!(comments[1].author, w.id("Cy"));
+}
+
+#[test]
+fn amendments_accept_reject_and_their_errors() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let did = w.ok("Bo", |ws| ws.new_draft(&rid, "D", "alpha beta gamma"));
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(did.as_str()));
+    assert!(invalid(w.act("Cy", |ws| {
+        ws.propose_amendment(&entry, "delta", "x", "why")
+    })));
+    assert!(invalid(w.act("Cy", |ws| {
+        ws.propose_amendment(&entry, "beta", "beta", "why")
+    })));
+    assert!(invalid(
+        w.act("Cy", |ws| ws.propose_amendment(&entry, "beta", "x", " "))
+    ));
+    let a1 = w.ok("Cy", |ws| {
+        ws.propose_amendment(&entry, "beta", "BETA", "caps")
+    });
+    let a2 = w.ok("Cy", |ws| {
+        ws.propose_amendment(&entry, "beta", "b", "short")
+    });
+    w.ok("Fa", |ws| ws.decide_amendment(a1.as_str(), true));
+    assert_eq!(w.ok("Bo", |ws| ws.draft_text(&did)), "alpha BETA gamma");
+    // The text a2 replaces is gone: it can only be rejected now.
+    assert!(invalid(
+        w.act("Fa", |ws| ws.decide_amendment(a2.as_str(), true))
+    ));
+    let rejected = w.ok("Bo", |ws| ws.decide_amendment(a2.as_str(), false));
+    assert_eq!(rejected.state, AmendmentState::Rejected);
+    assert_eq!(rejected.decided_by.map(|m| m.name), Some("Bo".to_string()));
+    assert!(invalid(
+        w.act("Fa", |ws| ws.decide_amendment(a1.as_str(), false))
+    ));
+    let all = w.ok("Ana", |ws| ws.amendments(&rid));
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].state, AmendmentState::Accepted);
+    assert_eq!(all[0].author_name, "Cy");
+}
+
+#[test]
+fn stances_go_stale_when_the_draft_changes() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let did = w.ok("Bo", |ws| ws.new_draft(&rid, "D", "one"));
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(did.as_str()));
+    assert!(invalid(w.act("Cy", |ws| ws.take_stance(
+        &entry,
+        Stance::StandAside,
+        Some("  ")
+    ))));
+    w.ok("Cy", |ws| {
+        ws.take_stance(&entry, Stance::Object, Some("no"))
+    });
+    w.ok("Bo", |ws| ws.take_stance(&entry, Stance::Support, None));
+    assert!(
+        w.ok("Ana", |ws| ws.stances_on(&rid, &did))
+            .iter()
+            .all(|s| !s.stale)
+    );
+    assert!(
+        !w.ok("Bo", |ws| ws.edit_draft(&entry, "one")),
+        "no change, nothing written"
+    );
+    assert!(w.ok("Bo", |ws| ws.edit_draft(&entry, "one two")));
+    let stances = w.ok("Ana", |ws| ws.stances_on(&rid, &did));
+    assert_eq!(stances.len(), 2);
+    assert!(stances.iter().all(|s| s.stale));
+    w.ok("Cy", |ws| {
+        ws.take_stance(&entry, Stance::Reservations, Some("better"))
+    });
+    let stances = w.ok("Ana", |ws| ws.stances_on(&rid, &did));
+    let cy = stances
+        .iter()
+        .find(|s| s.name == "Cy")
+        .map(|s| (s.stance, s.stale));
+    assert_eq!(cy, Some((Stance::Reservations, false)));
+    let tally = w.ok("Ana", |ws| ws.tally(&rid));
+    assert_eq!(tally.drafts[0].counts.support, 1);
+    assert_eq!(tally.drafts[0].counts.reservations, 1);
+    assert_eq!(tally.drafts[0].stale, 1);
+    let unheard: Vec<String> = tally.not_yet_heard.into_iter().map(|m| m.name).collect();
+    assert_eq!(unheard, vec!["Ana", "Fa"]);
+}
+
+#[test]
+fn publish_endorse_export_and_their_rules() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    assert!(invalid(w.act("Ana", |ws| ws.export(&rid, &[]))));
+    let empty = w.ok("Bo", |ws| ws.new_draft(&rid, "Empty", " "));
+    let did = w.ok("Bo", |ws| ws.new_draft(&rid, "D", "Our answer."));
+    assert!(invalid(w.act("Ana", |ws| ws.publish(
+        &rid,
+        &empty,
+        w.key("Ana")
+    ))));
+    assert!(not_allowed(w.act("Ana", |ws| ws.publish(
+        &rid,
+        &did,
+        w.key("Bo")
+    ))));
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(did.as_str()));
+    w.ok("Bo", |ws| ws.take_stance(&entry, Stance::Support, None));
+    w.ok("Cy", |ws| {
+        ws.take_stance(&entry, Stance::Object, Some("Too soft."))
+    });
+    let outcome = w.ok("Fa", |ws| ws.publish(&rid, &did, w.key("Fa")));
+    assert_eq!(outcome.text, "Our answer.");
+    assert_eq!(outcome.text_hash, super::outcome::text_hash("Our answer."));
+    assert_eq!(outcome.dissent.len(), 1);
+    assert_eq!(outcome.dissent[0].reason, "Too soft.");
+    assert!(invalid(w.act("Ana", |ws| ws.publish(
+        &rid,
+        &did,
+        w.key("Ana")
+    ))));
+    assert!(invalid(w.act("Bo", |ws| ws.edit_draft(&entry, "changed"))));
+    assert!(invalid(w.act("Bo", |ws| ws.take_stance(
+        &entry,
+        Stance::Abstain,
+        None
+    ))));
+    assert!(invalid(w.act("Bo", |ws| ws.new_draft(&rid, "Late", "x"))));
+    // Ana took no stance on the adopted draft: nothing to endorse with.
+    assert!(invalid(w.act("Ana", |ws| ws.endorse(&rid, w.key("Ana")))));
+    let e = w.ok("Cy", |ws| ws.endorse(&rid, w.key("Cy")));
+    assert_eq!(e.stance, "object");
+    w.ok("Bo", |ws| ws.endorse(&rid, w.key("Bo")));
+    assert!(invalid(w.act("Bo", |ws| ws.endorse(&rid, w.key("Bo")))));
+    let outcome = w
+        .ok("Ana", |ws| ws.outcome(&rid))
+        .unwrap_or_else(|| panic!("published"));
+    let names: Vec<&str> = outcome
+        .endorsements
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["Bo", "Cy"]);
+}
+
+#[test]
+fn history_names_every_change_and_its_author() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    w.ok("Bo", |ws| ws.start_thread(&rid, "T", Some("hi")));
+    let log = w.ok("Ana", |ws| ws.history());
+    assert!(
+        log.iter()
+            .any(|e| e.name == "Bo" && e.message.starts_with("start thread"))
+    );
+    assert!(
+        log.iter()
+            .any(|e| e.name == "Ana" && e.message.starts_with("open request"))
+    );
+    assert!(log.iter().all(|e| e.member.is_some()));
+}
+
+#[test]
+fn a_read_only_workspace_refuses_to_write() {
+    let w = World::new();
+    let mut ws = Workspace::new(
+        w.membership.clone(),
+        Box::new(MemoryLoader(w.shared.clone())),
+        0,
+    );
+    assert!(not_allowed(ws.open_response(request())));
+    assert!(ws.index().unwrap_or_default().is_empty());
+}
