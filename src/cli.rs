@@ -57,6 +57,8 @@ enum Command {
     /// Create, list and choose communities
     #[command(subcommand)]
     Community(CommunityCommand),
+    /// List members: names, roles, devices
+    Members,
     /// Open a response to an external development or a request for opinion
     #[command(subcommand)]
     Open(OpenCommand),
@@ -333,6 +335,7 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
             CommunityCommand::List => community::list(ctx),
             CommunityCommand::Use { community } => community::select(ctx, &community),
         },
+        Command::Members => community::members(ctx),
         Command::Open(o) => match o {
             OpenCommand::Development {
                 title,

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::output::{Ctx, table};
 use crate::store::CommunityStore;
-use crate::trust::CommunityId;
+use crate::trust::{CommunityId, DeviceId, MemberId};
 
 #[derive(Serialize)]
 struct CommunityView {
@@ -91,4 +91,54 @@ pub fn select(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
     ctx.emit(&v, || format!("{}\n", v.id))?;
     ctx.progress(&format!("Now using '{}'.", v.name));
     Ok(())
+}
+
+#[derive(Serialize)]
+struct MemberView {
+    id: MemberId,
+    name: String,
+    role: &'static str,
+    devices: Vec<DeviceId>,
+    removed: bool,
+    you: bool,
+}
+
+/// `convene members`
+pub fn members(ctx: &Ctx) -> anyhow::Result<()> {
+    let identity = ctx.home.identity()?;
+    let lock = ctx.home.lock_file()?;
+    let _guard = lock.read()?;
+    let store = ctx.home.resolve(ctx.community.as_deref())?;
+    let mut views: Vec<MemberView> = store
+        .membership()
+        .members()
+        .map(|m| MemberView {
+            id: m.id,
+            name: m.name.clone(),
+            role: m.role.as_str(),
+            devices: m.devices.clone(),
+            removed: m.removed,
+            you: m.id == identity.member_id(),
+        })
+        .collect();
+    views.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+    ctx.emit(&views, || {
+        let rows: Vec<Vec<String>> = views
+            .iter()
+            .map(|v| {
+                vec![
+                    v.id.short(),
+                    format!("{}{}", v.name, if v.you { " (you)" } else { "" }),
+                    v.role.to_string(),
+                    v.devices.len().to_string(),
+                    if v.removed {
+                        "removed".into()
+                    } else {
+                        "".into()
+                    },
+                ]
+            })
+            .collect();
+        table(&["ID", "NAME", "ROLE", "DEVICES", ""], &rows)
+    })
 }

@@ -180,6 +180,12 @@ pub fn load(
             ));
         }
     }
+    tracing::debug!(
+        "loaded {} with {} verified changes ({} from the log)",
+        files.log.display(),
+        signatures.len(),
+        log_records
+    );
     Ok(Some(LoadedDoc {
         doc,
         signatures,

@@ -11,6 +11,14 @@ fn a_whole_joint_response_from_request_to_verified_export() {
     assert_eq!(who["name"], "Ana");
     let me = who["member"].as_str().unwrap_or_default().to_string();
     assert_eq!(me.len(), 64);
+    let members = home.ok(&["--json", "members"]).json();
+    assert_eq!(members[0]["id"], me.as_str());
+    assert_eq!(members[0]["role"], "founder");
+    assert_eq!(members[0]["removed"], false);
+    assert_eq!(members[0]["devices"][0], who["device"]);
+    let communities = home.ok(&["--json", "community", "list"]).json();
+    assert_eq!(communities[0]["name"], "Water Network");
+    assert_eq!(communities[0]["purpose"], "testing");
 
     // A request for opinion with two questions.
     let r = home.ok(&[
