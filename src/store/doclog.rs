@@ -33,6 +33,8 @@ pub struct LoadedDoc {
 
 /// The two files of one document.
 pub struct DocFiles {
+    /// The document's name (`community`, `response-<id>`, `draft-<id>`).
+    pub name: String,
     /// The append-only log.
     pub log: PathBuf,
     /// The compacted snapshot.
@@ -43,6 +45,7 @@ impl DocFiles {
     /// The files of document `name` in `docs_dir`.
     pub fn new(docs_dir: &Path, name: &str) -> Self {
         DocFiles {
+            name: name.to_string(),
             log: docs_dir.join(format!("{name}.log")),
             snapshot: docs_dir.join(format!("{name}.snapshot")),
         }
@@ -121,8 +124,15 @@ pub fn load(
                         ),
                     )
                 })?;
-                verify_change(membership, meta.actor.to_bytes(), &hash, sig)
-                    .map_err(|e| refused(path, e))?;
+                verify_change(
+                    membership,
+                    &files.name,
+                    meta.actor.to_bytes(),
+                    meta.seq,
+                    &hash,
+                    sig,
+                )
+                .map_err(|e| refused(path, e))?;
             }
             doc
         }
@@ -160,7 +170,9 @@ pub fn load(
             let hash = change.hash().0;
             verify_change(
                 membership,
+                &files.name,
                 change.actor_id().to_bytes(),
+                change.seq(),
                 &hash,
                 &ChangeSignature(sig),
             )

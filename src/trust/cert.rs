@@ -6,6 +6,8 @@
 //! certificate never trusts it: only [`Certificate::verify`] makes a
 //! [`VerifiedCert`], and only verified certificates reach the membership view.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, CommunityId, DeviceId, MemberId, SecretKey};
@@ -60,6 +62,47 @@ pub enum CertBody {
         /// When.
         at: i64,
     },
+    /// A facilitator creates a one-time invitation; the ticket carries the
+    /// secret half of `invite_key`. Signed by the facilitator.
+    Invite {
+        /// Public half of the one-time invite key.
+        invite_key: DeviceId,
+        /// The role the invitee will have.
+        role: Role,
+        /// Unix seconds after which the invite may not be used.
+        expires_at: i64,
+        /// The inviting facilitator.
+        by: MemberId,
+        /// When.
+        at: i64,
+    },
+    /// The invitee claims an invitation with their own member key. Signed by
+    /// the invite key (proof of holding the ticket) and the member key.
+    Claim {
+        /// The invite being used.
+        invite_key: DeviceId,
+        /// The new member's key.
+        member: MemberId,
+        /// Their display name.
+        name: String,
+        /// When.
+        at: i64,
+    },
+    /// A facilitator removes a member. Changes by that member's devices are
+    /// accepted only up to `cutoff`: per document name, per actor (hex), the
+    /// last sequence number the facilitator had seen. Signed by the facilitator.
+    Revoke {
+        /// The removed member.
+        member: MemberId,
+        /// Why, for the record.
+        reason: String,
+        /// The removing facilitator.
+        by: MemberId,
+        /// When.
+        at: i64,
+        /// Document name → actor hex → last accepted sequence number.
+        cutoff: BTreeMap<String, BTreeMap<String, u64>>,
+    },
 }
 
 impl CertBody {
@@ -69,6 +112,10 @@ impl CertBody {
             CertBody::Genesis { founder, .. } => vec![founder.0],
             CertBody::Admit { by, .. } => vec![by.0],
             CertBody::Device { member, device, .. } => vec![member.0, device.0],
+            CertBody::Invite { by, .. } | CertBody::Revoke { by, .. } => vec![by.0],
+            CertBody::Claim {
+                invite_key, member, ..
+            } => vec![invite_key.0, member.0],
         }
     }
 
@@ -78,6 +125,9 @@ impl CertBody {
             CertBody::Genesis { .. } => "genesis",
             CertBody::Admit { .. } => "admit",
             CertBody::Device { .. } => "device",
+            CertBody::Invite { .. } => "invite",
+            CertBody::Claim { .. } => "claim",
+            CertBody::Revoke { .. } => "revoke",
         }
     }
 }

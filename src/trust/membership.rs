@@ -60,10 +60,37 @@ pub struct Member {
     pub role: Role,
     /// Devices, in key order.
     pub devices: Vec<DeviceId>,
-    /// Removed from the community (comes with the sync issue's Revoke).
+    /// Removed from the community by a Revoke certificate.
     pub removed: bool,
+    /// When removed: the reason, and up to which change of each of their
+    /// actors, per document, their writing is still accepted.
+    pub revocation: Option<Revocation>,
     /// When they were admitted.
     pub joined_at: i64,
+}
+
+/// How a member was removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// Why.
+    pub reason: String,
+    /// The facilitator who removed them.
+    pub by: MemberId,
+    /// When.
+    pub at: i64,
+    /// Document name → actor hex → last accepted sequence number.
+    pub cutoff: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl Revocation {
+    /// Is a change with this actor and sequence number, in this document,
+    /// from before the removal?
+    pub fn covers(&self, doc: &str, actor_hex: &str, seq: u64) -> bool {
+        self.cutoff
+            .get(doc)
+            .and_then(|actors| actors.get(actor_hex))
+            .is_some_and(|last| seq <= *last)
+    }
 }
 
 /// The whole roster of one community.
@@ -123,25 +150,61 @@ impl Membership {
                 role: Role::Founder,
                 devices: Vec::new(),
                 removed: false,
+                revocation: None,
                 joined_at: at,
             },
         );
 
-        // Admissions: repeat until nothing changes, since an admitted
-        // facilitator may admit others. Monotone, hence order-independent.
-        loop {
-            let mut changed = false;
-            for cert in &sorted {
-                let CertBody::Admit {
+        // One claim per invitation: the earliest (then lowest certificate id).
+        let mut claims: BTreeMap<DeviceId, (i64, MemberId, String)> = BTreeMap::new();
+        for cert in &sorted {
+            if let CertBody::Claim {
+                invite_key,
+                member,
+                name,
+                at,
+            } = cert.body()
+            {
+                let better = claims.get(invite_key).is_none_or(|(t, _, _)| *at < *t);
+                if better {
+                    claims.insert(*invite_key, (*at, *member, name.clone()));
+                }
+            }
+        }
+        // Admissions, direct or through a claimed invitation, as
+        // (member, name, role, by, at).
+        let mut admissions: Vec<(MemberId, String, Role, MemberId, i64)> = Vec::new();
+        for cert in &sorted {
+            match cert.body() {
+                CertBody::Admit {
                     member,
                     name,
                     role,
                     by,
                     at,
-                } = cert.body()
-                else {
-                    continue;
-                };
+                } => admissions.push((*member, name.clone(), *role, *by, *at)),
+                CertBody::Invite {
+                    invite_key,
+                    role,
+                    expires_at,
+                    by,
+                    ..
+                } => {
+                    if let Some((at, member, name)) = claims.get(invite_key)
+                        && at <= expires_at
+                    {
+                        admissions.push((*member, name.clone(), *role, *by, *at));
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        // Repeat until nothing changes, since an admitted facilitator may
+        // admit others. Monotone, hence order-independent.
+        loop {
+            let mut changed = false;
+            for (member, name, role, by, at) in &admissions {
                 let authorised = members.get(by).is_some_and(|m| m.role.can_facilitate());
                 if !authorised || *member == founder || *role == Role::Founder {
                     continue;
@@ -156,6 +219,7 @@ impl Membership {
                                 role: *role,
                                 devices: Vec::new(),
                                 removed: false,
+                                revocation: None,
                                 joined_at: *at,
                             },
                         );
@@ -178,6 +242,37 @@ impl Membership {
             }
             if !changed {
                 break;
+            }
+        }
+
+        // Removals: by a facilitator of the view above; never the founder.
+        // Several removals of one member: the earliest (then lowest id).
+        for cert in &sorted {
+            let CertBody::Revoke {
+                member,
+                reason,
+                by,
+                at,
+                cutoff,
+            } = cert.body()
+            else {
+                continue;
+            };
+            let authorised = members.get(by).is_some_and(|m| m.role.can_facilitate());
+            if !authorised || *member == founder {
+                continue;
+            }
+            if let Some(m) = members.get_mut(member) {
+                let earlier = m.revocation.as_ref().is_none_or(|r| *at < r.at);
+                if earlier {
+                    m.removed = true;
+                    m.revocation = Some(Revocation {
+                        reason: reason.clone(),
+                        by: *by,
+                        at: *at,
+                        cutoff: cutoff.clone(),
+                    });
+                }
             }
         }
 
@@ -380,6 +475,121 @@ mod tests {
         assert!(Membership::build(w.id, &without).is_err());
     }
 
+    fn verified(w: &World, body: CertBody, keys: &[&SecretKey]) -> VerifiedCert {
+        Certificate::issue(&w.id, &body, keys)
+            .verify(&w.id)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn invite(w: &World, key: &SecretKey, role: Role, expires_at: i64) -> VerifiedCert {
+        verified(
+            w,
+            CertBody::Invite {
+                invite_key: DeviceId(key.public()),
+                role,
+                expires_at,
+                by: MemberId(w.keys[1].public()),
+                at: 10,
+            },
+            &[&w.keys[1]],
+        )
+    }
+
+    fn claim(w: &World, key: &SecretKey, member: &SecretKey, name: &str, at: i64) -> VerifiedCert {
+        verified(
+            w,
+            CertBody::Claim {
+                invite_key: DeviceId(key.public()),
+                member: MemberId(member.public()),
+                name: name.into(),
+                at,
+            },
+            &[key, member],
+        )
+    }
+
+    #[test]
+    fn a_claimed_invite_admits_one_member_with_the_invited_role() {
+        let w = world(1);
+        let invite_key = SecretKey::generate();
+        let first = SecretKey::generate();
+        let second = SecretKey::generate();
+        let mut certs = w.certs.clone();
+        certs.push(invite(&w, &invite_key, Role::Facilitator, 100));
+        certs.push(claim(&w, &invite_key, &first, "First", 20));
+        certs.push(claim(&w, &invite_key, &second, "Second", 30));
+        let view = Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        let admitted = view
+            .member(&MemberId(first.public()))
+            .map(|m| (m.name.clone(), m.role));
+        assert_eq!(admitted, Some(("First".to_string(), Role::Facilitator)));
+        assert!(
+            view.member(&MemberId(second.public())).is_none(),
+            "an invite admits one member only"
+        );
+    }
+
+    #[test]
+    fn an_expired_or_unsigned_invite_admits_nobody() {
+        let w = world(1);
+        let invite_key = SecretKey::generate();
+        let late = SecretKey::generate();
+        let mut certs = w.certs.clone();
+        certs.push(invite(&w, &invite_key, Role::Member, 15));
+        certs.push(claim(&w, &invite_key, &late, "Late", 20));
+        let view = Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        assert!(view.member(&MemberId(late.public())).is_none());
+        // A claim without a matching invite admits nobody either.
+        let stray = SecretKey::generate();
+        let mut certs = w.certs.clone();
+        certs.push(claim(&w, &SecretKey::generate(), &stray, "Stray", 1));
+        let view = Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        assert!(view.member(&MemberId(stray.public())).is_none());
+    }
+
+    #[test]
+    fn a_revocation_removes_with_a_cutoff_but_never_the_founder() {
+        let w = world(1);
+        let mut cutoff = BTreeMap::new();
+        cutoff.insert(
+            "community".to_string(),
+            BTreeMap::from([("aa".to_string(), 3u64)]),
+        );
+        let revoke = |member: &SecretKey| {
+            verified(
+                &w,
+                CertBody::Revoke {
+                    member: MemberId(member.public()),
+                    reason: "left".into(),
+                    by: MemberId(w.keys[1].public()),
+                    at: 50,
+                    cutoff: cutoff.clone(),
+                },
+                &[&w.keys[1]],
+            )
+        };
+        let mut certs = w.certs.clone();
+        certs.push(revoke(&w.keys[2]));
+        certs.push(revoke(&w.keys[0]));
+        let view = Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        let removed = view
+            .member(&MemberId(w.keys[2].public()))
+            .unwrap_or_else(|| panic!("member"));
+        assert!(removed.removed);
+        let r = removed
+            .revocation
+            .as_ref()
+            .unwrap_or_else(|| panic!("revocation"));
+        assert!(r.covers("community", "aa", 3));
+        assert!(!r.covers("community", "aa", 4));
+        assert!(!r.covers("other", "aa", 1));
+        assert!(
+            !view
+                .member(&MemberId(w.keys[0].public()))
+                .is_some_and(|m| m.removed)
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
@@ -387,7 +597,19 @@ mod tests {
             seed in any::<u64>(), dupes in 0usize..4
         ) {
             let w = world(4);
+            let invite_key = SecretKey::generate();
+            let joiner = SecretKey::generate();
+            let mut all = w.certs.clone();
+            all.push(invite(&w, &invite_key, Role::Member, 100));
+            all.push(claim(&w, &invite_key, &joiner, "Joiner", 20));
+            all.push(claim(&w, &invite_key, &SecretKey::generate(), "Other", 20));
+            all.push(verified(&w, CertBody::Revoke {
+                member: MemberId(w.keys[3].public()), reason: "r".into(),
+                by: MemberId(w.keys[0].public()), at: 9, cutoff: BTreeMap::new(),
+            }, &[&w.keys[0]]));
+            let w = World { certs: all, ..w };
             let reference = Membership::build(w.id, &w.certs).unwrap_or_else(|e| panic!("{e}"));
+            prop_assert_eq!(reference.members().filter(|m| m.removed).count(), 1);
             let mut shuffled = w.certs.clone();
             shuffled.extend(w.certs.iter().take(dupes).cloned());
             // A seeded Fisher–Yates shuffle.

@@ -65,11 +65,15 @@ pub fn sign_change(
     ChangeSignature(device.sign(CHANGE_DOMAIN, community, hash))
 }
 
-/// Accept a change only if its actor names a current device of a member with
-/// write rights and the signature by that device holds.
+/// Accept a change of document `doc` only if its actor names a device of a
+/// member with write rights, the member was not removed before it (its
+/// sequence number is within the removal's cutoff), and the signature by that
+/// device holds.
 pub fn verify_change(
     membership: &Membership,
+    doc: &str,
     actor: &[u8],
+    seq: u64,
     hash: &[u8; 32],
     signature: &ChangeSignature,
 ) -> Result<VerifiedChange, TrustError> {
@@ -84,7 +88,13 @@ pub fn verify_change(
         .owner_of(&device)
         .ok_or_else(|| refuse(device.short(), "device is not a device of any member"))?;
     if owner.removed {
-        return Err(refuse(device.short(), "its member was removed"));
+        let before_removal = owner
+            .revocation
+            .as_ref()
+            .is_some_and(|r| r.covers(doc, &hex::encode(actor), seq));
+        if !before_removal {
+            return Err(refuse(device.short(), "its member was removed"));
+        }
     }
     if !owner.role.can_write() {
         return Err(refuse(device.short(), "its member is an observer"));
@@ -179,8 +189,15 @@ mod tests {
         let s = setup();
         let device = DeviceId(s.founder_device.public());
         let sig = sign_change(&s.founder_device, &s.view.community, &[3; 32]);
-        let ok = verify_change(&s.view, &actor_bytes(&device, &[1; 8]), &[3; 32], &sig)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let ok = verify_change(
+            &s.view,
+            "d",
+            &actor_bytes(&device, &[1; 8]),
+            1,
+            &[3; 32],
+            &sig,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(ok.device(), device);
     }
 
@@ -189,9 +206,9 @@ mod tests {
         let s = setup();
         let actor = actor_bytes(&DeviceId(s.founder_device.public()), &[1; 8]);
         let mut sig = sign_change(&s.founder_device, &s.view.community, &[3; 32]);
-        assert!(verify_change(&s.view, &actor, &[4; 32], &sig).is_err());
+        assert!(verify_change(&s.view, "d", &actor, 1, &[4; 32], &sig).is_err());
         sig.0[0] ^= 0x80;
-        assert!(verify_change(&s.view, &actor, &[3; 32], &sig).is_err());
+        assert!(verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig).is_err());
     }
 
     #[test]
@@ -201,7 +218,7 @@ mod tests {
         let forger = SecretKey::generate();
         let sig = sign_change(&forger, &s.view.community, &[3; 32]);
         assert!(matches!(
-            verify_change(&s.view, &actor, &[3; 32], &sig),
+            verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig),
             Err(TrustError::BadSignature(_))
         ));
     }
@@ -213,12 +230,12 @@ mod tests {
         let sig = sign_change(&stranger, &s.view.community, &[3; 32]);
         let actor = actor_bytes(&DeviceId(stranger.public()), &[1; 8]);
         assert!(matches!(
-            verify_change(&s.view, &actor, &[3; 32], &sig),
+            verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig),
             Err(TrustError::ChangeRefused { .. })
         ));
         let sig = sign_change(&s.observer_device, &s.view.community, &[3; 32]);
         let actor = actor_bytes(&DeviceId(s.observer_device.public()), &[1; 8]);
-        assert!(verify_change(&s.view, &actor, &[3; 32], &sig).is_err());
-        assert!(verify_change(&s.view, &[1; 16], &[3; 32], &sig).is_err());
+        assert!(verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig).is_err());
+        assert!(verify_change(&s.view, "d", &[1; 16], 1, &[3; 32], &sig).is_err());
     }
 }
