@@ -12,4 +12,5 @@ pub mod clock;
 pub mod ids;
 pub mod model;
 pub mod store;
+pub mod sync;
 pub mod trust;

@@ -1,0 +1,153 @@
+//! Taking an Automerge sync message apart before trusting it.
+//!
+//! A sync message carries opaque chunks: single changes, or (in Automerge's
+//! V2 format) a whole compressed document. We split them, decode every change
+//! on scratch data with panics contained (Automerge has known panics on
+//! crafted input), and rebuild the message with only the changes we accept.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use automerge::sync::{ChunkList, Message};
+use automerge::{Automerge, Change};
+
+const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+
+/// Split a blob into (chunk type, chunk bytes).
+pub fn split(mut data: &[u8]) -> Result<Vec<(u8, &[u8])>, String> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        if data.len() < 10 || data[0..4] != MAGIC {
+            return Err("bad chunk magic".into());
+        }
+        let kind = data[8];
+        let mut len: u64 = 0;
+        let mut shift = 0;
+        let mut i = 9;
+        loop {
+            let byte = *data.get(i).ok_or("truncated chunk length")?;
+            if shift > 56 {
+                return Err("chunk length overflows".into());
+            }
+            len |= u64::from(byte & 0x7f) << shift;
+            shift += 7;
+            i += 1;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| i.checked_add(l))
+            .ok_or("chunk length overflows")?;
+        if end > data.len() {
+            return Err("truncated chunk".into());
+        }
+        out.push((kind, &data[..end]));
+        data = &data[end..];
+    }
+    Ok(out)
+}
+
+/// Every change carried by a sync message, decoded on scratch data.
+pub fn changes_in(message: &Message) -> Result<Vec<Change>, String> {
+    let mut out = Vec::new();
+    for blob in message.changes.iter() {
+        for (kind, bytes) in split(blob)? {
+            match kind {
+                1 => out.push(guarded(|| {
+                    Change::try_from(bytes).map_err(|e| e.to_string())
+                })?),
+                0 => {
+                    let doc = guarded(|| Automerge::load(bytes).map_err(|e| e.to_string()))?;
+                    out.extend(guarded(|| Ok(doc.get_changes(&[])))?);
+                }
+                // Compressed chunks can inflate without bound; sync never sends them.
+                k => return Err(format!("chunk type {k} is not accepted")),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The same message, carrying only `changes` (as single change chunks).
+pub fn with_changes(message: Message, changes: &[Change]) -> Message {
+    let chunks: Vec<Vec<u8>> = changes.iter().map(|c| c.raw_bytes().to_vec()).collect();
+    Message {
+        changes: ChunkList::from(chunks),
+        ..message
+    }
+}
+
+/// Run an Automerge call on untrusted bytes with panics contained.
+pub fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(_) => Err("the document library failed on these bytes".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, ROOT};
+    use proptest::prelude::*;
+
+    fn change() -> Change {
+        let mut doc = AutoCommit::new();
+        doc.put(ROOT, "k", "v").unwrap_or_else(|e| panic!("{e}"));
+        doc.commit();
+        doc.get_last_local_change()
+            .unwrap_or_else(|| panic!("no change"))
+    }
+
+    #[test]
+    fn splits_concatenated_changes() {
+        let a = change();
+        let b = change();
+        let mut blob = a.raw_bytes().to_vec();
+        blob.extend_from_slice(b.raw_bytes());
+        let parts = split(&blob).unwrap_or_default();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].1, a.raw_bytes());
+    }
+
+    #[test]
+    fn a_whole_document_chunk_yields_its_changes() {
+        let mut doc = AutoCommit::new();
+        doc.put(ROOT, "a", 1).unwrap_or_else(|e| panic!("{e}"));
+        doc.commit();
+        doc.put(ROOT, "b", 2).unwrap_or_else(|e| panic!("{e}"));
+        doc.commit();
+        let msg = Message {
+            changes: ChunkList::from(vec![doc.save()]),
+            ..automerge::sync::Message::decode(&empty_message()).unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(changes_in(&msg).map(|c| c.len()), Ok(2));
+    }
+
+    fn empty_message() -> Vec<u8> {
+        use automerge::sync::SyncDoc;
+        let doc = automerge::Automerge::new();
+        let mut state = automerge::sync::State::new();
+        doc.generate_sync_message(&mut state)
+            .map(|m| m.encode())
+            .unwrap_or_default()
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_blobs_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = split(&bytes);
+            let mut with_magic = MAGIC.to_vec();
+            with_magic.extend(&bytes);
+            if let Ok(parts) = split(&with_magic) {
+                for (kind, chunk) in parts {
+                    if kind == 1 {
+                        let _ = guarded(|| Change::try_from(chunk).map_err(|e| e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Frames: the messages of a sync session, and their length-prefixed
+//! encoding with a hard size cap checked before any allocation.
+
+use serde::{Deserialize, Serialize};
+
+use super::SyncError;
+
+/// The largest frame accepted (length prefix excluded).
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// One message of a sync session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// First frame of each side.
+    Hello {
+        /// [`super::PROTOCOL_VERSION`].
+        version: u32,
+        /// The community this session is about.
+        community: [u8; 32],
+        /// Ids (SHA-256) of every certificate the sender holds.
+        certificates: Vec<[u8; 32]>,
+    },
+    /// The certificates the other side lacks (their stored bytes).
+    Certificates {
+        /// Certificate bytes.
+        certificates: Vec<Vec<u8>>,
+    },
+    /// The heads of every document the sender holds.
+    Heads {
+        /// (document name, heads).
+        docs: Vec<(String, Vec<[u8; 32]>)>,
+    },
+    /// One Automerge sync message for one document, with the device
+    /// signatures of every change it carries.
+    Sync {
+        /// Document name.
+        doc: String,
+        /// The encoded Automerge sync message.
+        message: Vec<u8>,
+        /// (change hash, 64-byte signature).
+        signatures: Vec<([u8; 32], Vec<u8>)>,
+    },
+    /// The sender has nothing more to send; it has received this many
+    /// non-idle frames.
+    Idle {
+        /// Count of Certificates, Heads and Sync frames received so far.
+        received: u64,
+    },
+    /// The sender ends the session, and why.
+    Refuse {
+        /// For people.
+        reason: String,
+    },
+}
+
+impl Frame {
+    /// Does this frame count towards `Idle::received`?
+    pub fn is_content(&self) -> bool {
+        matches!(
+            self,
+            Frame::Certificates { .. } | Frame::Heads { .. } | Frame::Sync { .. }
+        )
+    }
+}
+
+/// Encode a frame as `length (u32 big-endian) ‖ postcard bytes`.
+pub fn encode(frame: &Frame) -> Vec<u8> {
+    let body = postcard::to_stdvec(frame).unwrap_or_default();
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Read the length prefix, refusing anything over [`MAX_FRAME`].
+pub fn frame_len(prefix: [u8; 4]) -> Result<usize, SyncError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_FRAME {
+        return Err(SyncError::Protocol(format!(
+            "frame of {len} bytes is over the {MAX_FRAME}-byte limit"
+        )));
+    }
+    Ok(len)
+}
+
+/// Decode a frame body (without its length prefix).
+pub fn decode(body: &[u8]) -> Result<Frame, SyncError> {
+    postcard::from_bytes(body).map_err(|e| SyncError::Protocol(format!("undecodable frame: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trip() {
+        let frames = [
+            Frame::Hello {
+                version: 1,
+                community: [3; 32],
+                certificates: vec![[1; 32]],
+            },
+            Frame::Sync {
+                doc: "community".into(),
+                message: vec![1, 2, 3],
+                signatures: vec![([9; 32], vec![7; 64])],
+            },
+            Frame::Idle { received: 4 },
+        ];
+        for f in frames {
+            let bytes = encode(&f);
+            let len = frame_len([bytes[0], bytes[1], bytes[2], bytes[3]]).unwrap_or(0);
+            assert_eq!(len, bytes.len() - 4);
+            assert_eq!(decode(&bytes[4..]).ok(), Some(f));
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_allocation() {
+        assert!(frame_len((MAX_FRAME as u32 + 1).to_be_bytes()).is_err());
+        assert!(frame_len(u32::MAX.to_be_bytes()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn truncated_frames_fail_cleanly(cut in 0usize..40) {
+            let bytes = encode(&Frame::Heads { docs: vec![("community".into(), vec![[5; 32]])] });
+            let body = &bytes[4..];
+            if cut < body.len() {
+                prop_assert!(decode(&body[..cut]).is_err());
+            }
+        }
+    }
+}

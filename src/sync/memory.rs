@@ -1,0 +1,144 @@
+//! An in-memory [`Replica`] for tests and simulations: certificates,
+//! documents and signatures held in maps, with the same verification rules
+//! as the store.
+
+use std::collections::BTreeMap;
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, Change, ChangeHash};
+
+use super::{Replica, SyncError};
+use crate::trust::signed_change::{ChangeSignature, actor_bytes, sign_change};
+use crate::trust::{Certificate, CommunityId, DeviceId, Membership, SecretKey, VerifiedCert};
+
+/// One device's copy of a community, in memory.
+pub struct MemoryReplica {
+    certs: Vec<VerifiedCert>,
+    membership: Membership,
+    docs: BTreeMap<String, AutoCommit>,
+    signatures: BTreeMap<String, BTreeMap<ChangeHash, ChangeSignature>>,
+    device: SecretKey,
+    actor: ActorId,
+}
+
+impl MemoryReplica {
+    /// A replica of `community` holding `certs`, acting with `device`.
+    pub fn new(
+        community: CommunityId,
+        certs: Vec<VerifiedCert>,
+        device: SecretKey,
+        actor_suffix: [u8; 8],
+    ) -> Result<Self, SyncError> {
+        let membership =
+            Membership::build(community, &certs).map_err(|e| SyncError::Local(e.to_string()))?;
+        let actor = ActorId::from(actor_bytes(&DeviceId(device.public()), &actor_suffix));
+        Ok(MemoryReplica {
+            certs,
+            membership,
+            docs: BTreeMap::new(),
+            signatures: BTreeMap::new(),
+            device,
+            actor,
+        })
+    }
+
+    /// Put `key = value` at the root of `doc` as this device, signed.
+    pub fn write(&mut self, doc: &str, key: &str, value: i64) -> Result<(), SyncError> {
+        let actor = self.actor.clone();
+        let d = self
+            .docs
+            .entry(doc.to_string())
+            .or_insert_with(|| AutoCommit::new().with_actor(actor.clone()));
+        d.set_actor(actor);
+        d.put(automerge::ROOT, key, value)
+            .map_err(|e| SyncError::Local(e.to_string()))?;
+        let Some(hash) = d.commit() else {
+            return Ok(());
+        };
+        let sig = sign_change(&self.device, &self.membership.community, &hash.0);
+        self.signatures
+            .entry(doc.to_string())
+            .or_default()
+            .insert(hash, sig);
+        Ok(())
+    }
+
+    /// Heads of every document, for comparing replicas.
+    pub fn all_heads(&mut self) -> BTreeMap<String, Vec<ChangeHash>> {
+        self.docs
+            .iter_mut()
+            .map(|(n, d)| (n.clone(), d.get_heads()))
+            .collect()
+    }
+
+    /// Every document's content as JSON text, for comparing replicas.
+    pub fn all_values(&mut self) -> BTreeMap<String, String> {
+        self.docs
+            .iter()
+            .map(|(n, d)| {
+                (
+                    n.clone(),
+                    serde_json::to_string(&automerge::AutoSerde::from(d)).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Replica for MemoryReplica {
+    fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    fn certificates(&self) -> Vec<Vec<u8>> {
+        self.certs.iter().map(|c| c.bytes().to_vec()).collect()
+    }
+
+    fn add_certificates(&mut self, certs: &[Certificate]) -> Result<usize, SyncError> {
+        let mut added = 0;
+        for cert in certs {
+            let v = cert
+                .verify(&self.membership.community)
+                .map_err(|e| SyncError::Refused(e.to_string()))?;
+            if !self.certs.iter().any(|c| c.id() == v.id()) {
+                self.certs.push(v);
+                added += 1;
+            }
+        }
+        self.membership = Membership::build(self.membership.community, &self.certs)
+            .map_err(|e| SyncError::Refused(e.to_string()))?;
+        Ok(added)
+    }
+
+    fn doc_names(&mut self) -> Result<Vec<String>, SyncError> {
+        Ok(self
+            .docs
+            .iter_mut()
+            .filter_map(|(n, d)| (!d.get_heads().is_empty()).then(|| n.clone()))
+            .collect())
+    }
+
+    fn doc(&mut self, name: &str) -> Result<&mut AutoCommit, SyncError> {
+        let actor = self.actor.clone();
+        Ok(self
+            .docs
+            .entry(name.to_string())
+            .or_insert_with(|| AutoCommit::new().with_actor(actor)))
+    }
+
+    fn signature(&self, doc: &str, hash: &ChangeHash) -> Option<ChangeSignature> {
+        self.signatures.get(doc).and_then(|s| s.get(hash)).copied()
+    }
+
+    fn persist(
+        &mut self,
+        doc: &str,
+        changes: &[(ChangeSignature, Change)],
+    ) -> Result<(), SyncError> {
+        let sigs = self.signatures.entry(doc.to_string()).or_default();
+        for (sig, change) in changes {
+            sigs.insert(change.hash(), *sig);
+        }
+        Ok(())
+    }
+}

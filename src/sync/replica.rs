@@ -1,0 +1,40 @@
+//! What a sync session needs from the local copy of a community.
+//!
+//! The store implements this over files; [`super::memory::MemoryReplica`]
+//! implements it in memory for the multi-peer tests.
+
+use automerge::{AutoCommit, Change, ChangeHash};
+
+use super::SyncError;
+use crate::trust::signed_change::ChangeSignature;
+use crate::trust::{Certificate, Membership};
+
+/// The local copy of one community, as a sync session sees it.
+pub trait Replica {
+    /// The current membership view.
+    fn membership(&self) -> &Membership;
+
+    /// Every certificate held, as stored bytes.
+    fn certificates(&self) -> Vec<Vec<u8>>;
+
+    /// Verify certificates and keep the new ones durably; returns how many
+    /// were new. The membership view is rebuilt.
+    fn add_certificates(&mut self, certs: &[Certificate]) -> Result<usize, SyncError>;
+
+    /// The names of every document held.
+    fn doc_names(&mut self) -> Result<Vec<String>, SyncError>;
+
+    /// A document, loaded and verified, or a new empty one if not held.
+    fn doc(&mut self, name: &str) -> Result<&mut AutoCommit, SyncError>;
+
+    /// The stored signature of a change held in `doc`.
+    fn signature(&self, doc: &str, hash: &ChangeHash) -> Option<ChangeSignature>;
+
+    /// Keep changes that were just applied to `doc`, with their signatures,
+    /// durably.
+    fn persist(
+        &mut self,
+        doc: &str,
+        changes: &[(ChangeSignature, Change)],
+    ) -> Result<(), SyncError>;
+}

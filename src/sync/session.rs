@@ -1,0 +1,456 @@
+//! The sync session state machine, one per connection and peer.
+//!
+//! ```text
+//!  both sides:  Hello ──▶            (version, community, certificate ids)
+//!               ◀── Hello
+//!  on Hello:    Certificates ──▶     (what the peer lacks)
+//!  on Certs:    Heads ──▶            (every document's heads)
+//!  on Heads:    Sync* ──▶            (one per document that differs)
+//!  on Sync:     verify, apply, persist; reply with Sync* or Idle
+//!  on Idle:     reply with Sync*, or Idle, or finish
+//! ```
+//!
+//! A side is done when it has nothing to send, its last frame was `Idle`,
+//! and the peer's `Idle` says the peer received every content frame it sent.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::sync::{Message, State, SyncDoc};
+use automerge::{Change, ChangeHash};
+
+use super::chunks::{changes_in, guarded, with_changes};
+use super::frame::Frame;
+use super::{PROTOCOL_VERSION, Replica, SyncError};
+use crate::model::DocId;
+use crate::trust::signed_change::{ChangeSignature, verify_change};
+use crate::trust::{Certificate, DeviceId, TrustError, sha256};
+
+/// A session handles at most this many frames.
+pub const MAX_FRAMES: u64 = 100_000;
+/// Sync messages received for one document in one session before it is
+/// left for the next session (a guard against endless rounds).
+pub const MAX_ROUNDS_PER_DOC: u32 = 256;
+
+/// What a session moved, for the `sync` report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Changes sent to the peer.
+    pub sent_changes: usize,
+    /// Changes received and applied.
+    pub received_changes: usize,
+    /// Changes received but not applied: author unknown, removed, or observer.
+    pub held_back: usize,
+    /// New certificates received.
+    pub certificates: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    AwaitHello,
+    AwaitCertificates,
+    AwaitHeads,
+    Syncing,
+}
+
+/// One side of a sync session.
+pub struct Session {
+    peer: DeviceId,
+    phase: Phase,
+    content_sent: u64,
+    content_received: u64,
+    frames: u64,
+    last_sent_idle: bool,
+    done: bool,
+    states: BTreeMap<String, State>,
+    /// Documents left alone for the rest of the session.
+    closed: BTreeSet<String>,
+    rounds: BTreeMap<String, u32>,
+    held: BTreeSet<[u8; 32]>,
+    signatures: BTreeMap<[u8; 32], ChangeSignature>,
+    stats: Stats,
+}
+
+impl Session {
+    /// A session with the device `peer` (authenticated by the transport).
+    pub fn new(peer: DeviceId) -> Self {
+        Session {
+            peer,
+            phase: Phase::AwaitHello,
+            content_sent: 0,
+            content_received: 0,
+            frames: 0,
+            last_sent_idle: false,
+            done: false,
+            states: BTreeMap::new(),
+            closed: BTreeSet::new(),
+            rounds: BTreeMap::new(),
+            held: BTreeSet::new(),
+            signatures: BTreeMap::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// What the session moved so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// True once both sides have nothing more to say.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The first frame.
+    pub fn start(&mut self, replica: &mut dyn Replica) -> Vec<Frame> {
+        let certificates = replica.certificates().iter().map(|c| sha256(c)).collect();
+        vec![Frame::Hello {
+            version: PROTOCOL_VERSION,
+            community: replica.membership().community.0,
+            certificates,
+        }]
+    }
+
+    /// Handle one frame from the peer; returns the frames to send.
+    pub fn handle(
+        &mut self,
+        replica: &mut dyn Replica,
+        frame: Frame,
+    ) -> Result<Vec<Frame>, SyncError> {
+        self.frames += 1;
+        if self.frames > MAX_FRAMES {
+            return Err(SyncError::Protocol(format!(
+                "more than {MAX_FRAMES} frames in one session"
+            )));
+        }
+        if frame.is_content() {
+            self.content_received += 1;
+        }
+        let out = match (self.phase, frame) {
+            (_, Frame::Refuse { reason }) => return Err(SyncError::RefusedByPeer(reason)),
+            (
+                Phase::AwaitHello,
+                Frame::Hello {
+                    version,
+                    community,
+                    certificates,
+                },
+            ) => self.on_hello(replica, version, community, certificates)?,
+            (Phase::AwaitCertificates, Frame::Certificates { certificates }) => {
+                self.on_certificates(replica, certificates)?
+            }
+            (Phase::AwaitHeads, Frame::Heads { docs }) => self.on_heads(replica, docs)?,
+            (
+                Phase::Syncing,
+                Frame::Sync {
+                    doc,
+                    message,
+                    signatures,
+                },
+            ) => {
+                self.on_sync(replica, &doc, &message, signatures)?;
+                self.reply(replica)?
+            }
+            (Phase::Syncing, Frame::Idle { received }) => self.on_idle(replica, received)?,
+            (phase, other) => {
+                return Err(SyncError::Protocol(format!(
+                    "unexpected {} while waiting for {phase:?}",
+                    frame_name(&other)
+                )));
+            }
+        };
+        Ok(self.sent(out))
+    }
+
+    fn sent(&mut self, out: Vec<Frame>) -> Vec<Frame> {
+        for f in &out {
+            if f.is_content() {
+                self.content_sent += 1;
+            }
+            self.last_sent_idle = matches!(f, Frame::Idle { .. });
+        }
+        out
+    }
+
+    fn on_hello(
+        &mut self,
+        replica: &mut dyn Replica,
+        version: u32,
+        community: [u8; 32],
+        theirs: Vec<[u8; 32]>,
+    ) -> Result<Vec<Frame>, SyncError> {
+        if version != PROTOCOL_VERSION {
+            return Err(SyncError::Protocol(format!(
+                "the peer speaks protocol {version}, this device {PROTOCOL_VERSION}"
+            )));
+        }
+        if community != replica.membership().community.0 {
+            return Err(SyncError::Refused(
+                "the peer is in another community".into(),
+            ));
+        }
+        let theirs: BTreeSet<[u8; 32]> = theirs.into_iter().collect();
+        let certificates = replica
+            .certificates()
+            .into_iter()
+            .filter(|c| !theirs.contains(&sha256(c)))
+            .collect();
+        self.phase = Phase::AwaitCertificates;
+        Ok(vec![Frame::Certificates { certificates }])
+    }
+
+    fn on_certificates(
+        &mut self,
+        replica: &mut dyn Replica,
+        certificates: Vec<Vec<u8>>,
+    ) -> Result<Vec<Frame>, SyncError> {
+        let mut parsed = Vec::with_capacity(certificates.len());
+        for bytes in &certificates {
+            parsed.push(
+                Certificate::from_bytes(bytes).map_err(|e| SyncError::Refused(e.to_string()))?,
+            );
+        }
+        self.stats.certificates += replica.add_certificates(&parsed)?;
+        let peer_ok = replica
+            .membership()
+            .owner_of(&self.peer)
+            .is_some_and(|m| !m.removed);
+        if !peer_ok {
+            return Err(SyncError::Refused(format!(
+                "device {} is not a current device of a member",
+                self.peer.short()
+            )));
+        }
+        let mut docs = Vec::new();
+        for name in replica.doc_names()? {
+            let heads = replica
+                .doc(&name)?
+                .get_heads()
+                .iter()
+                .map(|h| h.0)
+                .collect();
+            docs.push((name, heads));
+        }
+        self.phase = Phase::AwaitHeads;
+        Ok(vec![Frame::Heads { docs }])
+    }
+
+    fn on_heads(
+        &mut self,
+        replica: &mut dyn Replica,
+        theirs: Vec<(String, Vec<[u8; 32]>)>,
+    ) -> Result<Vec<Frame>, SyncError> {
+        self.phase = Phase::Syncing;
+        let theirs: BTreeMap<String, Vec<[u8; 32]>> = theirs.into_iter().collect();
+        let mut names: BTreeSet<String> = replica.doc_names()?.into_iter().collect();
+        names.extend(theirs.keys().cloned());
+        for name in names {
+            if DocId::parse(&name).is_none() {
+                return Err(SyncError::Protocol(format!(
+                    "'{name}' is not a document name"
+                )));
+            }
+            let mut ours: Vec<[u8; 32]> = replica
+                .doc(&name)?
+                .get_heads()
+                .iter()
+                .map(|h| h.0)
+                .collect();
+            let mut other = theirs.get(&name).cloned().unwrap_or_default();
+            ours.sort();
+            other.sort();
+            if ours != other {
+                self.states.insert(name, State::new());
+            }
+        }
+        self.reply(replica)
+    }
+
+    /// Sync messages for every document in play, or an Idle if none.
+    fn reply(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
+        let out = self.generate(replica)?;
+        if out.is_empty() {
+            return Ok(vec![Frame::Idle {
+                received: self.content_received,
+            }]);
+        }
+        Ok(out)
+    }
+
+    fn generate(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
+        let mut out = Vec::new();
+        let names: Vec<String> = self
+            .states
+            .keys()
+            .filter(|n| !self.closed.contains(*n))
+            .cloned()
+            .collect();
+        for name in names {
+            let Some(state) = self.states.get_mut(&name) else {
+                continue;
+            };
+            let doc = replica.doc(&name)?;
+            let Some(mut message) = doc.sync().generate_sync_message(state) else {
+                continue;
+            };
+            // Never advertise Automerge's V2 capability: peers then send
+            // single change chunks, which are checked one by one.
+            message.flags = None;
+            let changes = changes_in(&message).map_err(SyncError::Local)?;
+            let mut signatures = Vec::with_capacity(changes.len());
+            for change in &changes {
+                let sig = replica.signature(&name, &change.hash()).ok_or_else(|| {
+                    SyncError::Local(format!(
+                        "change {} of {name} has no stored signature",
+                        change.hash()
+                    ))
+                })?;
+                signatures.push((change.hash().0, sig.0.to_vec()));
+            }
+            self.stats.sent_changes += changes.len();
+            out.push(Frame::Sync {
+                doc: name,
+                message: message.encode(),
+                signatures,
+            });
+        }
+        Ok(out)
+    }
+
+    fn on_sync(
+        &mut self,
+        replica: &mut dyn Replica,
+        name: &str,
+        message: &[u8],
+        signatures: Vec<([u8; 32], Vec<u8>)>,
+    ) -> Result<(), SyncError> {
+        if DocId::parse(name).is_none() {
+            return Err(SyncError::Protocol(format!(
+                "'{name}' is not a document name"
+            )));
+        }
+        if self.closed.contains(name) {
+            return Ok(());
+        }
+        let rounds = self.rounds.entry(name.to_string()).or_default();
+        *rounds += 1;
+        if *rounds > MAX_ROUNDS_PER_DOC {
+            self.closed.insert(name.to_string());
+            return Ok(());
+        }
+        let message = guarded(|| Message::decode(message).map_err(|e| e.to_string()))
+            .map_err(|e| SyncError::Refused(format!("undecodable sync message for {name}: {e}")))?;
+        let changes =
+            changes_in(&message).map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
+        for (hash, sig) in signatures {
+            let sig: [u8; 64] = sig
+                .try_into()
+                .map_err(|_| SyncError::Refused("a signature is not 64 bytes".into()))?;
+            self.signatures.insert(hash, ChangeSignature(sig));
+        }
+        let offered = changes.len();
+        let mut accepted: Vec<Change> = Vec::with_capacity(changes.len());
+        let mut held_again = 0;
+        for change in changes {
+            let hash = change.hash();
+            let sig = self.signatures.get(&hash.0).ok_or_else(|| {
+                SyncError::Refused(format!("change {hash} of {name} is unsigned"))
+            })?;
+            let membership = replica.membership();
+            match verify_change(
+                membership,
+                name,
+                change.actor_id().to_bytes(),
+                change.seq(),
+                &hash.0,
+                sig,
+            ) {
+                Ok(_) => accepted.push(change),
+                Err(TrustError::ChangeRefused { .. }) => {
+                    if self.held.insert(hash.0) {
+                        self.stats.held_back += 1;
+                    } else {
+                        held_again += 1;
+                    }
+                }
+                Err(e) => return Err(SyncError::Refused(format!("{name}: {e}"))),
+            }
+        }
+        if offered > 0 && held_again == offered {
+            // The peer keeps offering only what we hold back: leave this
+            // document for now, or the rounds would never end.
+            self.closed.insert(name.to_string());
+            return Ok(());
+        }
+        let message = with_changes(message, &accepted);
+        let state = self.states.entry(name.to_string()).or_default();
+        let doc = replica.doc(name)?;
+        let before: Vec<ChangeHash> = doc.get_heads();
+        guarded(|| {
+            doc.sync()
+                .receive_sync_message(state, message)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
+        let new = doc.get_changes(&before);
+        let mut signed = Vec::with_capacity(new.len());
+        for change in new {
+            let sig = self
+                .signatures
+                .get(&change.hash().0)
+                .copied()
+                .ok_or_else(|| {
+                    SyncError::Local(format!(
+                        "applied change {} lost its signature",
+                        change.hash()
+                    ))
+                })?;
+            signed.push((sig, change));
+        }
+        self.stats.received_changes += signed.len();
+        if !signed.is_empty() {
+            replica.persist(name, &signed)?;
+        }
+        Ok(())
+    }
+
+    fn on_idle(
+        &mut self,
+        replica: &mut dyn Replica,
+        received: u64,
+    ) -> Result<Vec<Frame>, SyncError> {
+        if received == self.content_sent {
+            // The peer has read and answered everything we sent: nothing of
+            // ours is in flight any more.
+            for state in self.states.values_mut() {
+                state.in_flight = false;
+            }
+        }
+        let out = self.generate(replica)?;
+        if !out.is_empty() {
+            return Ok(out);
+        }
+        if received != self.content_sent {
+            // The peer has not seen all we sent; it will answer that first.
+            return Ok(Vec::new());
+        }
+        self.done = true;
+        if self.last_sent_idle {
+            Ok(Vec::new())
+        } else {
+            Ok(vec![Frame::Idle {
+                received: self.content_received,
+            }])
+        }
+    }
+}
+
+fn frame_name(frame: &Frame) -> &'static str {
+    match frame {
+        Frame::Hello { .. } => "Hello",
+        Frame::Certificates { .. } => "Certificates",
+        Frame::Heads { .. } => "Heads",
+        Frame::Sync { .. } => "Sync",
+        Frame::Idle { .. } => "Idle",
+        Frame::Refuse { .. } => "Refuse",
+    }
+}

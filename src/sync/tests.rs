@@ -1,0 +1,406 @@
+//! The sync core with many simulated peers, no sockets: seeded random edits,
+//! partitions and reconnections; every run must end with identical heads and
+//! values everywhere, and bad input must be refused with nothing applied.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::frame::{decode, encode};
+use super::memory::MemoryReplica;
+use super::{Frame, Replica, Session, Stats, SyncError};
+use crate::trust::signed_change::ChangeSignature;
+use crate::trust::{
+    CertBody, Certificate, CommunityId, DeviceId, MemberId, Role, SecretKey, VerifiedCert,
+};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Community {
+    id: CommunityId,
+    certs: Vec<VerifiedCert>,
+    founder: SecretKey,
+    devices: Vec<SecretKey>,
+    members: Vec<SecretKey>,
+}
+
+/// A founder and `n - 1` members, each with one device.
+fn community(n: usize) -> Community {
+    let founder = SecretKey::generate();
+    let (id, genesis) = Certificate::genesis(
+        &founder,
+        &CertBody::Genesis {
+            name: "c".into(),
+            purpose: "".into(),
+            founder: MemberId(founder.public()),
+            founder_name: "F".into(),
+            at: 0,
+            nonce: "n".into(),
+        },
+    );
+    let mut certs = vec![genesis];
+    let mut members = Vec::new();
+    let mut devices = Vec::new();
+    for i in 0..n {
+        let member = if i == 0 {
+            SecretKey::from_bytes(founder.to_bytes())
+        } else {
+            SecretKey::generate()
+        };
+        if i > 0 {
+            certs.push(Certificate::issue(
+                &id,
+                &CertBody::Admit {
+                    member: MemberId(member.public()),
+                    name: format!("M{i}"),
+                    role: Role::Member,
+                    by: MemberId(founder.public()),
+                    at: 1,
+                },
+                &[&founder],
+            ));
+        }
+        let device = SecretKey::generate();
+        certs.push(Certificate::issue(
+            &id,
+            &CertBody::Device {
+                member: MemberId(member.public()),
+                device: DeviceId(device.public()),
+                label: "d".into(),
+                at: 1,
+            },
+            &[&member, &device],
+        ));
+        members.push(member);
+        devices.push(device);
+    }
+    let certs = certs.iter().filter_map(|c| c.verify(&id).ok()).collect();
+    Community {
+        id,
+        certs,
+        founder,
+        devices,
+        members,
+    }
+}
+
+fn replica(c: &Community, i: usize) -> MemoryReplica {
+    MemoryReplica::new(
+        c.id,
+        c.certs.clone(),
+        SecretKey::from_bytes(c.devices[i].to_bytes()),
+        [i as u8; 8],
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Run a session between two replicas, delivering frames in a seeded
+/// interleaving and through the real encoding.
+fn sync_pair(
+    a: &mut MemoryReplica,
+    a_device: DeviceId,
+    b: &mut MemoryReplica,
+    b_device: DeviceId,
+    rng: &mut Rng,
+) -> Result<(Stats, Stats), SyncError> {
+    let mut sa = Session::new(b_device);
+    let mut sb = Session::new(a_device);
+    let mut to_b: VecDeque<Frame> = sa.start(a).into();
+    let mut to_a: VecDeque<Frame> = sb.start(b).into();
+    for _ in 0..100_000 {
+        if sa.is_done() && sb.is_done() && to_a.is_empty() && to_b.is_empty() {
+            return Ok((sa.stats().clone(), sb.stats().clone()));
+        }
+        let a_turn = match (to_a.is_empty(), to_b.is_empty()) {
+            (true, true) => return Err(SyncError::Protocol("both sides wait: deadlock".into())),
+            (false, true) => true,
+            (true, false) => false,
+            (false, false) => rng.below(2) == 0,
+        };
+        let (frame, session, replica, out) = if a_turn {
+            (to_a.pop_front(), &mut sa, &mut *a, &mut to_b)
+        } else {
+            (to_b.pop_front(), &mut sb, &mut *b, &mut to_a)
+        };
+        let Some(frame) = frame else { continue };
+        let wire = encode(&frame);
+        let frame = decode(&wire[4..])?;
+        out.extend(session.handle(replica, frame)?);
+    }
+    Err(SyncError::Protocol("too many steps".into()))
+}
+
+fn assert_converged(replicas: &mut [MemoryReplica]) {
+    let heads: Vec<_> = replicas.iter_mut().map(|r| r.all_heads()).collect();
+    let values: Vec<_> = replicas.iter_mut().map(|r| r.all_values()).collect();
+    for i in 1..replicas.len() {
+        assert_eq!(heads[i], heads[0], "heads of replica {i}");
+        assert_eq!(values[i], values[0], "values of replica {i}");
+    }
+}
+
+const DOCS: [&str; 3] = ["community", "response-00aa", "draft-00bb"];
+
+#[test]
+fn two_peers_converge_on_every_document() {
+    let c = community(2);
+    let mut rng = Rng(7);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    for i in 0..20 {
+        a.write(DOCS[i % 3], &format!("a{i}"), i as i64)
+            .unwrap_or_else(|e| panic!("{e}"));
+        b.write(DOCS[(i + 1) % 3], &format!("b{i}"), i as i64)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (sa, sb) = sync_pair(
+        &mut a,
+        DeviceId(c.devices[0].public()),
+        &mut b,
+        DeviceId(c.devices[1].public()),
+        &mut rng,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sa.received_changes, 20);
+    assert_eq!(sb.received_changes, 20);
+    assert_eq!(sa.sent_changes, 20);
+    let mut both = [a, b];
+    assert_converged(&mut both);
+    // A second session moves nothing.
+    let [mut a, mut b] = both;
+    let (sa, sb) = sync_pair(
+        &mut a,
+        DeviceId(c.devices[0].public()),
+        &mut b,
+        DeviceId(c.devices[1].public()),
+        &mut rng,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((sa.received_changes, sb.received_changes), (0, 0));
+}
+
+#[test]
+fn many_peers_with_partitions_converge() {
+    for seed in 1..=12u64 {
+        let n = 2 + (seed as usize % 4);
+        let c = community(n);
+        let mut rng = Rng(seed * 7919);
+        let mut peers: Vec<MemoryReplica> = (0..n).map(|i| replica(&c, i)).collect();
+        let devices: Vec<DeviceId> = c.devices.iter().map(|d| DeviceId(d.public())).collect();
+        for round in 0..8 {
+            for (i, peer) in peers.iter_mut().enumerate() {
+                for _ in 0..rng.below(4) {
+                    let doc = DOCS[rng.below(3) as usize];
+                    let key = format!("k{}", rng.below(6));
+                    peer.write(doc, &key, (round * 100 + i) as i64)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+            // A partition: only some random pairs talk this round.
+            for _ in 0..rng.below(n as u64) {
+                let i = rng.below(n as u64) as usize;
+                let j = rng.below(n as u64) as usize;
+                if i == j {
+                    continue;
+                }
+                let (x, y) = if i < j { (i, j) } else { (j, i) };
+                let (left, right) = peers.split_at_mut(y);
+                sync_pair(
+                    &mut left[x],
+                    devices[x],
+                    &mut right[0],
+                    devices[y],
+                    &mut rng,
+                )
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            }
+        }
+        // Heal: a chain there and back reaches everyone.
+        let chain: Vec<usize> = (0..n - 1).chain((0..n - 1).rev()).collect();
+        for x in chain {
+            let (left, right) = peers.split_at_mut(x + 1);
+            sync_pair(
+                &mut left[x],
+                devices[x],
+                &mut right[0],
+                devices[x + 1],
+                &mut rng,
+            )
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        }
+        assert_converged(&mut peers);
+    }
+}
+
+#[test]
+fn certificates_travel_before_changes() {
+    let c = community(3);
+    let mut rng = Rng(3);
+    let devices: Vec<DeviceId> = c.devices.iter().map(|d| DeviceId(d.public())).collect();
+    // B knows only the founder's certificates; C is unknown to B.
+    let founder_only: Vec<VerifiedCert> = c.certs.iter().take(2).cloned().collect();
+    let mut a = replica(&c, 0);
+    let mut b = MemoryReplica::new(
+        c.id,
+        founder_only,
+        SecretKey::from_bytes(c.devices[1].to_bytes()),
+        [1; 8],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut cc = replica(&c, 2);
+    cc.write("community", "from_c", 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    sync_pair(&mut a, devices[0], &mut cc, devices[2], &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    // B does not know its own device yet: A refuses it... so B learns from A
+    // only once A's certificates include B, which they do; B's view grows.
+    let (_, sb) = sync_pair(&mut a, devices[0], &mut b, devices[1], &mut rng)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(sb.certificates >= 4, "{sb:?}");
+    assert_eq!(sb.received_changes, 1);
+    assert_eq!(sb.held_back, 0);
+    let mut all = [a, b, cc];
+    assert_converged(&mut all);
+}
+
+#[test]
+fn a_forged_signature_ends_the_session_and_nothing_is_applied() {
+    let c = community(2);
+    let mut rng = Rng(5);
+    let devices: Vec<DeviceId> = c.devices.iter().map(|d| DeviceId(d.public())).collect();
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    a.write("community", "x", 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Replace the stored signature with one made by another key.
+    let heads = a.all_heads();
+    let hash = heads["community"][0];
+    let forger = SecretKey::generate();
+    let forged = crate::trust::signed_change::sign_change(&forger, &c.id, &hash.0);
+    let change = a
+        .doc("community")
+        .ok()
+        .and_then(|d| d.get_change_by_hash(&hash))
+        .unwrap_or_else(|| panic!("change"));
+    a.persist("community", &[(forged, change)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let result = sync_pair(&mut a, devices[0], &mut b, devices[1], &mut rng);
+    assert!(
+        matches!(result, Err(SyncError::Refused(ref m)) if m.contains("bad signature")),
+        "{:?}",
+        result.err()
+    );
+    assert!(
+        b.all_heads().values().all(|h| h.is_empty()),
+        "nothing of it is applied"
+    );
+    let _: ChangeSignature = forged;
+}
+
+#[test]
+fn a_non_member_device_is_refused() {
+    let c = community(2);
+    let mut rng = Rng(11);
+    let mut a = replica(&c, 0);
+    let stranger = SecretKey::generate();
+    let mut s = MemoryReplica::new(
+        c.id,
+        c.certs.clone(),
+        SecretKey::from_bytes(stranger.to_bytes()),
+        [9; 8],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    a.write("community", "secret", 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let result = sync_pair(
+        &mut a,
+        DeviceId(c.devices[0].public()),
+        &mut s,
+        DeviceId(stranger.public()),
+        &mut rng,
+    );
+    assert!(result.is_err());
+    assert!(
+        s.all_heads().values().all(|h| h.is_empty()),
+        "the stranger received nothing"
+    );
+}
+
+#[test]
+fn another_communitys_peer_is_refused() {
+    let c = community(2);
+    let other = community(2);
+    let mut rng = Rng(13);
+    let mut a = replica(&c, 0);
+    let mut o = replica(&other, 1);
+    let result = sync_pair(
+        &mut a,
+        DeviceId(c.devices[0].public()),
+        &mut o,
+        DeviceId(other.devices[1].public()),
+        &mut rng,
+    );
+    assert!(
+        matches!(result, Err(SyncError::Refused(_))),
+        "{:?}",
+        result.err()
+    );
+}
+
+#[test]
+fn a_removed_members_later_changes_are_held_back_while_earlier_ones_stay() {
+    let c = community(3);
+    let mut rng = Rng(17);
+    let devices: Vec<DeviceId> = c.devices.iter().map(|d| DeviceId(d.public())).collect();
+    let mut a = replica(&c, 0);
+    let mut m = replica(&c, 2);
+    m.write("community", "before", 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    sync_pair(&mut a, devices[0], &mut m, devices[2], &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    // The founder removes M with a cutoff at what A has seen of M's actor.
+    let actor_hex = hex::encode(crate::trust::signed_change::actor_bytes(
+        &devices[2],
+        &[2; 8],
+    ));
+    let mut cutoff = BTreeMap::new();
+    cutoff.insert("community".to_string(), BTreeMap::from([(actor_hex, 1u64)]));
+    let revoke = Certificate::issue(
+        &c.id,
+        &CertBody::Revoke {
+            member: MemberId(c.members[2].public()),
+            reason: "left".into(),
+            by: MemberId(c.founder.public()),
+            at: 5,
+            cutoff,
+        },
+        &[&c.founder],
+    );
+    a.add_certificates(&[revoke])
+        .unwrap_or_else(|e| panic!("{e}"));
+    // M writes again; M's later change reaches B only through a third member.
+    m.write("community", "after", 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut b = replica(&c, 1);
+    sync_pair(&mut b, devices[1], &mut m, devices[2], &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    let (sa, _) = sync_pair(&mut a, devices[0], &mut b, devices[1], &mut rng)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let values = a.all_values();
+    assert!(values["community"].contains("before"));
+    assert!(
+        !values["community"].contains("after"),
+        "{}",
+        values["community"]
+    );
+    assert_eq!(sa.held_back, 1);
+    // And M itself can no longer sync with A.
+    assert!(sync_pair(&mut a, devices[0], &mut m, devices[2], &mut rng).is_err());
+}
