@@ -29,9 +29,9 @@ pub fn rfc3339(at: i64) -> String {
 
 /// A short relative form for people: `just now`, `5 min ago`, `3 d ago`.
 pub fn relative(at: i64, now: i64) -> String {
-    let delta = now - at;
+    let delta = now.saturating_sub(at);
     let (amount, future) = if delta < 0 {
-        (-delta, true)
+        (delta.saturating_neg(), true)
     } else {
         (delta, false)
     };
@@ -40,7 +40,7 @@ pub fn relative(at: i64, now: i64) -> String {
         60..=3_599 => format!("{} min", amount / 60),
         3_600..=86_399 => format!("{} h", amount / 3_600),
         86_400..=2_591_999 => format!("{} d", amount / 86_400),
-        _ => return rfc3339(at)[..10].to_string(),
+        _ => return rfc3339(at).chars().take(10).collect(),
     };
     if future {
         format!("in {text}")
@@ -57,6 +57,10 @@ mod tests {
     fn relative_forms() {
         assert_eq!(relative(100, 120), "just now");
         assert_eq!(relative(0, 300), "5 min ago");
+        assert_eq!(
+            relative(i64::MIN, i64::MAX),
+            rfc3339(i64::MIN)[..10.min(rfc3339(i64::MIN).len())].to_string()
+        );
         assert_eq!(relative(0, 7_200), "2 h ago");
         assert_eq!(relative(0, 3 * 86_400), "3 d ago");
         assert_eq!(relative(7_200, 0), "in 2 h");

@@ -7,13 +7,27 @@ use anyhow::Context;
 
 use super::output::usage;
 
-/// Read stdin to the end.
+/// The longest text accepted for a comment, a draft or a reason.
+pub const MAX_TEXT: usize = 1 << 20;
+
+fn checked(text: String) -> anyhow::Result<String> {
+    if text.len() > MAX_TEXT {
+        return Err(usage(format!(
+            "the text is {} bytes; the limit is {MAX_TEXT}",
+            text.len()
+        )));
+    }
+    Ok(text)
+}
+
+/// Read stdin to the end (at most one byte past the limit).
 fn stdin() -> anyhow::Result<String> {
     let mut text = String::new();
     std::io::stdin()
+        .take(MAX_TEXT as u64 + 1)
         .read_to_string(&mut text)
         .context("reading standard input")?;
-    Ok(text)
+    checked(text)
 }
 
 /// A `-m` value, with `-` meaning stdin.
@@ -21,7 +35,7 @@ pub fn message(value: &str) -> anyhow::Result<String> {
     if value == "-" {
         stdin()
     } else {
-        Ok(value.to_string())
+        checked(value.to_string())
     }
 }
 
@@ -30,7 +44,19 @@ pub fn text(file: Option<&Path>, message_arg: Option<&str>) -> anyhow::Result<St
     match (file, message_arg) {
         (Some(path), _) if path == Path::new("-") => stdin(),
         (Some(path), _) => {
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+            let size = std::fs::metadata(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .len();
+            if size > MAX_TEXT as u64 {
+                return Err(usage(format!(
+                    "{} is {size} bytes; the limit is {MAX_TEXT}",
+                    path.display()
+                )));
+            }
+            checked(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
         }
         (None, Some(m)) => message(m),
         (None, None) => Err(usage("give the text with --file F or -m TEXT")),

@@ -161,12 +161,17 @@ pub fn authored_strings(
     }) else {
         return Vec::new();
     };
+    // Only the elements the author inserted: nobody can add to someone's list.
     (0..doc.length(&list))
         .filter_map(|i| match doc.get(&list, i) {
-            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                ScalarValue::Str(t) => Some(t.to_string()),
-                _ => None,
-            },
+            Ok(Some((Value::Scalar(s), id)))
+                if author_of(membership, &id).as_ref() == Some(author) =>
+            {
+                match s.as_ref() {
+                    ScalarValue::Str(t) => Some(t.to_string()),
+                    _ => None,
+                }
+            }
             _ => None,
         })
         .collect()

@@ -176,9 +176,14 @@ pub fn to_markdown(e: &Exported) -> String {
         } else {
             ""
         };
+        let on = if d.draft == e.draft {
+            String::new()
+        } else {
+            format!(" on “{}”", d.draft_title)
+        };
         md.push_str(&format!(
-            "- **{}** — {}{}: {}\n",
-            d.name, d.stance, stale, d.reason
+            "- **{}** — {}{}{}: {}\n",
+            d.name, d.stance, on, stale, d.reason
         ));
     }
     if !e.minority_drafts.is_empty() {

@@ -128,10 +128,24 @@ impl Workspace {
         let view = self.show(response)?;
         let tally = self.tally(response)?;
         let stances = self.all_stances(response)?;
-        let dissent = stances
+        // Every dissenting stance, on the adopted draft first, then on the others.
+        let mut dissenting: Vec<_> = stances
             .iter()
-            .filter(|s| s.draft == *draft && s.view.stance.is_dissent())
+            .filter(|s| s.view.stance.is_dissent())
+            .collect();
+        dissenting.sort_by_key(|s| s.draft != *draft);
+        let title_of = |id: &ObjectId| {
+            drafts
+                .iter()
+                .find(|d| d.id == *id)
+                .map(|d| d.title.clone())
+                .unwrap_or_default()
+        };
+        let dissent = dissenting
+            .into_iter()
             .map(|s| DissentEntry {
+                draft: s.draft.to_string(),
+                draft_title: title_of(&s.draft),
                 member: s.view.member,
                 name: s.view.name.clone(),
                 stance: s.view.stance.as_str().to_string(),

@@ -209,10 +209,21 @@ impl Workspace {
     }
 
     /// A map at the top of a response's discussion document.
+    /// A top-level map of a discussion document: the one its opener made,
+    /// even if another member raced to put a map under the same key.
     pub(super) fn discussion_map(&mut self, id: &ObjectId, key: &str) -> Result<ObjId> {
-        let (doc, _) = self.discussion(id)?;
-        doc::map(doc, &ROOT, key)
+        let opener = self.entry(id)?.opener;
+        let (doc, m) = self.discussion(id)?;
+        doc::owned_map(doc, m, &ROOT, key, &opener)
             .ok_or_else(|| ModelError::Invalid(format!("response {} has no {key}", id.short())))
+    }
+
+    /// Has anyone taken a stance on a draft of this response? (Cheap: no
+    /// draft document is opened.)
+    pub fn has_stances(&mut self, id: &ObjectId) -> Result<bool> {
+        let stances = self.discussion_map(id, "stances")?;
+        let (doc, _) = self.discussion(id)?;
+        Ok(!doc::keys(doc, &stances).is_empty())
     }
 
     /// The status of a response, derived from its content.
@@ -220,7 +231,7 @@ impl Workspace {
         if self.outcome_exists(id)? {
             return Ok(Status::Published);
         }
-        if !self.all_stances(id)?.is_empty() {
+        if self.has_stances(id)? {
             return Ok(Status::Consultation);
         }
         if !self.draft_entries(id)?.is_empty() {

@@ -287,6 +287,10 @@ pub struct AmendmentView {
 /// One dissenting view in the annex.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DissentEntry {
+    /// The draft it is about.
+    pub draft: String,
+    /// That draft's title.
+    pub draft_title: String,
     /// Member key.
     pub member: MemberId,
     /// Name.

@@ -209,6 +209,13 @@ pub fn load(
 pub fn append(files: &DocFiles, changes: &[(ChangeSignature, Vec<u8>)]) -> Result<()> {
     let mut bytes = Vec::new();
     for (sig, change) in changes {
+        if 64 + change.len() > frame::MAX_PAYLOAD {
+            return Err(StoreError::Missing(format!(
+                "a change of {} bytes is over the {}-byte record limit; nothing was written",
+                change.len(),
+                frame::MAX_PAYLOAD
+            )));
+        }
         let mut payload = Vec::with_capacity(64 + change.len());
         payload.extend_from_slice(&sig.0);
         payload.extend_from_slice(change);

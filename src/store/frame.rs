@@ -1,15 +1,17 @@
 //! Framed records: the on-disk unit of every log.
 //!
 //! A file starts with an 8-byte magic naming its kind, then holds records of
-//! `length (u32 LE) ‖ CRC-32 of payload (u32 LE) ‖ payload`. Reading tells a
-//! torn tail (a write cut short by a crash: the file ends inside a record)
-//! from corruption (a damaged record followed by more data), so the first can
-//! be cut cleanly and the second refused.
+//! `length (u32 LE) ‖ CRC-32 of length (u32 LE) ‖ CRC-32 of payload (u32 LE)
+//! ‖ payload`. The length has its own checksum so that a damaged length is
+//! caught rather than mistaken for the end of the file. Reading tells a torn
+//! tail (a write cut short by a crash: the file ends inside a record, or in
+//! zeros) from corruption (anything else), so the first can be cut cleanly
+//! and the second refused.
 
 /// Bytes before the first record.
 pub const MAGIC_LEN: usize = 8;
 /// Bytes of a record header.
-pub const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = 12;
 /// The largest payload accepted; checked before allocating.
 pub const MAX_PAYLOAD: usize = 64 << 20;
 
@@ -23,7 +25,9 @@ pub const SNAPSHOT_MAGIC: &[u8; MAGIC_LEN] = b"CVSNAP01";
 /// Encode one record.
 pub fn encode(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let len = (payload.len() as u32).to_le_bytes();
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&crc32fast::hash(&len).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
     out
@@ -83,21 +87,27 @@ pub fn parse<'a>(bytes: &'a [u8], magic: &[u8; MAGIC_LEN]) -> Result<Parsed<'a>,
             records: Vec::new(),
             torn_at: Some(offset),
         };
-        if rest.len() < HEADER_LEN {
+        // A crash can leave the tail short, or grown but never written (zeros).
+        if rest.len() < HEADER_LEN || rest.iter().all(|b| *b == 0) {
             return Ok(Parsed { records, ..torn });
         }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        let len_bytes = [rest[0], rest[1], rest[2], rest[3]];
+        let len_crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        let crc = u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]);
         let damaged = |reason: &str| FrameError::Damaged {
             index: records.len(),
             offset,
             reason: reason.to_string(),
         };
+        if crc32fast::hash(&len_bytes) != len_crc {
+            return Err(damaged("length checksum mismatch"));
+        }
+        let len = u32::from_le_bytes(len_bytes) as usize;
         if len > MAX_PAYLOAD {
-            // An absurd length cannot come from a torn append of our own.
             return Err(damaged("length beyond the limit"));
         }
         let Some(payload) = rest.get(HEADER_LEN..HEADER_LEN + len) else {
+            // The header is intact but the payload runs past the end.
             return Ok(Parsed { records, ..torn });
         };
         if crc32fast::hash(payload) != crc {
@@ -188,12 +198,38 @@ mod tests {
             Err(FrameError::BadMagic { .. })
         ));
         let mut g = CHANGES_MAGIC.to_vec();
-        g.extend_from_slice(&u32::MAX.to_le_bytes());
+        let huge = u32::MAX.to_le_bytes();
+        g.extend_from_slice(&huge);
+        g.extend_from_slice(&crc32fast::hash(&huge).to_le_bytes());
         g.extend_from_slice(&[0; 4]);
         assert!(matches!(
             parse(&g, CHANGES_MAGIC),
             Err(FrameError::Damaged { .. })
         ));
+    }
+
+    #[test]
+    fn a_damaged_length_in_the_middle_is_corruption_not_a_tail() {
+        for bit in 0..32 {
+            let mut f = file(&[b"one", b"two", b"three"]);
+            f[MAGIC_LEN + bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                matches!(
+                    parse(&f, CHANGES_MAGIC),
+                    Err(FrameError::Damaged { index: 0, .. })
+                ),
+                "bit {bit}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zeroed_tail_is_torn() {
+        let mut f = file(&[b"one"]);
+        f.extend([0u8; 40]);
+        let p = parse(&f, CHANGES_MAGIC).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.records.len(), 1);
+        assert!(p.torn_at.is_some());
     }
 
     proptest! {
@@ -215,12 +251,14 @@ mod tests {
             let mut f = file(&refs);
             let i = MAGIC_LEN + pos.index(f.len() - MAGIC_LEN);
             f[i] ^= 1 << bit;
-            // Never a silent change: either an error, a torn tail, or records
-            // that are an exact prefix of the originals.
+            // A flipped bit is never silent, and it never passes for a torn
+            // tail unless it is in the last record: either an error, or the
+            // last record cut as torn, with every other record intact.
             if let Ok(p) = parse(&f, CHANGES_MAGIC) {
                 for (got, want) in p.records.iter().zip(&refs) {
                     prop_assert_eq!(got, want);
                 }
+                prop_assert!(p.records.len() + 1 >= refs.len(), "{} of {}", p.records.len(), refs.len());
                 prop_assert!(p.records.len() == refs.len() || p.torn_at.is_some());
             }
         }

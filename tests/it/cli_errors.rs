@@ -28,6 +28,27 @@ fn usage_errors_exit_2() {
     home.fails(2, &["stance", "abc", "maybe"]);
     home.fails(2, &["draft", "new", "abc", "T"]);
     home.fails(2, &["amend", "abc", "--find", "x"]);
+    // Text over the 1 MiB limit is refused before anything is written.
+    let rid = home
+        .ok(&["open", "development", "T", "--summary", "s"])
+        .id();
+    let big = "x".repeat((1 << 20) + 1);
+    let r = home.run_with_stdin(&["draft", "new", &rid, "Big", "-m", "-"], &big);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let path = home.path().join("big.txt");
+    std::fs::write(&path, &big).unwrap_or_else(|e| panic!("{e}"));
+    home.fails(
+        2,
+        &[
+            "draft",
+            "new",
+            &rid,
+            "Big",
+            "--file",
+            path.to_str().unwrap_or_default(),
+        ],
+    );
+    assert_eq!(home.ok(&["--json", "responses"]).json()[0]["drafts"], 0);
 }
 
 #[test]

@@ -210,6 +210,14 @@ fn a_whole_joint_response_from_request_to_verified_export() {
         published["dissent"][0]["reason"],
         "Quarterly may be too rare."
     );
+    assert_eq!(published["dissent"][0]["draft"], da.as_str());
+    // The objection to the other draft stays on the record too.
+    assert_eq!(published["dissent"][1]["stance"], "object");
+    assert_eq!(published["dissent"][1]["draft"], db.as_str());
+    assert_eq!(
+        published["dissent"][1]["reason"],
+        "Labs alone do not answer the questions."
+    );
     assert_eq!(
         published["minority_drafts"].as_array().map(|m| m.len()),
         Some(0)
@@ -250,6 +258,10 @@ fn a_whole_joint_response_from_request_to_verified_export() {
     assert_eq!(exported["dissent"][0]["name"], "Ana");
     let md = std::fs::read_to_string(&md_path).unwrap_or_default();
     assert!(md.contains("## Dissent") && md.contains("Quarterly may be too rare."));
+    assert!(
+        md.contains("object on “Labs first”: Labs alone do not answer the questions."),
+        "{md}"
+    );
 
     let report = home
         .ok(&["--json", "verify", json_path.to_str().unwrap_or_default()])

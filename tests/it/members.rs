@@ -314,3 +314,36 @@ fn publication_keeps_every_dissent_and_minority_draft() {
         convene::model::export::verify_export(&serde_json::to_string(&without).unwrap_or_default());
     assert!(!report.ok);
 }
+
+#[test]
+fn a_long_log_is_compacted_and_nothing_is_lost() {
+    let w = world();
+    let rid = w.ok(&w.ana, |ws| ws.open_response(development()));
+    let (tid, _) = w.ok(&w.bo, |ws| ws.start_thread(&rid, "Long", None));
+    let body = "word ".repeat(2_000);
+    for i in 0..40 {
+        w.ok(&w.bo, |ws| {
+            ws.post(&rid, &tid, &format!("{i} {body}"), None)
+        });
+    }
+    let docs = w
+        ._dir
+        .path()
+        .join("communities")
+        .join(w.store.id().to_hex())
+        .join("docs");
+    let log = docs.join(format!("response-{rid}.log"));
+    let snapshot = docs.join(format!("response-{rid}.snapshot"));
+    assert!(
+        snapshot.exists(),
+        "the log passed 256 KiB and was compacted"
+    );
+    let log_size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(u64::MAX);
+    assert!(
+        log_size < convene::store::community::COMPACT_AT_BYTES,
+        "{log_size}"
+    );
+    let threads = w.reopen().threads(&rid).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(threads[0].comments.len(), 40);
+    assert!(threads[0].comments.iter().all(|c| c.author_name == "Bo"));
+}

@@ -58,10 +58,9 @@ fn a_torn_tail_is_skipped_by_readers_and_cut_by_the_next_writer() {
     let (home, rid) = with_thread();
     let log = doc_log(&home, "response-");
     let intact = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-    // Half a record: a header promising 200 bytes, then only 10.
-    let mut torn = 200u32.to_le_bytes().to_vec();
-    torn.extend([0u8; 4]);
-    torn.extend([7u8; 10]);
+    // Half a record, as a crash during an append leaves it: the header of a
+    // 200-byte record, then only 10 bytes of its payload.
+    let torn = frame::encode(&[7u8; 200])[..frame::HEADER_LEN + 10].to_vec();
     append(&log, &torn);
 
     let read = home.ok(&["--json", "show", &rid]);
@@ -126,6 +125,24 @@ fn a_flipped_byte_in_the_middle_exits_4() {
     home.fails(4, &["thread", &rid, "x", "-m", "y"]);
     // Nothing was changed by the refused commands.
     assert_eq!(std::fs::read(&log).unwrap_or_default(), bytes);
+}
+
+#[test]
+fn a_damaged_length_field_exits_4_and_is_never_cut() {
+    let (home, rid) = with_thread();
+    let log = doc_log(&home, "response-");
+    let mut bytes = std::fs::read(&log).unwrap_or_default();
+    // The length of the first record now points past the end of the file.
+    bytes[frame::MAGIC_LEN + 2] ^= 0x01;
+    std::fs::write(&log, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    let r = home.fails(4, &["show", &rid]);
+    assert!(r.stderr.contains("length checksum"), "{}", r.stderr);
+    home.fails(4, &["thread", &rid, "x", "-m", "y"]);
+    assert_eq!(
+        std::fs::read(&log).unwrap_or_default(),
+        bytes,
+        "nothing was cut"
+    );
 }
 
 #[test]
