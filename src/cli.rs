@@ -122,6 +122,9 @@ enum Command {
     Endorse {
         /// Response id (or unique prefix)
         response: String,
+        /// The stance to sign with [default: your current stance on the adopted draft]
+        #[arg(long)]
+        stance: Option<StanceArg>,
     },
     /// Export a published response for people (md) or machines (json)
     Export {
@@ -399,7 +402,9 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         } => stance::take(ctx, &draft, stance.into(), reason.as_deref()),
         Command::Tally { response } => stance::tally(ctx, &response),
         Command::Publish { response, draft } => publish::publish(ctx, &response, &draft),
-        Command::Endorse { response } => publish::endorse(ctx, &response),
+        Command::Endorse { response, stance } => {
+            publish::endorse(ctx, &response, stance.map(Into::into))
+        }
         Command::Export {
             response,
             format,

@@ -204,7 +204,7 @@ pub fn demo(ctx: &Ctx) -> anyhow::Result<()> {
         ws.publish(&rid, &draft_a, &ana.member)
     })?;
     for who in [&ana, &bo, &chen] {
-        act(&store, who, now, |ws| ws.endorse(&rid, &who.member))?;
+        act(&store, who, now, |ws| ws.endorse(&rid, &who.member, None))?;
     }
     say("Ana publishes draft A with the dissent annex; Ana, Bo and Chen endorse it");
 

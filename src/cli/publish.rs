@@ -9,7 +9,7 @@ use super::output::{Ctx, IntegrityFailure, print_stdout};
 use super::session;
 use crate::ids::short;
 use crate::model::export::{to_markdown, verify_export};
-use crate::model::views::{EndorsementView, OutcomeView};
+use crate::model::views::{EndorsementView, OutcomeView, Stance};
 
 #[derive(Serialize)]
 struct Published {
@@ -51,12 +51,12 @@ struct Endorsed {
 }
 
 /// `convene endorse RESPONSE`
-pub fn endorse(ctx: &Ctx, response: &str) -> anyhow::Result<()> {
+pub fn endorse(ctx: &Ctx, response: &str, stance: Option<Stance>) -> anyhow::Result<()> {
     let endorsed = session::write(ctx, |ws, identity, _| {
         let rid = ws.resolve_response(response)?;
         Ok(Endorsed {
             response: rid.to_string(),
-            endorsement: ws.endorse(&rid, &identity.member)?,
+            endorsement: ws.endorse(&rid, &identity.member, stance)?,
         })
     })?;
     ctx.emit(&endorsed, || {
@@ -91,8 +91,19 @@ pub fn export(ctx: &Ctx, response: &str, json: bool, output: Option<&Path>) -> a
                 path.display(),
                 path.display()
             ));
-            Ok(())
+            let written = serde_json::json!({
+                "path": path.display().to_string(),
+                "format": if json { "json" } else { "md" },
+                "bytes": text.len(),
+            });
+            ctx.emit(&written, String::new)
         }
+        // With --json, stdout holds one JSON document: the export itself, or
+        // the Markdown inside one.
+        None if ctx.json && !json => ctx.emit(
+            &serde_json::json!({"format": "md", "text": text}),
+            String::new,
+        ),
         None => print_stdout(&text),
     }
 }
@@ -105,6 +116,12 @@ pub fn verify(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
         let mut s = String::new();
         if let Some(title) = &report.title {
             s.push_str(&format!("{title}\n"));
+        }
+        if let (Some(id), Some(name)) = (&report.community, &report.community_name) {
+            let founder = report.founder.as_deref().unwrap_or("?");
+            s.push_str(&format!(
+                "  community '{name}' {id}, founded by {founder}\n"
+            ));
         }
         for c in &report.checks {
             let mark = if c.ok { "ok  " } else { "FAIL" };

@@ -236,6 +236,12 @@ pub struct VerifyReport {
     pub response: Option<String>,
     /// The title, if the file could be read.
     pub title: Option<String>,
+    /// The community id the file claims (checked against its genesis).
+    pub community: Option<CommunityId>,
+    /// Its name.
+    pub community_name: Option<String>,
+    /// Its founder's name, from the genesis certificate.
+    pub founder: Option<String>,
     /// Each check.
     pub checks: Vec<Check>,
 }
@@ -258,6 +264,9 @@ pub fn verify_export(content: &str) -> VerifyReport {
         ok: true,
         response: None,
         title: None,
+        community: None,
+        community_name: None,
+        founder: None,
         checks: Vec::new(),
     };
     let trimmed = content.trim_start();
@@ -283,6 +292,8 @@ pub fn verify_export(content: &str) -> VerifyReport {
         }
     };
     report.response = Some(exported.response.clone());
+    report.community = Some(exported.community);
+    report.community_name = Some(exported.community_name.clone());
     report.title = Some(exported.title.clone());
     report.check(
         "format",
@@ -314,6 +325,10 @@ pub fn verify_export(content: &str) -> VerifyReport {
     let membership = match roster(&exported) {
         Ok(m) => {
             report.check("community certificates", Ok(()));
+            report.founder = m
+                .members()
+                .find(|x| x.role == crate::trust::Role::Founder)
+                .map(|x| x.name.clone());
             m
         }
         Err(e) => {

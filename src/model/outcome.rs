@@ -291,8 +291,14 @@ impl Workspace {
     }
 
     /// Endorse a published response with the acting member's stance on the
-    /// adopted draft. `key` is their member key.
-    pub fn endorse(&mut self, response: &ObjectId, key: &SecretKey) -> Result<EndorsementView> {
+    /// adopted draft, or with `explicit` (required when their stance is
+    /// missing or was given on an earlier version). `key` is their member key.
+    pub fn endorse(
+        &mut self,
+        response: &ObjectId,
+        key: &SecretKey,
+        explicit: Option<Stance>,
+    ) -> Result<EndorsementView> {
         let me = self.writer()?.clone();
         if MemberId(key.public()) != me.id {
             return Err(ModelError::NotAllowed(
@@ -313,18 +319,27 @@ impl Workspace {
         }
         let adopted = ObjectId::parse(&outcome.draft)
             .ok_or_else(|| ModelError::Invalid("the outcome names no draft".into()))?;
-        let stance = self
+        let taken = self
             .stances_on(response, &adopted)?
             .into_iter()
-            .find(|s| s.member == me.id)
-            .map(|s| s.stance)
-            .ok_or_else(|| {
-                ModelError::Invalid(format!(
-                    "{} took no stance on the adopted draft {}, so there is nothing to endorse it with",
+            .find(|s| s.member == me.id);
+        let stance = match (explicit, taken) {
+            (Some(stance), _) => stance,
+            (None, Some(s)) if !s.stale => s.stance,
+            (None, Some(_)) => {
+                return Err(ModelError::Invalid(format!(
+                    "{}'s stance was given on an earlier version of the adopted text; endorse with an explicit stance",
+                    me.name
+                )));
+            }
+            (None, None) => {
+                return Err(ModelError::Invalid(format!(
+                    "{} took no stance on the adopted draft {}; endorse with an explicit stance",
                     me.name,
                     adopted.short()
-                ))
-            })?;
+                )));
+            }
+        };
         let community = self.membership.community;
         let signature = sign_endorsement(
             key,

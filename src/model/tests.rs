@@ -373,12 +373,24 @@ fn publish_endorse_export_and_their_rules() {
         None
     ))));
     assert!(invalid(w.act("Bo", |ws| ws.new_draft(&rid, "Late", "x"))));
-    // Ana took no stance on the adopted draft: nothing to endorse with.
-    assert!(invalid(w.act("Ana", |ws| ws.endorse(&rid, w.key("Ana")))));
-    let e = w.ok("Cy", |ws| ws.endorse(&rid, w.key("Cy")));
+    // Ana took no stance on the adopted draft: she must say which.
+    assert!(invalid(w.act("Ana", |ws| ws.endorse(
+        &rid,
+        w.key("Ana"),
+        None
+    ))));
+    let e = w.ok("Ana", |ws| {
+        ws.endorse(&rid, w.key("Ana"), Some(Stance::Support))
+    });
+    assert_eq!(e.stance, "support");
+    let e = w.ok("Cy", |ws| ws.endorse(&rid, w.key("Cy"), None));
     assert_eq!(e.stance, "object");
-    w.ok("Bo", |ws| ws.endorse(&rid, w.key("Bo")));
-    assert!(invalid(w.act("Bo", |ws| ws.endorse(&rid, w.key("Bo")))));
+    w.ok("Bo", |ws| ws.endorse(&rid, w.key("Bo"), None));
+    assert!(invalid(w.act("Bo", |ws| ws.endorse(
+        &rid,
+        w.key("Bo"),
+        None
+    ))));
     let outcome = w
         .ok("Ana", |ws| ws.outcome(&rid))
         .unwrap_or_else(|| panic!("published"));
@@ -387,7 +399,7 @@ fn publish_endorse_export_and_their_rules() {
         .iter()
         .map(|e| e.name.as_str())
         .collect();
-    assert_eq!(names, vec!["Bo", "Cy"]);
+    assert_eq!(names, vec!["Ana", "Bo", "Cy"]);
 }
 
 #[test]

@@ -290,11 +290,11 @@ fn publication_keeps_every_dissent_and_minority_draft() {
         vec!["Chen".to_string()]
     );
     for who in [&w.ana, &w.bo, &w.chen] {
-        w.ok(who, |ws| ws.endorse(&rid, &who.member));
+        w.ok(who, |ws| ws.endorse(&rid, &who.member, None));
     }
     // Someone else's member key cannot endorse for them.
     assert!(matches!(
-        w.act(&w.bo, |ws| ws.endorse(&rid, &w.chen.member)),
+        w.act(&w.bo, |ws| ws.endorse(&rid, &w.chen.member, None)),
         Err(ModelError::NotAllowed(_))
     ));
     let mut ws = w.reopen();
