@@ -10,8 +10,10 @@ mod discuss;
 mod draft;
 mod identity;
 mod input;
+mod invite;
 mod log;
 mod output;
+mod peer;
 mod publish;
 mod respond;
 mod session;
@@ -59,6 +61,72 @@ enum Command {
     Community(CommunityCommand),
     /// List members: names, roles, devices
     Members,
+    /// Print an invite ticket for one new member (facilitators)
+    Invite {
+        /// The new member's role
+        #[arg(long, value_enum, default_value = "member")]
+        role: RoleArg,
+        /// How long the invite stays valid: 30m, 12h, 7d, 2w
+        #[arg(long, default_value = "7d")]
+        expires: String,
+        /// This device's address to put in the ticket [default: where `serve` listens]
+        #[arg(long, value_name = "IP:PORT")]
+        addr: Vec<std::net::SocketAddr>,
+    },
+    /// Join a community with an invite ticket
+    Join {
+        /// The invite ticket
+        ticket: String,
+        /// Local address to bind
+        #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+        bind: std::net::SocketAddr,
+        /// Seconds of silence before giving up
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Remove a member (facilitators); their later changes are refused
+    Remove {
+        /// Member id prefix or name
+        member: String,
+        /// Why, for the record
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Print this device's ticket, to give to a peer
+    Ticket {
+        /// The address to put in the ticket [default: where `serve` listens]
+        #[arg(long, value_name = "IP:PORT")]
+        addr: Vec<std::net::SocketAddr>,
+    },
+    /// Accept peers and keep them in sync until Ctrl-C
+    Serve {
+        /// Address to listen on
+        #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+        bind: std::net::SocketAddr,
+        /// Do not look for peers on the local network (mDNS)
+        #[arg(long)]
+        no_mdns: bool,
+        /// Relay: off, default (iroh's public relays) or a relay URL
+        #[arg(long, default_value = "off")]
+        relay: String,
+        /// Seconds of silence before a session is dropped
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// One sync round with the given or all known peers, then exit
+    Sync {
+        /// Peer tickets or known peer id prefixes [default: all known peers]
+        peers: Vec<String>,
+        /// Seconds of silence before giving up on a peer
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        timeout: u64,
+        /// Local address to bind
+        #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+        bind: std::net::SocketAddr,
+        /// Relay: off, default or a relay URL
+        #[arg(long, default_value = "off")]
+        relay: String,
+    },
     /// Open a response to an external development or a request for opinion
     #[command(subcommand)]
     Open(OpenCommand),
@@ -289,6 +357,27 @@ enum StanceArg {
     Abstain,
 }
 
+/// A role given by an invite.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum RoleArg {
+    /// Discuss, draft, take stances, endorse
+    Member,
+    /// Also open, publish, invite, remove
+    Facilitator,
+    /// Read only
+    Observer,
+}
+
+impl From<RoleArg> for crate::trust::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Member => crate::trust::Role::Member,
+            RoleArg::Facilitator => crate::trust::Role::Facilitator,
+            RoleArg::Observer => crate::trust::Role::Observer,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ExportFormat {
     Md,
@@ -339,6 +428,39 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
             CommunityCommand::Use { community } => community::select(ctx, &community),
         },
         Command::Members => community::members(ctx),
+        Command::Invite {
+            role,
+            expires,
+            addr,
+        } => invite::invite(ctx, role.into(), &expires, &addr),
+        Command::Join {
+            ticket,
+            bind,
+            timeout,
+        } => invite::join(ctx, &ticket, bind, &crate::net::RelayChoice::Off, timeout),
+        Command::Remove { member, reason } => invite::remove(ctx, &member, &reason),
+        Command::Ticket { addr } => peer::ticket(ctx, &addr),
+        Command::Serve {
+            bind,
+            no_mdns,
+            relay,
+            timeout,
+        } => {
+            let relay = crate::net::RelayChoice::parse(&relay).map_err(output::usage)?;
+            if !no_mdns {
+                tracing::debug!("mDNS discovery is not built in yet; use tickets");
+            }
+            peer::serve(ctx, bind, &relay, timeout)
+        }
+        Command::Sync {
+            peers,
+            timeout,
+            bind,
+            relay,
+        } => {
+            let relay = crate::net::RelayChoice::parse(&relay).map_err(output::usage)?;
+            peer::sync(ctx, &peers, timeout, bind, &relay)
+        }
         Command::Open(o) => match o {
             OpenCommand::Development {
                 title,

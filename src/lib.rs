@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod ids;
 pub mod model;
+pub mod net;
 pub mod store;
 pub mod sync;
 pub mod trust;

@@ -11,6 +11,8 @@ pub mod frame;
 pub mod fsutil;
 pub mod home;
 pub mod identity;
+pub mod peers;
+pub mod replica;
 
 pub use community::CommunityStore;
 pub use home::Home;

@@ -36,6 +36,11 @@ pub struct UsageError(pub String);
 #[error("{0}")]
 pub struct IntegrityFailure(pub String);
 
+/// Partial success (exit 3), e.g. some peers synced and some did not.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Partial(pub String);
+
 /// A usage error.
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
@@ -142,6 +147,14 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.is::<UsageError>() {
             return 2;
+        }
+        if cause.is::<Partial>() {
+            return 3;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::sync::SyncError>()
+            && e.is_integrity()
+        {
+            return 4;
         }
         if cause.is::<IntegrityFailure>() || cause.is::<TrustError>() {
             return 4;

@@ -118,6 +118,46 @@ impl CommunityStore {
         CommunityStore::open(&dir, id)
     }
 
+    /// Make the local copy of a community this device joins: its
+    /// certificates (verified) and a fresh actor suffix; the documents
+    /// arrive by sync.
+    pub fn create_joined(
+        communities_dir: &Path,
+        id: CommunityId,
+        certs: &[Certificate],
+    ) -> Result<Self> {
+        let dir = communities_dir.join(id.to_hex());
+        if dir.exists() {
+            return Err(StoreError::Exists(format!(
+                "this home already holds community {}",
+                id.short()
+            )));
+        }
+        private_dir(communities_dir)?;
+        let tmp = communities_dir.join(format!(
+            ".tmp-{}",
+            hex::encode(crate::ids::random_bytes::<8>())
+        ));
+        private_dir(&tmp.join("docs"))?;
+        let mut bytes = Vec::new();
+        for cert in certs {
+            cert.verify(&id).map_err(|source| StoreError::Refused {
+                path: tmp.join("certs.log"),
+                source,
+            })?;
+            bytes.extend(frame::encode(&cert.to_bytes()));
+        }
+        append_durably(&tmp.join("certs.log"), CERTS_MAGIC, &bytes)?;
+        write_atomic(
+            &tmp.join("actor"),
+            hex::encode(crate::ids::random_bytes::<8>()).as_bytes(),
+        )?;
+        CommunityStore::open(&tmp, id)?;
+        std::fs::rename(&tmp, &dir).map_err(|e| StoreError::io(&dir, e))?;
+        sync_dir(communities_dir)?;
+        CommunityStore::open(&dir, id)
+    }
+
     /// Open the community in `dir`, verifying every certificate.
     pub fn open(dir: &Path, id: CommunityId) -> Result<Self> {
         let certs_path = dir.join("certs.log");
@@ -221,6 +261,34 @@ impl CommunityStore {
     /// The verified certificates' bytes, as stored.
     pub fn certificate_bytes(&self) -> Vec<Vec<u8>> {
         self.certs.iter().map(|c| c.bytes().to_vec()).collect()
+    }
+
+    /// The names of the documents held on disk.
+    pub fn doc_names(&self) -> Result<Vec<String>> {
+        let dir = self.docs_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io(&dir, e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let stem = name
+                    .strip_suffix(".log")
+                    .or_else(|| name.strip_suffix(".snapshot"))?;
+                DocId::parse(stem).map(|_| stem.to_string())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// The community folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The folder of document files.

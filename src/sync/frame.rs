@@ -51,6 +51,20 @@ pub enum Frame {
         /// For people.
         reason: String,
     },
+    /// Join protocol: a new member presents their claim and device
+    /// certificates (the stored bytes).
+    JoinRequest {
+        /// The Claim certificate.
+        claim: Vec<u8>,
+        /// The Device certificate of the connecting device.
+        device: Vec<u8>,
+    },
+    /// Join protocol: the claim was accepted; here is every certificate of
+    /// the community. A sync session follows on the same stream.
+    JoinAccepted {
+        /// Certificate bytes.
+        certificates: Vec<Vec<u8>>,
+    },
 }
 
 impl Frame {

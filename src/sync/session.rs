@@ -452,5 +452,7 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::Sync { .. } => "Sync",
         Frame::Idle { .. } => "Idle",
         Frame::Refuse { .. } => "Refuse",
+        Frame::JoinRequest { .. } => "JoinRequest",
+        Frame::JoinAccepted { .. } => "JoinAccepted",
     }
 }

@@ -1,0 +1,263 @@
+//! The join protocol (`convene/join/1`): a new member presents a claim
+//! signed with the one-time invite key from their ticket, the inviter checks
+//! it (invite exists, made by a facilitator, not expired, not used by someone
+//! else), records it, sends every certificate, and a normal sync session
+//! follows on the same stream.
+
+use std::time::Duration;
+
+use iroh::endpoint::Connection;
+use iroh::{Endpoint, EndpointAddr, EndpointId};
+
+use super::link::drive;
+use super::wire::{read_frame, write_frame};
+use super::{CONNECT_TIMEOUT, InviteTicket, JOIN_ALPN};
+use crate::store::replica::StoreReplica;
+use crate::store::{CommunityStore, Identity};
+use crate::sync::{Frame, Session, Stats, SyncError};
+use crate::trust::{CertBody, Certificate, CommunityId, DeviceId, MemberId, SecretKey};
+
+/// What the joining side ends up with.
+pub struct Joined {
+    /// The new local copy.
+    pub store: CommunityStore,
+    /// What the first session moved.
+    pub stats: Stats,
+}
+
+/// The claim and device certificates a joining device presents.
+pub fn claim_certificates(
+    ticket: &InviteTicket,
+    identity: &Identity,
+    now: i64,
+) -> (Certificate, Certificate) {
+    let community = CommunityId(ticket.community);
+    let invite_key = SecretKey::from_bytes(ticket.invite_secret);
+    let claim = Certificate::issue(
+        &community,
+        &CertBody::Claim {
+            invite_key: DeviceId(invite_key.public()),
+            member: identity.member_id(),
+            name: identity.name.clone(),
+            at: now,
+        },
+        &[&invite_key, &identity.member],
+    );
+    let device = Certificate::issue(
+        &community,
+        &CertBody::Device {
+            member: identity.member_id(),
+            device: identity.device_id(),
+            label: "joined device".into(),
+            at: now,
+        },
+        &[&identity.member, &identity.device],
+    );
+    (claim, device)
+}
+
+/// Join: dial the inviter, present the claim, create the local copy from the
+/// certificates it sends, and run the first sync.
+pub async fn join(
+    endpoint: &Endpoint,
+    ticket: &InviteTicket,
+    identity: &Identity,
+    communities_dir: &std::path::Path,
+    now: i64,
+    idle: Duration,
+) -> anyhow::Result<Joined> {
+    let id = EndpointId::from_bytes(&ticket.inviter.device)?;
+    let addr = ticket
+        .inviter
+        .addrs
+        .iter()
+        .fold(EndpointAddr::new(id), |a, s| a.with_ip_addr(*s));
+    let conn = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, JOIN_ALPN))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the inviter did not answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        })??;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let (claim, device) = claim_certificates(ticket, identity, now);
+    write_frame(
+        &mut send,
+        &Frame::JoinRequest {
+            claim: claim.to_bytes(),
+            device: device.to_bytes(),
+        },
+    )
+    .await?;
+    let (reply, _) = tokio::time::timeout(idle, read_frame(&mut recv))
+        .await
+        .map_err(|_| anyhow::anyhow!("the inviter did not reply"))??;
+    let certificates = match reply {
+        Frame::JoinAccepted { certificates } => certificates,
+        Frame::Refuse { reason } => return Err(SyncError::RefusedByPeer(reason).into()),
+        other => anyhow::bail!("unexpected reply to a join request: {other:?}"),
+    };
+    let mut certs = Vec::with_capacity(certificates.len());
+    for bytes in &certificates {
+        certs.push(Certificate::from_bytes(bytes)?);
+    }
+    let community = CommunityId(ticket.community);
+    let mut store = CommunityStore::create_joined(communities_dir, community, &certs)?;
+    if store.membership().owner_of(&identity.device_id()).is_none() {
+        anyhow::bail!("the inviter's certificates do not admit this device");
+    }
+    let stats = {
+        let mut replica = StoreReplica::new(&mut store, now);
+        let mut session = Session::new(DeviceId(ticket.inviter.device));
+        let first = session.start(&mut replica);
+        let (result, _, _) = drive(&mut session, &mut replica, send, &mut recv, idle, first).await;
+        let wrote_last = result?;
+        if wrote_last {
+            let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
+        }
+        conn.close(0u32.into(), b"done");
+        session.stats().clone()
+    };
+    let store = CommunityStore::open(store.dir(), community)?;
+    Ok(Joined { store, stats })
+}
+
+/// Check a join request against the invite it claims. Returns the
+/// certificates to record.
+pub fn check_request(
+    store: &CommunityStore,
+    remote: DeviceId,
+    claim: &[u8],
+    device: &[u8],
+    now: i64,
+) -> Result<[Certificate; 2], String> {
+    let id = store.id();
+    let claim_cert = Certificate::from_bytes(claim).map_err(|e| e.to_string())?;
+    let device_cert = Certificate::from_bytes(device).map_err(|e| e.to_string())?;
+    let claim_v = claim_cert.verify(&id).map_err(|e| e.to_string())?;
+    let device_v = device_cert.verify(&id).map_err(|e| e.to_string())?;
+    let CertBody::Claim {
+        invite_key, member, ..
+    } = claim_v.body().clone()
+    else {
+        return Err("the first certificate is not a claim".into());
+    };
+    let CertBody::Device {
+        member: owner,
+        device: dev,
+        ..
+    } = device_v.body().clone()
+    else {
+        return Err("the second certificate is not a device certificate".into());
+    };
+    if owner != member || dev != remote {
+        return Err(
+            "the device certificate is not for the connecting device of the claiming member".into(),
+        );
+    }
+    let mut invite = None;
+    let mut claimed_by: Option<MemberId> = None;
+    for cert in store.certificate_bytes() {
+        let Ok(c) = Certificate::from_bytes(&cert) else {
+            continue;
+        };
+        let Ok(body) = serde_json::from_str::<CertBody>(&c.body) else {
+            continue;
+        };
+        match body {
+            CertBody::Invite {
+                invite_key: k,
+                expires_at,
+                by,
+                ..
+            } if k == invite_key => invite = Some((expires_at, by)),
+            CertBody::Claim {
+                invite_key: k,
+                member: m,
+                ..
+            } if k == invite_key => claimed_by = Some(m),
+            _ => {}
+        }
+    }
+    let Some((expires_at, by)) = invite else {
+        return Err("this invite is unknown here".into());
+    };
+    if !store
+        .membership()
+        .member(&by)
+        .is_some_and(|m| m.role.can_facilitate() && !m.removed)
+    {
+        return Err("this invite was not made by a current facilitator".into());
+    }
+    if now > expires_at {
+        return Err(format!(
+            "this invite expired on {}",
+            crate::clock::rfc3339(expires_at)
+        ));
+    }
+    if claimed_by.is_some_and(|m| m != member) {
+        return Err("this invite was already used".into());
+    }
+    Ok([claim_cert, device_cert])
+}
+
+/// Serve one incoming join connection on the inviter's side.
+pub async fn accept_join(
+    conn: Connection,
+    store: &mut CommunityStore,
+    now: i64,
+    idle: Duration,
+) -> Result<(MemberId, Stats), String> {
+    let remote = DeviceId(*conn.remote_id().as_bytes());
+    let (mut send, mut recv) = tokio::time::timeout(idle, conn.accept_bi())
+        .await
+        .map_err(|_| "the joiner opened no stream".to_string())?
+        .map_err(|e| e.to_string())?;
+    let (request, _) = tokio::time::timeout(idle, read_frame(&mut recv))
+        .await
+        .map_err(|_| "the joiner sent nothing".to_string())?
+        .map_err(|e| e.to_string())?;
+    let Frame::JoinRequest { claim, device } = request else {
+        return Err("expected a join request".into());
+    };
+    let certs = match check_request(store, remote, &claim, &device, now) {
+        Ok(c) => c,
+        Err(reason) => {
+            let _ = write_frame(
+                &mut send,
+                &Frame::Refuse {
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            let _ = send.finish();
+            let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
+            return Err(reason);
+        }
+    };
+    store.add_certificates(&certs).map_err(|e| e.to_string())?;
+    let member = store
+        .membership()
+        .owner_of(&remote)
+        .map(|m| m.id)
+        .ok_or_else(|| "the claim did not admit the joiner".to_string())?;
+    write_frame(
+        &mut send,
+        &Frame::JoinAccepted {
+            certificates: store.certificate_bytes(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut replica = StoreReplica::new(store, now);
+    let mut session = Session::new(remote);
+    let first = session.start(&mut replica);
+    let (result, _, _) = drive(&mut session, &mut replica, send, &mut recv, idle, first).await;
+    let wrote_last = result.map_err(|e| e.to_string())?;
+    if wrote_last {
+        let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
+    }
+    conn.close(0u32.into(), b"done");
+    Ok((member, session.stats().clone()))
+}

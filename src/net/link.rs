@@ -1,0 +1,249 @@
+//! Running a sync session over a QUIC connection.
+//!
+//! A writer task owns the send stream, so reading never waits on writing
+//! (two large frames crossing cannot deadlock). Every read has an idle
+//! timeout. The side that reads the last frame closes the connection; the
+//! side that wrote it waits for that close, because closing right after
+//! writing can lose the last bytes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+use iroh::{Endpoint, EndpointAddr, EndpointId};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::wire::{read_frame, write_frame};
+use super::{CONNECT_TIMEOUT, PeerTicket, SYNC_ALPN};
+use crate::sync::{Frame, Replica, Session, Stats, SyncError};
+use crate::trust::DeviceId;
+
+/// One line of the `sync` report.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerReport {
+    /// The peer's device id.
+    pub id: DeviceId,
+    /// Did the session complete?
+    pub ok: bool,
+    /// Changes sent.
+    pub sent_changes: usize,
+    /// Changes received and applied.
+    pub received_changes: usize,
+    /// Changes received but held back.
+    pub held_back: usize,
+    /// Bytes written.
+    pub bytes_sent: u64,
+    /// Bytes read.
+    pub bytes_received: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The failure is an integrity or security rejection.
+    #[serde(skip)]
+    pub integrity: bool,
+}
+
+impl PeerReport {
+    fn new(id: DeviceId) -> Self {
+        PeerReport {
+            id,
+            ok: false,
+            sent_changes: 0,
+            received_changes: 0,
+            held_back: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            error: None,
+            integrity: false,
+        }
+    }
+
+    fn fill(&mut self, stats: &Stats, sent: u64, received: u64) {
+        self.sent_changes = stats.sent_changes;
+        self.received_changes = stats.received_changes;
+        self.held_back = stats.held_back;
+        self.bytes_sent = sent;
+        self.bytes_received = received;
+    }
+}
+
+/// Run `session` over a stream pair until done; returns whether we wrote the
+/// last frame, and the bytes each way.
+pub async fn drive(
+    session: &mut Session,
+    replica: &mut dyn Replica,
+    send: SendStream,
+    recv: &mut RecvStream,
+    idle: Duration,
+    first: Vec<Frame>,
+) -> (Result<bool, SyncError>, u64, u64) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
+    let writer = tokio::spawn(async move {
+        let mut send = send;
+        let mut written = 0u64;
+        while let Some(frame) = rx.recv().await {
+            match write_frame(&mut send, &frame).await {
+                Ok(n) => written += n as u64,
+                Err(_) => break,
+            }
+        }
+        let _ = send.finish();
+        // Wait until the peer has everything we wrote (or is gone).
+        let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
+        written
+    });
+    let mut received = 0u64;
+    let result;
+    for f in first {
+        let _ = tx.send(f);
+    }
+    loop {
+        let next = match tokio::time::timeout(idle, read_frame(recv)).await {
+            Ok(r) => r,
+            Err(_) => Err(SyncError::Protocol(format!(
+                "the peer was silent for {} s",
+                idle.as_secs()
+            ))),
+        };
+        let (frame, n) = match next {
+            Ok(x) => x,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        received += n as u64;
+        match session.handle(replica, frame) {
+            Ok(out) => {
+                let wrote = !out.is_empty();
+                for f in out {
+                    let _ = tx.send(f);
+                }
+                if session.is_done() {
+                    result = Ok(wrote);
+                    break;
+                }
+            }
+            Err(e) => {
+                if !matches!(e, SyncError::RefusedByPeer(_)) {
+                    let _ = tx.send(Frame::Refuse {
+                        reason: e.to_string(),
+                    });
+                }
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let sent = writer.await.unwrap_or(0);
+    (result, sent, received)
+}
+
+async fn finish(conn: &Connection, wrote_last: bool) {
+    if wrote_last {
+        let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
+    }
+    conn.close(0u32.into(), b"done");
+}
+
+/// Dial a peer and sync one community with it.
+pub async fn sync_with(
+    endpoint: &Endpoint,
+    peer: &PeerTicket,
+    replica: &mut dyn Replica,
+    idle: Duration,
+) -> PeerReport {
+    let device = DeviceId(peer.device);
+    let mut report = PeerReport::new(device);
+    let addr = match EndpointId::from_bytes(&peer.device) {
+        Ok(id) => peer
+            .addrs
+            .iter()
+            .fold(EndpointAddr::new(id), |a, s: &SocketAddr| {
+                a.with_ip_addr(*s)
+            }),
+        Err(e) => {
+            report.error = Some(format!("invalid device id: {e}"));
+            return report;
+        }
+    };
+    let conn = match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, SYNC_ALPN)).await
+    {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            report.error = Some(format!("cannot connect: {e}"));
+            return report;
+        }
+        Err(_) => {
+            report.error = Some(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()));
+            return report;
+        }
+    };
+    let (send, mut recv) = match conn.open_bi().await {
+        Ok(s) => s,
+        Err(e) => {
+            report.error = Some(format!("the peer refused the connection: {e}"));
+            report.integrity = e.to_string().contains("403");
+            return report;
+        }
+    };
+    let mut session = Session::new(device);
+    let first = session.start(replica);
+    let (result, sent, received) = drive(&mut session, replica, send, &mut recv, idle, first).await;
+    report.fill(session.stats(), sent, received);
+    match result {
+        Ok(wrote_last) => {
+            report.ok = true;
+            finish(&conn, wrote_last).await;
+        }
+        Err(e) => {
+            report.integrity = e.is_integrity();
+            report.error = Some(match conn.close_reason() {
+                Some(reason) if !matches!(e, SyncError::RefusedByPeer(_)) => {
+                    format!("{e} ({reason})")
+                }
+                _ => e.to_string(),
+            });
+            conn.close(1u32.into(), b"error");
+        }
+    }
+    report
+}
+
+/// Serve one incoming sync connection.
+pub async fn accept_sync(
+    conn: Connection,
+    replica: &mut dyn Replica,
+    idle: Duration,
+) -> PeerReport {
+    let device = DeviceId(*conn.remote_id().as_bytes());
+    let mut report = PeerReport::new(device);
+    let (send, mut recv) = match tokio::time::timeout(idle, conn.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
+        Err(_) => {
+            report.error = Some("the peer opened no stream".into());
+            return report;
+        }
+    };
+    let mut session = Session::new(device);
+    let first = session.start(replica);
+    let (result, sent, received) = drive(&mut session, replica, send, &mut recv, idle, first).await;
+    report.fill(session.stats(), sent, received);
+    match result {
+        Ok(wrote_last) => {
+            report.ok = true;
+            finish(&conn, wrote_last).await;
+        }
+        Err(e) => {
+            report.integrity = e.is_integrity();
+            report.error = Some(e.to_string());
+            conn.close(1u32.into(), b"error");
+        }
+    }
+    report
+}

@@ -1,0 +1,123 @@
+//! The store as a sync [`Replica`]: documents load (verified) on demand,
+//! received changes are appended durably with their signatures, and new
+//! certificates go to the certificate log.
+
+use std::collections::BTreeMap;
+
+use automerge::{AutoCommit, Change, ChangeHash};
+
+use super::community::CommunityStore;
+use super::doclog::{self, DocFiles, LoadedDoc};
+use crate::model::DocId;
+use crate::sync::{Replica, SyncError};
+use crate::trust::signed_change::ChangeSignature;
+use crate::trust::{Certificate, Membership};
+
+/// A community store seen by a sync session. Hold the home's write lock
+/// while one is alive.
+pub struct StoreReplica<'a> {
+    store: &'a mut CommunityStore,
+    docs: BTreeMap<String, LoadedDoc>,
+    now: i64,
+}
+
+impl<'a> StoreReplica<'a> {
+    /// Wrap an open community.
+    pub fn new(store: &'a mut CommunityStore, now: i64) -> Self {
+        StoreReplica {
+            store,
+            docs: BTreeMap::new(),
+            now,
+        }
+    }
+
+    fn local(e: impl std::fmt::Display) -> SyncError {
+        SyncError::Local(e.to_string())
+    }
+}
+
+impl Replica for StoreReplica<'_> {
+    fn membership(&self) -> &Membership {
+        self.store.membership()
+    }
+
+    fn certificates(&self) -> Vec<Vec<u8>> {
+        self.store.certificate_bytes()
+    }
+
+    fn add_certificates(&mut self, certs: &[Certificate]) -> Result<usize, SyncError> {
+        self.store.add_certificates(certs).map_err(|e| {
+            if e.is_integrity() {
+                SyncError::Refused(e.to_string())
+            } else {
+                SyncError::Local(e.to_string())
+            }
+        })
+    }
+
+    fn doc_names(&mut self) -> Result<Vec<String>, SyncError> {
+        let mut names: Vec<String> = self.store.doc_names().map_err(Self::local)?;
+        for (name, loaded) in &mut self.docs {
+            if !loaded.doc.get_heads().is_empty() && !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn doc(&mut self, name: &str) -> Result<&mut AutoCommit, SyncError> {
+        if DocId::parse(name).is_none() {
+            return Err(SyncError::Protocol(format!(
+                "'{name}' is not a document name"
+            )));
+        }
+        if !self.docs.contains_key(name) {
+            let files = DocFiles::new(&self.store.docs_dir(), name);
+            let loaded = doclog::load(&files, self.store.membership(), true, self.now)
+                .map_err(|e| {
+                    if e.is_integrity() {
+                        SyncError::Local(format!("the local copy is damaged: {e}"))
+                    } else {
+                        Self::local(e)
+                    }
+                })?
+                .unwrap_or_else(|| LoadedDoc {
+                    doc: AutoCommit::new(),
+                    signatures: BTreeMap::new(),
+                    log_records: 0,
+                });
+            self.docs.insert(name.to_string(), loaded);
+        }
+        self.docs
+            .get_mut(name)
+            .map(|l| &mut l.doc)
+            .ok_or_else(|| Self::local("document vanished"))
+    }
+
+    fn signature(&self, doc: &str, hash: &ChangeHash) -> Option<ChangeSignature> {
+        self.docs
+            .get(doc)
+            .and_then(|l| l.signatures.get(&hash.0))
+            .copied()
+    }
+
+    fn persist(
+        &mut self,
+        doc: &str,
+        changes: &[(ChangeSignature, Change)],
+    ) -> Result<(), SyncError> {
+        let files = DocFiles::new(&self.store.docs_dir(), doc);
+        let records: Vec<(ChangeSignature, Vec<u8>)> = changes
+            .iter()
+            .map(|(s, c)| (*s, c.raw_bytes().to_vec()))
+            .collect();
+        doclog::append(&files, &records).map_err(Self::local)?;
+        if let Some(loaded) = self.docs.get_mut(doc) {
+            for (sig, change) in changes {
+                loaded.signatures.insert(change.hash().0, *sig);
+            }
+        }
+        Ok(())
+    }
+}
