@@ -131,9 +131,11 @@ pub fn sync(
         let endpoint = bind(&identity.device, bind_addr, relay, gate.clone()).await?;
         let mut reports = Vec::new();
         for peer in &targets {
-            let report = {
+            let report = if gate.allows(&peer.device) {
                 let mut replica = StoreReplica::new(&mut store, now);
                 sync_with(&endpoint, peer, &mut replica, idle).await
+            } else {
+                PeerReport::not_a_member(DeviceId(peer.device))
             };
             gate.update(store.membership());
             if report.ok {
@@ -219,7 +221,7 @@ pub fn serve(
     let dir = store.dir().to_path_buf();
     let idle = Duration::from_secs(timeout.max(1));
     runtime()?.block_on(async {
-        let gate = Gate::for_membership(store.membership());
+        let gate = Gate::for_store(&store);
         let endpoint = bind(&identity.device, bind_addr, relay, gate.clone()).await?;
         let addrs: Vec<SocketAddr> = endpoint.addr().ip_addrs().copied().collect();
         let info = EndpointInfo {

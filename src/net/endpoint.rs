@@ -47,6 +47,9 @@ impl RelayChoice {
 #[derive(Clone, Debug, Default)]
 pub struct Gate {
     allowed: Arc<Mutex<BTreeSet<[u8; 32]>>>,
+    /// When set, the certificates are re-read from this community folder at
+    /// every handshake, so a removal made by another command counts at once.
+    source: Option<(std::path::PathBuf, crate::trust::CommunityId)>,
 }
 
 impl Gate {
@@ -54,6 +57,13 @@ impl Gate {
     pub fn for_membership(membership: &Membership) -> Self {
         let gate = Gate::default();
         gate.update(membership);
+        gate
+    }
+
+    /// A gate that re-reads the community's certificates at every handshake.
+    pub fn for_store(store: &crate::store::CommunityStore) -> Self {
+        let mut gate = Gate::for_membership(store.membership());
+        gate.source = Some((store.dir().to_path_buf(), store.id()));
         gate
     }
 
@@ -80,6 +90,11 @@ impl Gate {
 
 impl EndpointHooks for Gate {
     async fn after_handshake<'a>(&'a self, conn: &'a Connection) -> AfterHandshakeOutcome {
+        if let Some((dir, id)) = &self.source
+            && let Ok(store) = crate::store::CommunityStore::open(dir, *id)
+        {
+            self.update(store.membership());
+        }
         let alpn = conn.alpn();
         if alpn == JOIN_ALPN || (alpn == SYNC_ALPN && self.allows(conn.remote_id().as_bytes())) {
             AfterHandshakeOutcome::Accept

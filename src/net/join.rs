@@ -138,7 +138,10 @@ pub fn check_request(
     let claim_v = claim_cert.verify(&id).map_err(|e| e.to_string())?;
     let device_v = device_cert.verify(&id).map_err(|e| e.to_string())?;
     let CertBody::Claim {
-        invite_key, member, ..
+        invite_key,
+        member,
+        at: claimed_at,
+        ..
     } = claim_v.body().clone()
     else {
         return Err("the first certificate is not a claim".into());
@@ -190,7 +193,7 @@ pub fn check_request(
     {
         return Err("this invite was not made by a current facilitator".into());
     }
-    if now > expires_at {
+    if now > expires_at || claimed_at > expires_at {
         return Err(format!(
             "this invite expired on {}",
             crate::clock::rfc3339(expires_at)
@@ -236,12 +239,31 @@ pub async fn accept_join(
             return Err(reason);
         }
     };
-    store.add_certificates(&certs).map_err(|e| e.to_string())?;
-    let member = store
-        .membership()
-        .owner_of(&remote)
-        .map(|m| m.id)
-        .ok_or_else(|| "the claim did not admit the joiner".to_string())?;
+    let admitted = store
+        .add_certificates(&certs)
+        .map_err(|e| e.to_string())
+        .and_then(|_| {
+            store
+                .membership()
+                .owner_of(&remote)
+                .map(|m| m.id)
+                .ok_or_else(|| "the claim did not admit the joiner".to_string())
+        });
+    let member = match admitted {
+        Ok(m) => m,
+        Err(reason) => {
+            let _ = write_frame(
+                &mut send,
+                &Frame::Refuse {
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            let _ = send.finish();
+            let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
+            return Err(reason);
+        }
+    };
     write_frame(
         &mut send,
         &Frame::JoinAccepted {

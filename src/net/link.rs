@@ -58,6 +58,19 @@ impl PeerReport {
         }
     }
 
+    /// A peer refused before any connection: it is not a current device of
+    /// the community.
+    pub fn not_a_member(id: DeviceId) -> Self {
+        PeerReport {
+            error: Some(format!(
+                "device {} is not a current device of this community",
+                id.short()
+            )),
+            integrity: true,
+            ..PeerReport::new(id)
+        }
+    }
+
     fn fill(&mut self, stats: &Stats, sent: u64, received: u64) {
         self.sent_changes = stats.sent_changes;
         self.received_changes = stats.received_changes;
@@ -198,7 +211,12 @@ pub async fn sync_with(
             finish(&conn, wrote_last).await;
         }
         Err(e) => {
-            report.integrity = e.is_integrity();
+            // The peer's gate closes with code 403: we are not (or no longer)
+            // a device it accepts.
+            let refused_by_gate = conn
+                .close_reason()
+                .is_some_and(|r| r.to_string().contains("code 403"));
+            report.integrity = e.is_integrity() || refused_by_gate;
             report.error = Some(match conn.close_reason() {
                 Some(reason) if !matches!(e, SyncError::RefusedByPeer(_)) => {
                     format!("{e} ({reason})")

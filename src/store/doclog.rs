@@ -74,6 +74,14 @@ fn refused(path: &Path, source: crate::trust::TrustError) -> StoreError {
     }
 }
 
+/// Is this actor a device of a removed member? (Their changes after the
+/// removal's cutoff are skipped on load rather than refused.)
+fn removed_after_cutoff(membership: &Membership, actor: &[u8]) -> bool {
+    crate::trust::signed_change::device_of_actor(actor)
+        .and_then(|d| membership.owner_of(&d))
+        .is_some_and(|m| m.removed)
+}
+
 /// Load and verify a document; `None` if it has no files. With `repair`, a
 /// torn log tail is cut (and kept aside); without, it is only skipped.
 pub fn load(
@@ -155,6 +163,7 @@ pub fn load(
             }
         }
         let mut changes = Vec::with_capacity(parsed.records.len());
+        let mut skipped = 0usize;
         for (i, record) in parsed.records.iter().enumerate() {
             if record.len() <= 64 {
                 return Err(StoreError::corrupt(
@@ -168,15 +177,24 @@ pub fn load(
                 Change::from_bytes(record[64..].to_vec()).map_err(|e| e.to_string())
             })?;
             let hash = change.hash().0;
-            verify_change(
+            let actor = change.actor_id().to_bytes();
+            let verdict = verify_change(
                 membership,
                 &files.name,
-                change.actor_id().to_bytes(),
+                actor,
                 change.seq(),
                 &hash,
                 &ChangeSignature(sig),
-            )
-            .map_err(|e| refused(path, e))?;
+            );
+            if let Err(e) = verdict {
+                if removed_after_cutoff(membership, actor) {
+                    // Written here before this device learnt of the removal:
+                    // kept on disk, but never applied.
+                    skipped += 1;
+                    continue;
+                }
+                return Err(refused(path, e));
+            }
             signatures.insert(hash, ChangeSignature(sig));
             changes.push(change);
         }
@@ -185,7 +203,7 @@ pub fn load(
             doc.apply_changes(changes).map_err(|e| e.to_string())
         })?;
         let missing = doc.get_missing_deps(&[]);
-        if !missing.is_empty() {
+        if !missing.is_empty() && skipped == 0 {
             return Err(StoreError::corrupt(
                 path,
                 format!("{} changes refer to history that is missing", missing.len()),

@@ -6,4 +6,5 @@ mod cli_errors;
 mod cli_walkthrough;
 mod concurrency;
 mod members;
+mod network;
 mod store_recovery;

@@ -1,0 +1,240 @@
+//! Real iroh connections on 127.0.0.1 between separate processes: `serve` on
+//! one home, `join` and `sync` from others.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::common::TestHome;
+
+/// A `convene serve` process, stopped when dropped.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(home: &TestHome) -> Self {
+        let mut child = home
+            .command(&["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let ticket = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("serve printed no ticket"));
+        assert!(ticket.starts_with("cvpeer"), "{ticket}");
+        Server { child }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn joined(server_home: &TestHome, name: &str) -> TestHome {
+    let ticket = server_home.ok(&["invite"]).id();
+    let home = TestHome::new();
+    home.ok(&["init", "--name", name]);
+    let r = home.ok(&["--json", "join", &ticket, "--bind", "127.0.0.1:0"]);
+    assert_eq!(r.json()["name"], "Water Network");
+    home
+}
+
+fn sync(home: &TestHome) -> serde_json::Value {
+    home.ok(&["--json", "sync", "--bind", "127.0.0.1:0", "--timeout", "10"])
+        .json()
+}
+
+#[test]
+fn three_homes_join_post_sync_and_converge() {
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&[
+            "open",
+            "development",
+            "New director",
+            "--summary",
+            "A change in management.",
+        ])
+        .id();
+    let tid = ana
+        .ok(&["thread", &rid, "First reactions", "-m", "What do we know?"])
+        .id();
+    let _server = Server::start(&ana);
+    let bo = joined(&ana, "Bo");
+    let cy = joined(&ana, "Cy");
+
+    bo.ok(&["post", &tid, "-m", "Bo was here."]);
+    let did = cy
+        .ok(&[
+            "draft",
+            "new",
+            &rid,
+            "Our position",
+            "-m",
+            "We ask to be consulted.",
+        ])
+        .id();
+    ana.ok(&["post", &tid, "-m", "Ana, while serving."]);
+    let report = sync(&bo);
+    assert_eq!(report["peers"][0]["ok"], true);
+    assert!(report["peers"][0]["sent_changes"].as_u64() >= Some(1));
+    sync(&cy);
+    cy.ok(&["stance", &did, "support"]);
+    sync(&cy);
+    sync(&bo);
+
+    let views: Vec<String> = [&ana, &bo, &cy]
+        .iter()
+        .map(|h| h.ok(&["--json", "show", &rid]).stdout)
+        .collect();
+    assert_eq!(views[0], views[1]);
+    assert_eq!(views[0], views[2]);
+    let tallies: Vec<String> = [&ana, &bo, &cy]
+        .iter()
+        .map(|h| h.ok(&["--json", "tally", &rid]).stdout)
+        .collect();
+    assert_eq!(tallies[0], tallies[1]);
+    assert_eq!(tallies[0], tallies[2]);
+    let shown: serde_json::Value = serde_json::from_str(&views[0]).unwrap_or_default();
+    let comments: Vec<&str> = shown["threads"][0]["comments"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|x| x["author_name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(comments.len(), 3, "{comments:?}");
+    assert!(comments.contains(&"Bo") && comments.contains(&"Ana"));
+    let members = ana.ok(&["--json", "members"]).json();
+    assert_eq!(members.as_array().map(|m| m.len()), Some(3));
+    // Nothing more to move: a second pass is a no-op.
+    let again = sync(&bo);
+    assert_eq!(again["peers"][0]["received_changes"], 0);
+}
+
+#[test]
+fn strangers_reused_invites_and_removed_members_are_refused() {
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let tid = ana.ok(&["thread", &rid, "Views"]).id();
+    let _server = Server::start(&ana);
+    let peer_ticket = ana.ok(&["ticket"]).id();
+
+    // A device of another community is refused: its own side does not even
+    // dial, and a raw endpoint that dials anyway is closed by Ana's gate
+    // before it receives a byte.
+    let stranger = TestHome::founded("Sam");
+    let r = stranger.fails(
+        4,
+        &[
+            "--json",
+            "sync",
+            &peer_ticket,
+            "--bind",
+            "127.0.0.1:0",
+            "--timeout",
+            "5",
+        ],
+    );
+    assert_eq!(r.json()["peers"][0]["ok"], false);
+    assert_eq!(raw_dial_receives(&peer_ticket), 0);
+
+    // An invite admits one member only.
+    let ticket = ana.ok(&["invite"]).id();
+    let bo = TestHome::new();
+    bo.ok(&["init", "--name", "Bo"]);
+    bo.ok(&["join", &ticket, "--bind", "127.0.0.1:0"]);
+    let eve = TestHome::new();
+    eve.ok(&["init", "--name", "Eve"]);
+    let r = eve.fails(4, &["join", &ticket, "--bind", "127.0.0.1:0"]);
+    assert!(r.stderr.contains("already used"), "{}", r.stderr);
+    assert!(!eve.path().join("communities").exists() || eve.run(&["responses"]).code != 0);
+
+    // An expired invite too.
+    let expired = ana.ok(&["invite", "--expires", "1m"]).id();
+    let late = TestHome::new();
+    late.ok(&["init", "--name", "Late"]);
+    let r = late
+        .command(&["join", &expired, "--bind", "127.0.0.1:0"])
+        .env("CONVENE_NOW", "1795946520")
+        .output();
+    let r = r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        r.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(String::from_utf8_lossy(&r.stderr).contains("expired"));
+
+    // A removed member's earlier words stay; later ones are refused.
+    bo.ok(&["post", &tid, "-m", "Before removal."]);
+    sync(&bo);
+    ana.ok(&["remove", "Bo", "--reason", "left the network"]);
+    bo.ok(&["post", &tid, "-m", "After removal."]);
+    bo.fails(4, &["sync", "--bind", "127.0.0.1:0", "--timeout", "5"]);
+    let shown = ana.ok(&["--json", "show", &rid]).stdout;
+    assert!(shown.contains("Before removal.") && !shown.contains("After removal."));
+    let members = ana.ok(&["--json", "members"]).json();
+    let bo_entry = members
+        .as_array()
+        .and_then(|m| m.iter().find(|x| x["name"] == "Bo"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(bo_entry["removed"], true);
+}
+
+/// Dial `ticket` on the sync protocol from a bare endpoint with no gate, send
+/// a Hello, and count the bytes that come back.
+fn raw_dial_receives(ticket: &str) -> usize {
+    use convene::net::{PeerTicket, SYNC_ALPN};
+    use iroh::endpoint::presets;
+    let ticket = PeerTicket::decode(ticket).unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async {
+        let ep = iroh::Endpoint::builder(presets::Minimal)
+            .relay_mode(iroh::RelayMode::Disabled)
+            .clear_ip_transports()
+            .bind_addr("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .bind()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let id = iroh::EndpointId::from_bytes(&ticket.device).unwrap_or_else(|e| panic!("{e}"));
+        let addr = ticket
+            .addrs
+            .iter()
+            .fold(iroh::EndpointAddr::new(id), |a, s| a.with_ip_addr(*s));
+        let mut received = 0;
+        if let Ok(conn) = ep.connect(addr, SYNC_ALPN).await
+            && let Ok((mut send, mut recv)) = conn.open_bi().await
+        {
+            let hello = convene::sync::frame::encode(&convene::sync::Frame::Hello {
+                version: 1,
+                community: [0; 32],
+                certificates: vec![],
+            });
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut send, &hello).await;
+            let mut buf = vec![0u8; 1024];
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_secs(5), recv.read(&mut buf)).await
+            {
+                received = n.unwrap_or(0);
+            }
+        }
+        ep.close().await;
+        received
+    })
+}
