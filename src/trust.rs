@@ -9,6 +9,7 @@
 pub mod cert;
 pub mod keys;
 pub mod membership;
+pub mod ownership;
 pub mod signed_change;
 pub mod statement;
 

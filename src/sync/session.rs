@@ -22,6 +22,7 @@ use super::chunks::{changes_in, guarded, with_changes};
 use super::frame::Frame;
 use super::{PROTOCOL_VERSION, Replica, SyncError};
 use crate::model::DocId;
+use crate::trust::ownership::check_ownership;
 use crate::trust::signed_change::{ChangeSignature, verify_change};
 use crate::trust::{Certificate, DeviceId, TrustError, sha256};
 
@@ -356,14 +357,24 @@ impl Session {
                 SyncError::Refused(format!("change {hash} of {name} is unsigned"))
             })?;
             let membership = replica.membership();
-            match verify_change(
+            let verdict = verify_change(
                 membership,
                 name,
                 change.actor_id().to_bytes(),
                 change.seq(),
                 &hash.0,
                 sig,
-            ) {
+            )
+            .and_then(|_| {
+                guarded(|| Ok(check_ownership(membership, name, &change))).unwrap_or_else(|e| {
+                    Err(TrustError::ChangeRefused {
+                        change: hash.to_string(),
+                        device: String::new(),
+                        reason: e,
+                    })
+                })
+            });
+            match verdict {
                 Ok(_) => accepted.push(change),
                 Err(TrustError::ChangeRefused { .. }) => {
                     if self.held.insert(hash.0) {

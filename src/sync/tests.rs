@@ -201,7 +201,13 @@ fn many_peers_with_partitions_converge() {
             for (i, peer) in peers.iter_mut().enumerate() {
                 for _ in 0..rng.below(4) {
                     let doc = DOCS[rng.below(3) as usize];
-                    let key = format!("k{}", rng.below(6));
+                    // Members own their keys in the community and discussion
+                    // documents; drafts are co-written, so keys are shared.
+                    let key = if doc.starts_with("draft-") {
+                        format!("k{}", rng.below(6))
+                    } else {
+                        format!("p{i}k{}", rng.below(6))
+                    };
                     peer.write(doc, &key, (round * 100 + i) as i64)
                         .unwrap_or_else(|e| panic!("{e}"));
                 }
@@ -403,4 +409,40 @@ fn a_removed_members_later_changes_are_held_back_while_earlier_ones_stay() {
     assert_eq!(sa.held_back, 1);
     // And M itself can no longer sync with A.
     assert!(sync_pair(&mut a, devices[0], &mut m, devices[2], &mut rng).is_err());
+}
+
+#[test]
+fn a_change_overwriting_another_members_value_is_held_back() {
+    let c = community(3);
+    let mut rng = Rng(23);
+    let devices: Vec<DeviceId> = c.devices.iter().map(|d| DeviceId(d.public())).collect();
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    let mut cc = replica(&c, 2);
+    a.write("response-00aa", "stance", 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    sync_pair(&mut a, devices[0], &mut b, devices[1], &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    // B overwrites A's value in a discussion document, and in a draft.
+    b.write("response-00aa", "stance", 666)
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.write("draft-00bb", "text", 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    sync_pair(&mut a, devices[0], &mut b, devices[1], &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    b.write("draft-00bb", "text", 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, sc) = sync_pair(&mut b, devices[1], &mut cc, devices[2], &mut rng)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sc.held_back, 1, "{sc:?}");
+    let values = cc.all_values();
+    assert!(
+        values["response-00aa"].contains("\"stance\":1"),
+        "{}",
+        values["response-00aa"]
+    );
+    // Co-editing a draft is not overwriting someone's words.
+    assert!(
+        values["draft-00bb"].contains("\"text\":2"),
+        "{}",
+        values["draft-00bb"]
+    );
 }
