@@ -1,96 +1,192 @@
-//! `demo`: a whole joint response among simulated members, in a temporary
-//! home, ending with the published response and its offline verification.
-//!
-//! Until peer-to-peer sync lands, the members share one store: the founder
-//! admits the others with signed certificates, and each acts through their
-//! own device key, so every change is signed by its real author exactly as it
-//! would be on their own device.
+//! `demo`: a whole joint response among three simulated members, each with
+//! their own temporary home and their own iroh endpoint on 127.0.0.1, joining
+//! by invite and syncing over real peer-to-peer connections. It ends with the
+//! published response, its range of views and its offline verification, and
+//! leaves nothing behind.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use iroh::Endpoint;
+
+use super::invite::make_invite;
 use super::output::{Ctx, print_stdout};
 use crate::ids::ObjectId;
 use crate::model::Workspace;
 use crate::model::export::{to_markdown, verify_export};
 use crate::model::response::NewResponse;
 use crate::model::views::{ResponseKind, Stance};
+use crate::net::endpoint::bind;
+use crate::net::join::{accept_join, join};
+use crate::net::{Gate, PeerTicket, RelayChoice, accept_sync, sync_with};
+use crate::store::replica::StoreReplica;
 use crate::store::{CommunityStore, Home, Identity};
-use crate::trust::{CertBody, Certificate, Role, SecretKey};
+use crate::trust::Role;
 
-fn act<T>(
-    store: &CommunityStore,
-    who: &Identity,
-    now: i64,
-    work: impl FnOnce(&mut Workspace) -> crate::model::Result<T>,
-) -> anyhow::Result<T> {
-    let mut ws = store.workspace(who, now, true);
-    let out = work(&mut ws)?;
-    store.persist(&mut ws, who)?;
-    Ok(out)
+const IDLE: Duration = Duration::from_secs(20);
+
+/// One simulated member: a home, an open community and an endpoint.
+struct Member {
+    identity: Identity,
+    store: CommunityStore,
+    endpoint: Endpoint,
 }
 
-fn admit(
-    store: &mut CommunityStore,
-    founder: &Identity,
+impl Member {
+    fn ticket(&self) -> PeerTicket {
+        PeerTicket {
+            device: self.identity.device_id().0,
+            addrs: self.endpoint.addr().ip_addrs().copied().collect(),
+        }
+    }
+
+    /// Act through the model as this member, then sign and persist.
+    fn act<T>(
+        &mut self,
+        now: i64,
+        work: impl FnOnce(&mut Workspace) -> crate::model::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut ws = self.store.workspace(&self.identity, now, true);
+        let out = work(&mut ws)?;
+        self.store.persist(&mut ws, &self.identity)?;
+        Ok(out)
+    }
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// `b` dials `a`; both run their side of the session concurrently.
+async fn sync_pair(a: &mut Member, b: &mut Member, now: i64) -> anyhow::Result<usize> {
+    let target = a.ticket();
+    let (served, dialed) = tokio::join!(
+        async {
+            let incoming = a
+                .endpoint
+                .accept()
+                .await
+                .ok_or_else(|| anyhow::anyhow!("endpoint closed"))?;
+            let conn = incoming.await?;
+            let mut replica = StoreReplica::new(&mut a.store, now);
+            anyhow::Ok(accept_sync(conn, &mut replica, IDLE).await)
+        },
+        async {
+            let mut replica = StoreReplica::new(&mut b.store, now);
+            sync_with(&b.endpoint, &target, &mut replica, IDLE).await
+        }
+    );
+    let served = served?;
+    if let Some(e) = dialed.error.as_ref().or(served.error.as_ref()) {
+        anyhow::bail!("sync failed: {e}");
+    }
+    Ok(dialed.received_changes + served.received_changes)
+}
+
+/// A new member joins through `inviter`'s endpoint with a fresh invite.
+async fn join_via(
+    inviter: &mut Member,
+    root: &std::path::Path,
     name: &str,
-    role: Role,
     now: i64,
-) -> anyhow::Result<Identity> {
-    let member = Identity {
-        name: name.to_string(),
-        member: SecretKey::generate(),
-        device: SecretKey::generate(),
-    };
-    let id = store.id();
-    store.add_certificates(&[
-        Certificate::issue(
-            &id,
-            &CertBody::Admit {
-                member: member.member_id(),
-                name: name.to_string(),
-                role,
-                by: founder.member_id(),
-                at: now,
-            },
-            &[&founder.member],
-        ),
-        Certificate::issue(
-            &id,
-            &CertBody::Device {
-                member: member.member_id(),
-                device: member.device_id(),
-                label: format!("{name}'s laptop"),
-                at: now,
-            },
-            &[&member.member, &member.device],
-        ),
-    ])?;
-    Ok(member)
+) -> anyhow::Result<Member> {
+    let home = Home::new(root.join(name.to_lowercase()));
+    let identity = home.init(name)?;
+    let address = inviter.ticket();
+    let ticket = make_invite(
+        &mut inviter.store,
+        &inviter.identity,
+        Role::Member,
+        now + 86_400,
+        now,
+        address,
+    )?;
+    let temporary = bind(
+        &identity.device,
+        loopback(),
+        &RelayChoice::Off,
+        Gate::default(),
+    )
+    .await?;
+    let communities = home.root().join("communities");
+    let (accepted, joined) = tokio::join!(
+        async {
+            let incoming = inviter
+                .endpoint
+                .accept()
+                .await
+                .ok_or_else(|| anyhow::anyhow!("endpoint closed"))?;
+            let conn = incoming.await?;
+            accept_join(conn, &mut inviter.store, now, IDLE)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+        },
+        join(&temporary, &ticket, &identity, &communities, now, IDLE)
+    );
+    temporary.close().await;
+    accepted?;
+    let store = joined?.store;
+    home.set_current(&store.id())?;
+    let endpoint = bind(
+        &identity.device,
+        loopback(),
+        &RelayChoice::Off,
+        Gate::for_store(&store),
+    )
+    .await?;
+    Ok(Member {
+        identity,
+        store,
+        endpoint,
+    })
 }
 
 /// `convene demo`
 pub fn demo(ctx: &Ctx) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let home = Home::new(dir.path());
+    super::peer::runtime()?.block_on(run(ctx, dir.path()))
+}
+
+async fn run(ctx: &Ctx, root: &std::path::Path) -> anyhow::Result<()> {
     let now = ctx.now;
     let say = |text: &str| ctx.progress(&format!("▸ {text}"));
 
-    let ana = home.init("Ana")?;
-    let mut store = home.create_community(
-        &ana,
+    let home = Home::new(root.join("ana"));
+    let identity = home.init("Ana")?;
+    let store = home.create_community(
+        &identity,
         "Water Commons Network",
         "Field practitioners of community water systems",
         now,
     )?;
+    let endpoint = bind(
+        &identity.device,
+        loopback(),
+        &RelayChoice::Off,
+        Gate::for_store(&store),
+    )
+    .await?;
+    let mut ana = Member {
+        identity,
+        store,
+        endpoint,
+    };
     say(&format!(
-        "Ana founds 'Water Commons Network' ({}) in {}",
-        store.id().short(),
-        dir.path().display()
+        "Ana founds 'Water Commons Network' ({}); her device listens on {}",
+        ana.store.id().short(),
+        ana.ticket()
+            .addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
-    let bo = admit(&mut store, &ana, "Bo", Role::Member, now)?;
-    let chen = admit(&mut store, &ana, "Chen", Role::Member, now)?;
-    let _dina = admit(&mut store, &ana, "Dina", Role::Member, now)?;
-    say("Ana admits Bo, Chen and Dina");
+    let mut bo = join_via(&mut ana, root, "Bo", now).await?;
+    let mut chen = join_via(&mut ana, root, "Chen", now).await?;
+    let dina = join_via(&mut ana, root, "Dina", now).await?;
+    say("Bo, Chen and Dina join with one-time invites, each from their own home and endpoint");
 
-    let rid = act(&store, &ana, now, |ws| {
+    let rid = ana.act(now, |ws| {
         ws.open_response(NewResponse {
             kind: ResponseKind::Request,
             title: "Consultation on water reuse in small municipalities".into(),
@@ -106,9 +202,11 @@ pub fn demo(ctx: &Ctx) -> anyhow::Result<()> {
             due: Some("2027-01-15".into()),
         })
     })?;
-    say("Ana opens a request for opinion with two questions");
+    sync_pair(&mut ana, &mut bo, now).await?;
+    sync_pair(&mut ana, &mut chen, now).await?;
+    say("Ana opens a request for opinion with two questions; Bo and Chen sync it");
 
-    let (tid, first) = act(&store, &bo, now, |ws| {
+    let (tid, first) = bo.act(now, |ws| {
         ws.start_thread(
             &rid,
             "Monitoring load",
@@ -116,7 +214,16 @@ pub fn demo(ctx: &Ctx) -> anyhow::Result<()> {
         )
     })?;
     let first = first.unwrap_or_else(ObjectId::random);
-    act(&store, &chen, now, |ws| {
+    let draft_a = bo.act(now, |ws| {
+        ws.new_draft(
+            &rid,
+            "Tiered monitoring",
+            "We support the aims of the rules. Monitoring should be weekly for large systems and monthly for systems under 10,000 people. Operators need two years of funded training.",
+        )
+    })?;
+    sync_pair(&mut ana, &mut bo, now).await?;
+    sync_pair(&mut ana, &mut chen, now).await?;
+    chen.act(now, |ws| {
         ws.post(
             &rid,
             &tid,
@@ -124,30 +231,15 @@ pub fn demo(ctx: &Ctx) -> anyhow::Result<()> {
             Some(first.as_str()),
         )
     })?;
-    act(&store, &ana, now, |ws| {
-        ws.post(&rid, &tid, "Let us propose a tiered schedule.", None)
-    })?;
-    say("Bo, Chen and Ana discuss in a thread");
-
-    let draft_a = act(&store, &bo, now, |ws| {
-        ws.new_draft(
-            &rid,
-            "Tiered monitoring",
-            "We support the aims of the rules. Monitoring should be weekly for large systems and monthly for systems under 10,000 people. Operators need two years of funded training.",
-        )
-    })?;
-    let draft_b = act(&store, &chen, now, |ws| {
+    let draft_b = chen.act(now, |ws| {
         ws.new_draft(
             &rid,
             "Regional labs first",
             "We ask for shared regional laboratories before any new monitoring duty applies.",
         )
     })?;
-    say("Bo and Chen write competing drafts");
-
-    let entry_a = act(&store, &ana, now, |ws| ws.resolve_draft(draft_a.as_str()))?;
-    let entry_b = act(&store, &ana, now, |ws| ws.resolve_draft(draft_b.as_str()))?;
-    let accepted = act(&store, &chen, now, |ws| {
+    let entry_a = chen.act(now, |ws| ws.resolve_draft(draft_a.as_str()))?;
+    let accepted = chen.act(now, |ws| {
         ws.propose_amendment(
             &entry_a,
             "two years of funded training",
@@ -155,7 +247,13 @@ pub fn demo(ctx: &Ctx) -> anyhow::Result<()> {
             "Labs are the real bottleneck.",
         )
     })?;
-    let rejected = act(&store, &bo, now, |ws| {
+    sync_pair(&mut ana, &mut chen, now).await?;
+    sync_pair(&mut ana, &mut bo, now).await?;
+    say(
+        "Bo starts a thread and a draft; Chen replies, writes a competing draft and proposes an amendment",
+    );
+
+    let rejected = bo.act(now, |ws| {
         ws.propose_amendment(
             &entry_a,
             "We support the aims",
@@ -163,53 +261,64 @@ pub fn demo(ctx: &Ctx) -> anyhow::Result<()> {
             "Warmer tone.",
         )
     })?;
-    act(&store, &ana, now, |ws| {
-        ws.take_stance(&entry_a, Stance::Support, None)
-    })?;
-    act(&store, &ana, now, |ws| {
-        ws.decide_amendment(accepted.as_str(), true)
-    })?;
-    act(&store, &ana, now, |ws| {
-        ws.decide_amendment(rejected.as_str(), false)
-    })?;
-    say(
-        "Chen's amendment is accepted, Bo's rejected (kept on record); Ana's earlier stance is now stale",
-    );
+    bo.act(now, |ws| ws.decide_amendment(accepted.as_str(), true))?;
+    bo.act(now, |ws| ws.decide_amendment(rejected.as_str(), false))?;
+    sync_pair(&mut ana, &mut bo, now).await?;
+    sync_pair(&mut ana, &mut chen, now).await?;
+    say("Bo, the draft's creator, accepts Chen's amendment and withdraws his own (kept on record)");
 
-    act(&store, &ana, now, |ws| {
-        ws.take_stance(&entry_a, Stance::Support, None)
-    })?;
-    act(&store, &bo, now, |ws| {
+    let entry_b = ana.act(now, |ws| ws.resolve_draft(draft_b.as_str()))?;
+    ana.act(now, |ws| ws.take_stance(&entry_a, Stance::Support, None))?;
+    bo.act(now, |ws| {
         ws.take_stance(
             &entry_a,
             Stance::Reservations,
             Some("Monthly may still be too often in winter."),
         )
     })?;
-    act(&store, &chen, now, |ws| {
+    chen.act(now, |ws| {
         ws.take_stance(
             &entry_a,
             Stance::Object,
             Some("Without labs first, duties land on operators."),
         )
     })?;
-    act(&store, &chen, now, |ws| {
-        ws.take_stance(&entry_b, Stance::Support, None)
-    })?;
+    chen.act(now, |ws| ws.take_stance(&entry_b, Stance::Support, None))?;
+    sync_pair(&mut ana, &mut bo, now).await?;
+    sync_pair(&mut ana, &mut chen, now).await?;
     say(
-        "Stances: Ana supports, Bo has reservations, Chen objects and supports the other draft; Dina has not been heard",
+        "Stances: Ana supports, Bo has reservations, Chen objects and supports the other draft; Dina is silent",
     );
 
-    act(&store, &ana, now, |ws| {
-        ws.publish(&rid, &draft_a, &ana.member)
-    })?;
-    for who in [&ana, &bo, &chen] {
-        act(&store, who, now, |ws| ws.endorse(&rid, &who.member, None))?;
+    let ana_key = crate::trust::SecretKey::from_bytes(ana.identity.member.to_bytes());
+    ana.act(now, |ws| ws.publish(&rid, &draft_a, &ana_key))?;
+    sync_pair(&mut ana, &mut bo, now).await?;
+    sync_pair(&mut ana, &mut chen, now).await?;
+    for m in [&mut ana, &mut bo, &mut chen] {
+        let key = crate::trust::SecretKey::from_bytes(m.identity.member.to_bytes());
+        m.act(now, |ws| ws.endorse(&rid, &key, None))?;
     }
-    say("Ana publishes draft A with the dissent annex; Ana, Bo and Chen endorse it");
+    sync_pair(&mut ana, &mut bo, now).await?;
+    sync_pair(&mut ana, &mut chen, now).await?;
+    sync_pair(&mut ana, &mut bo, now).await?;
+    say(
+        "Ana publishes with the dissent annex; Ana, Bo and Chen endorse it, each on their own device",
+    );
 
-    let mut ws = store.workspace(&ana, now, false);
-    let exported = ws.export(&rid, &store.certificate_bytes())?;
+    let mut exports = Vec::new();
+    for m in [&ana, &bo, &chen] {
+        let mut ws = m.store.workspace(&m.identity, now, false);
+        exports.push(serde_json::to_string(
+            &ws.export(&rid, &m.store.certificate_bytes())?,
+        )?);
+    }
+    if exports.iter().any(|e| *e != exports[0]) {
+        anyhow::bail!("the members' copies did not converge");
+    }
+    say("All three copies hold byte-identical exports");
+
+    let mut ws = chen.store.workspace(&chen.identity, now, false);
+    let exported = ws.export(&rid, &chen.store.certificate_bytes())?;
     let markdown = to_markdown(&exported);
     let report = verify_export(&markdown);
     if ctx.json {
@@ -217,10 +326,13 @@ pub fn demo(ctx: &Ctx) -> anyhow::Result<()> {
     } else {
         print_stdout(&markdown)?;
     }
-    let checks = report.checks.len();
+    for m in [ana, bo, chen, dina] {
+        m.endpoint.close().await;
+    }
     if report.ok {
         say(&format!(
-            "verify: all {checks} checks hold (text hash, statement, {} endorsements)",
+            "verify: all {} checks hold (text hash, statement, {} endorsements)",
+            report.checks.len(),
             exported.endorsements.len()
         ));
         Ok(())

@@ -13,6 +13,7 @@ use crate::net::join::join as join_over;
 use crate::net::{Gate, InviteTicket, RelayChoice};
 use crate::store::doclog::{self, DocFiles};
 use crate::store::peers::{self, KnownPeer};
+use crate::store::{CommunityStore, Identity};
 use crate::trust::{CertBody, Certificate, CommunityId, DeviceId, MemberId, Role, SecretKey};
 
 /// Parse `30m`, `12h`, `7d`, `2w` into seconds.
@@ -66,26 +67,8 @@ pub fn invite(ctx: &Ctx, role: Role, expires: &str, addr: &[SocketAddr]) -> anyh
             me.role.as_str()
         );
     }
-    let invite_key = SecretKey::generate();
     let expires_at = ctx.now + lifetime;
-    let cert = Certificate::issue(
-        &store.id(),
-        &CertBody::Invite {
-            invite_key: DeviceId(invite_key.public()),
-            role,
-            expires_at,
-            by: me.id,
-            at: ctx.now,
-        },
-        &[&identity.member],
-    );
-    store.add_certificates(&[cert])?;
-    let ticket = InviteTicket {
-        community: store.id().0,
-        invite_secret: invite_key.to_bytes(),
-        inviter,
-    }
-    .encode();
+    let ticket = make_invite(&mut store, &identity, role, expires_at, ctx.now, inviter)?.encode();
     let out = Invited {
         ticket: ticket.clone(),
         role,
@@ -100,6 +83,36 @@ pub fn invite(ctx: &Ctx, role: Role, expires: &str, addr: &[SocketAddr]) -> anyh
     ));
     ctx.hint("give the ticket to the new member; keep `convene serve` running so that `convene join` can reach you");
     Ok(())
+}
+
+/// Record a one-time invitation (the Invite certificate) and return the
+/// ticket that carries its secret. The caller checks the role.
+pub fn make_invite(
+    store: &mut CommunityStore,
+    identity: &Identity,
+    role: Role,
+    expires_at: i64,
+    now: i64,
+    inviter: crate::net::PeerTicket,
+) -> anyhow::Result<InviteTicket> {
+    let invite_key = SecretKey::generate();
+    let cert = Certificate::issue(
+        &store.id(),
+        &CertBody::Invite {
+            invite_key: DeviceId(invite_key.public()),
+            role,
+            expires_at,
+            by: identity.member_id(),
+            at: now,
+        },
+        &[&identity.member],
+    );
+    store.add_certificates(&[cert])?;
+    Ok(InviteTicket {
+        community: store.id().0,
+        invite_secret: invite_key.to_bytes(),
+        inviter,
+    })
 }
 
 /// `convene join TICKET [--bind ADDR] [--timeout SECS]`
