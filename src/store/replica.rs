@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use automerge::sync::State;
 use automerge::{AutoCommit, Change, ChangeHash};
 
 use super::community::CommunityStore;
@@ -11,7 +12,19 @@ use super::doclog::{self, DocFiles, LoadedDoc};
 use crate::model::DocId;
 use crate::sync::{Replica, SyncError};
 use crate::trust::signed_change::ChangeSignature;
-use crate::trust::{Certificate, Membership};
+use crate::trust::{Certificate, DeviceId, Membership};
+
+/// Where the sync states shared with one peer are kept:
+/// `communities/<id>/peers/<device>.json`, document name → hex of
+/// Automerge's encoded state (its shared heads).
+fn states_path(dir: &std::path::Path, peer: &DeviceId) -> std::path::PathBuf {
+    dir.join("peers").join(format!("{}.json", peer.to_hex()))
+}
+
+fn load_states(path: &std::path::Path) -> Option<BTreeMap<String, String>> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
 
 /// A community store seen by a sync session. Hold the home's write lock
 /// while one is alive.
@@ -100,6 +113,29 @@ impl Replica for StoreReplica<'_> {
             .get(doc)
             .and_then(|l| l.signatures.get(&hash.0))
             .copied()
+    }
+
+    fn sync_state(&mut self, peer: &DeviceId, doc: &str) -> Option<State> {
+        let states = load_states(&states_path(self.store.dir(), peer))?;
+        let bytes = hex::decode(states.get(doc)?).ok()?;
+        State::decode(&bytes).ok()
+    }
+
+    fn save_sync_states(
+        &mut self,
+        peer: &DeviceId,
+        states: &BTreeMap<String, State>,
+    ) -> Result<(), SyncError> {
+        let path = states_path(self.store.dir(), peer);
+        let mut all = load_states(&path).unwrap_or_default();
+        for (doc, state) in states {
+            all.insert(doc.clone(), hex::encode(state.encode()));
+        }
+        let bytes = serde_json::to_vec_pretty(&all).map_err(Self::local)?;
+        if let Some(dir) = path.parent() {
+            crate::store::fsutil::private_dir(dir).map_err(Self::local)?;
+        }
+        crate::store::fsutil::write_atomic(&path, &bytes).map_err(Self::local)
     }
 
     fn persist(

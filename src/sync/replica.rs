@@ -3,11 +3,14 @@
 //! The store implements this over files; [`super::memory::MemoryReplica`]
 //! implements it in memory for the multi-peer tests.
 
+use std::collections::BTreeMap;
+
+use automerge::sync::State;
 use automerge::{AutoCommit, Change, ChangeHash};
 
 use super::SyncError;
 use crate::trust::signed_change::ChangeSignature;
-use crate::trust::{Certificate, Membership};
+use crate::trust::{Certificate, DeviceId, Membership};
 
 /// The local copy of one community, as a sync session sees it.
 pub trait Replica {
@@ -37,4 +40,19 @@ pub trait Replica {
         doc: &str,
         changes: &[(ChangeSignature, Change)],
     ) -> Result<(), SyncError>;
+
+    /// The Automerge sync state remembered from the last session with
+    /// `peer` for `doc` (only the shared heads are kept).
+    fn sync_state(&mut self, _peer: &DeviceId, _doc: &str) -> Option<State> {
+        None
+    }
+
+    /// Remember the sync states of a finished session with `peer`.
+    fn save_sync_states(
+        &mut self,
+        _peer: &DeviceId,
+        _states: &BTreeMap<String, State>,
+    ) -> Result<(), SyncError> {
+        Ok(())
+    }
 }

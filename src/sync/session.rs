@@ -260,7 +260,8 @@ impl Session {
             ours.sort();
             other.sort();
             if ours != other {
-                self.states.insert(name, State::new());
+                let state = replica.sync_state(&self.peer, &name).unwrap_or_default();
+                self.states.insert(name, state);
             }
         }
         self.reply(replica)
@@ -445,6 +446,7 @@ impl Session {
             return Ok(Vec::new());
         }
         self.done = true;
+        replica.save_sync_states(&self.peer, &self.states)?;
         if self.last_sent_idle {
             Ok(Vec::new())
         } else {

@@ -243,9 +243,15 @@ fn raw_dial_receives(ticket: &str) -> usize {
 fn the_demo_runs_over_real_connections_and_leaves_nothing_behind() {
     let home = TestHome::new();
     let r = home.ok(&["demo"]);
-    assert!(r.stdout.contains("## Dissent") && r.stdout.contains("Not yet heard: Dina."), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("## Dissent") && r.stdout.contains("Not yet heard: Dina."),
+        "{}",
+        r.stdout
+    );
     assert!(r.stderr.contains("byte-identical exports"), "{}", r.stderr);
     assert!(r.stderr.contains("checks hold"), "{}", r.stderr);
-    let left: Vec<_> = std::fs::read_dir(home.path()).map(|d| d.collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(home.path())
+        .map(|d| d.collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "the demo wrote into the user's home");
 }
