@@ -6,6 +6,7 @@
 
 mod community;
 mod demo;
+mod device;
 mod discuss;
 mod draft;
 mod identity;
@@ -92,6 +93,9 @@ enum Command {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Add a second device of the same member
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Print this device's ticket, to give to a peer
     Ticket {
         /// The address to put in the ticket [default: where `serve` listens]
@@ -232,6 +236,30 @@ enum CommunityCommand {
     Use {
         /// Id, unique id prefix or name
         community: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// On a device you already use: print a one-time link ticket
+    Link {
+        /// How long the ticket stays valid: 30m, 12h, 7d
+        #[arg(long, default_value = "30m")]
+        expires: String,
+        /// This device's address to put in the ticket [default: where `serve` listens]
+        #[arg(long, value_name = "IP:PORT")]
+        addr: Vec<std::net::SocketAddr>,
+    },
+    /// On the new device (a fresh home): join as the same member
+    Add {
+        /// The link ticket
+        ticket: String,
+        /// Local address to bind
+        #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+        bind: std::net::SocketAddr,
+        /// Seconds of silence before giving up
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        timeout: u64,
     },
 }
 
@@ -440,6 +468,14 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         } => invite::join(ctx, &ticket, bind, &crate::net::RelayChoice::Off, timeout),
         Command::Remove { member, reason } => invite::remove(ctx, &member, &reason),
         Command::Ticket { addr } => peer::ticket(ctx, &addr),
+        Command::Device(d) => match d {
+            DeviceCommand::Link { expires, addr } => device::link(ctx, &expires, &addr),
+            DeviceCommand::Add {
+                ticket,
+                bind,
+                timeout,
+            } => device::add(ctx, &ticket, bind, timeout),
+        },
         Command::Serve {
             bind,
             no_mdns,

@@ -5,6 +5,7 @@
 //! Everything that decides anything lives in `sync` and `trust`; this module
 //! only binds, dials, accepts, frames bytes and enforces time limits.
 
+pub mod device;
 pub mod endpoint;
 pub mod join;
 pub mod link;

@@ -117,7 +117,7 @@ async fn join_via(
                 .await
                 .ok_or_else(|| anyhow::anyhow!("endpoint closed"))?;
             let conn = incoming.await?;
-            accept_join(conn, &mut inviter.store, now, IDLE)
+            accept_join(conn, &mut inviter.store, &inviter.identity, now, IDLE)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))
         },
@@ -290,12 +290,12 @@ async fn run(ctx: &Ctx, root: &std::path::Path) -> anyhow::Result<()> {
         "Stances: Ana supports, Bo has reservations, Chen objects and supports the other draft; Dina is silent",
     );
 
-    let ana_key = crate::trust::SecretKey::from_bytes(ana.identity.member.to_bytes());
+    let ana_key = crate::trust::SecretKey::from_bytes(ana.identity.member_key()?.to_bytes());
     ana.act(now, |ws| ws.publish(&rid, &draft_a, &ana_key))?;
     sync_pair(&mut ana, &mut bo, now).await?;
     sync_pair(&mut ana, &mut chen, now).await?;
     for m in [&mut ana, &mut bo, &mut chen] {
-        let key = crate::trust::SecretKey::from_bytes(m.identity.member.to_bytes());
+        let key = crate::trust::SecretKey::from_bytes(m.identity.member_key()?.to_bytes());
         m.act(now, |ws| ws.endorse(&rid, &key, None))?;
     }
     sync_pair(&mut ana, &mut bo, now).await?;

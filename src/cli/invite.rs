@@ -52,6 +52,7 @@ struct Invited {
 pub fn invite(ctx: &Ctx, role: Role, expires: &str, addr: &[SocketAddr]) -> anyhow::Result<()> {
     let lifetime = parse_duration(expires).map_err(usage)?;
     let identity = ctx.home.identity()?;
+    identity.member_key()?;
     let inviter = endpoint_info(&ctx.home, identity.device_id(), addr)?;
     let mut lock = ctx.home.lock_file()?;
     let _guard = lock.write()?;
@@ -105,7 +106,7 @@ pub fn make_invite(
             by: identity.member_id(),
             at: now,
         },
-        &[&identity.member],
+        &[identity.member_key()?],
     );
     store.add_certificates(&[cert])?;
     Ok(InviteTicket {
@@ -246,7 +247,7 @@ pub fn remove(ctx: &Ctx, member: &str, reason: &str) -> anyhow::Result<()> {
             at: ctx.now,
             cutoff,
         },
-        &[&identity.member],
+        &[identity.member_key()?],
     );
     store.add_certificates(&[cert])?;
     let out = serde_json::json!({"member": target, "name": removed.name, "removed": true, "reason": reason.trim()});

@@ -267,7 +267,7 @@ pub fn serve(
                             Some(e) => ctx.progress(&format!("session with {} failed: {e}", report.id.short())),
                         }
                     } else if alpn == JOIN_ALPN {
-                        match accept_join(conn, &mut store, crate::clock::now(), idle).await {
+                        match accept_join(conn, &mut store, &identity, crate::clock::now(), idle).await {
                             Ok((member, _)) => ctx.progress(&format!("{} joined", store.membership().name_of(&member))),
                             Err(e) => ctx.progress(&format!("a join was refused: {e}")),
                         }

@@ -23,7 +23,7 @@ pub fn publish(ctx: &Ctx, response: &str, draft: &str) -> anyhow::Result<()> {
     let published = session::write(ctx, |ws, identity, _| {
         let rid = ws.resolve_response(response)?;
         let entry = ws.resolve_draft(draft)?;
-        let outcome = ws.publish(&rid, &entry.id, &identity.member)?;
+        let outcome = ws.publish(&rid, &entry.id, identity.member_key()?)?;
         Ok(Published {
             id: rid.to_string(),
             outcome,
@@ -56,7 +56,7 @@ pub fn endorse(ctx: &Ctx, response: &str, stance: Option<Stance>) -> anyhow::Res
         let rid = ws.resolve_response(response)?;
         Ok(Endorsed {
             response: rid.to_string(),
-            endorsement: ws.endorse(&rid, &identity.member, stance)?,
+            endorsement: ws.endorse(&rid, identity.member_key()?, stance)?,
         })
     })?;
     ctx.emit(&endorsed, || {

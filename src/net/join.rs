@@ -30,7 +30,7 @@ pub fn claim_certificates(
     ticket: &InviteTicket,
     identity: &Identity,
     now: i64,
-) -> (Certificate, Certificate) {
+) -> Result<(Certificate, Certificate), crate::store::StoreError> {
     let community = CommunityId(ticket.community);
     let invite_key = SecretKey::from_bytes(ticket.invite_secret);
     let claim = Certificate::issue(
@@ -41,7 +41,7 @@ pub fn claim_certificates(
             name: identity.name.clone(),
             at: now,
         },
-        &[&invite_key, &identity.member],
+        &[&invite_key, identity.member_key()?],
     );
     let device = Certificate::issue(
         &community,
@@ -51,9 +51,9 @@ pub fn claim_certificates(
             label: "joined device".into(),
             at: now,
         },
-        &[&identity.member, &identity.device],
+        &[identity.member_key()?, &identity.device],
     );
-    (claim, device)
+    Ok((claim, device))
 }
 
 /// Join: dial the inviter, present the claim, create the local copy from the
@@ -81,7 +81,7 @@ pub async fn join(
             )
         })??;
     let (mut send, mut recv) = conn.open_bi().await?;
-    let (claim, device) = claim_certificates(ticket, identity, now);
+    let (claim, device) = claim_certificates(ticket, identity, now)?;
     write_frame(
         &mut send,
         &Frame::JoinRequest {
@@ -209,6 +209,7 @@ pub fn check_request(
 pub async fn accept_join(
     conn: Connection,
     store: &mut CommunityStore,
+    identity: &Identity,
     now: i64,
     idle: Duration,
 ) -> Result<(MemberId, Stats), String> {
@@ -221,10 +222,27 @@ pub async fn accept_join(
         .await
         .map_err(|_| "the joiner sent nothing".to_string())?
         .map_err(|e| e.to_string())?;
-    let Frame::JoinRequest { claim, device } = request else {
-        return Err("expected a join request".into());
+    let checked = match request {
+        Frame::JoinRequest { claim, device } => {
+            check_request(store, remote, &claim, &device, now).map(|c| c.to_vec())
+        }
+        Frame::LinkRequest {
+            device,
+            link_key,
+            link_signature,
+        } => super::device::check_link(
+            store,
+            identity,
+            remote,
+            &device,
+            link_key,
+            &link_signature,
+            now,
+        )
+        .map(|c| vec![c]),
+        _ => Err("expected a join or link request".into()),
     };
-    let certs = match check_request(store, remote, &claim, &device, now) {
+    let certs = match checked {
         Ok(c) => c,
         Err(reason) => {
             let _ = write_frame(

@@ -79,7 +79,7 @@ impl CommunityStore {
             at: now,
             nonce: hex::encode(crate::ids::random_bytes::<16>()),
         };
-        let (id, genesis) = Certificate::genesis(&identity.member, &genesis_body);
+        let (id, genesis) = Certificate::genesis(identity.member_key()?, &genesis_body);
         let device = Certificate::issue(
             &id,
             &CertBody::Device {
@@ -88,7 +88,7 @@ impl CommunityStore {
                 label: device_label(),
                 at: now,
             },
-            &[&identity.member, &identity.device],
+            &[identity.member_key()?, &identity.device],
         );
 
         // Build the whole folder aside, then rename it into place.

@@ -13,13 +13,19 @@ use super::fsutil::{private_dir, read_if_exists, write_atomic};
 use super::{Result, StoreError};
 use crate::trust::{DeviceId, MemberId, SecretKey};
 
+fn member_secret(identity: &Identity) -> Result<[u8; 32]> {
+    Ok(identity.member_key()?.to_bytes())
+}
+
 /// The member and device keys of this home, and the member's name.
 #[derive(Debug)]
 pub struct Identity {
     /// Display name.
     pub name: String,
-    /// Member key.
-    pub member: SecretKey,
+    /// Member key (absent on a device linked to the member's first device).
+    pub member: Option<SecretKey>,
+    /// The member id (public half of the member key).
+    pub member_public: MemberId,
     /// Device key.
     pub device: SecretKey,
 }
@@ -27,6 +33,9 @@ pub struct Identity {
 #[derive(Serialize, Deserialize)]
 struct Profile {
     name: String,
+    /// Set on a linked device, which holds no member key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    member: Option<MemberId>,
 }
 
 fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -65,9 +74,11 @@ impl Identity {
             )));
         }
         private_dir(dir)?;
+        let member = SecretKey::generate();
         let identity = Identity {
             name: name.to_string(),
-            member: SecretKey::generate(),
+            member_public: MemberId(member.public()),
+            member: Some(member),
             device: SecretKey::generate(),
         };
         write_atomic(
@@ -76,13 +87,14 @@ impl Identity {
         )?;
         let profile = serde_json::to_vec_pretty(&Profile {
             name: identity.name.clone(),
+            member: None,
         })
         .unwrap_or_default();
         write_atomic(&profile_path, &profile)?;
         // The member key last: its presence marks a complete identity.
         write_atomic(
             &member_path,
-            format!("{}\n", hex::encode(identity.member.to_bytes())).as_bytes(),
+            format!("{}\n", hex::encode(member_secret(&identity)?)).as_bytes(),
         )?;
         Ok(identity)
     }
@@ -90,7 +102,7 @@ impl Identity {
     /// Load the identity in `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
         let (member_path, device_path, profile_path) = paths(dir);
-        if !member_path.exists() {
+        if !member_path.exists() && !profile_path.exists() {
             return Err(StoreError::Missing(format!(
                 "no identity in {}",
                 dir.parent().unwrap_or(dir).display()
@@ -100,16 +112,67 @@ impl Identity {
             .ok_or_else(|| StoreError::Missing(format!("{} is missing", profile_path.display())))?;
         let profile: Profile = serde_json::from_slice(&profile_bytes)
             .map_err(|e| StoreError::corrupt(&profile_path, e.to_string()))?;
+        let (member, member_public) = match profile.member {
+            Some(id) if !member_path.exists() => (None, id),
+            _ => {
+                let key = read_key(&member_path)?;
+                let id = MemberId(key.public());
+                (Some(key), id)
+            }
+        };
         Ok(Identity {
             name: profile.name,
-            member: read_key(&member_path)?,
+            member,
+            member_public,
             device: read_key(&device_path)?,
+        })
+    }
+
+    /// A device linked to an existing member: a new device key, the member's
+    /// id and name, and no member key.
+    pub fn create_linked(dir: &Path, name: &str, member: MemberId) -> Result<Self> {
+        let (member_path, device_path, profile_path) = paths(dir);
+        if member_path.exists() || profile_path.exists() {
+            return Err(StoreError::Exists(format!(
+                "an identity already exists in {}",
+                dir.display()
+            )));
+        }
+        private_dir(dir)?;
+        let identity = Identity {
+            name: name.to_string(),
+            member: None,
+            member_public: member,
+            device: SecretKey::generate(),
+        };
+        write_atomic(
+            &device_path,
+            format!("{}\n", hex::encode(identity.device.to_bytes())).as_bytes(),
+        )?;
+        let profile = serde_json::to_vec_pretty(&Profile {
+            name: identity.name.clone(),
+            member: Some(member),
+        })
+        .unwrap_or_default();
+        // The profile last: its presence marks a complete linked identity.
+        write_atomic(&profile_path, &profile)?;
+        Ok(identity)
+    }
+
+    /// The member key, needed to sign certificates, publications and
+    /// endorsements; a linked device has none.
+    pub fn member_key(&self) -> Result<&SecretKey> {
+        self.member.as_ref().ok_or_else(|| {
+            StoreError::Missing(format!(
+                "this device was linked to {}'s first device and holds no member key; do this from that device",
+                self.name
+            ))
         })
     }
 
     /// The member id.
     pub fn member_id(&self) -> MemberId {
-        MemberId(self.member.public())
+        self.member_public
     }
 
     /// The device id.

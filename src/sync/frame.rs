@@ -59,6 +59,17 @@ pub enum Frame {
         /// The Device certificate of the connecting device.
         device: Vec<u8>,
     },
+    /// Join protocol, for a second device of an existing member: its device
+    /// certificate signed by the device key only, and the one-time link
+    /// key's signature over the same body.
+    LinkRequest {
+        /// The Device certificate, signed by the new device.
+        device: Vec<u8>,
+        /// Public half of the link key.
+        link_key: [u8; 32],
+        /// The link key's signature over `CERT_DOMAIN ‖ community ‖ body`.
+        link_signature: Vec<u8>,
+    },
     /// Join protocol: the claim was accepted; here is every certificate of
     /// the community. A sync session follows on the same stream.
     JoinAccepted {

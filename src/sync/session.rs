@@ -466,6 +466,7 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::Idle { .. } => "Idle",
         Frame::Refuse { .. } => "Refuse",
         Frame::JoinRequest { .. } => "JoinRequest",
+        Frame::LinkRequest { .. } => "LinkRequest",
         Frame::JoinAccepted { .. } => "JoinAccepted",
     }
 }

@@ -22,9 +22,11 @@ struct World {
 }
 
 fn admit(store: &mut CommunityStore, by: &Identity, name: &str, role: Role) -> Identity {
+    let key = SecretKey::generate();
     let member = Identity {
         name: name.into(),
-        member: SecretKey::generate(),
+        member_public: convene::trust::MemberId(key.public()),
+        member: Some(key),
         device: SecretKey::generate(),
     };
     let id = store.id();
@@ -39,7 +41,7 @@ fn admit(store: &mut CommunityStore, by: &Identity, name: &str, role: Role) -> I
                     by: by.member_id(),
                     at: NOW,
                 },
-                &[&by.member],
+                &[by.member_key().unwrap_or_else(|e| panic!("{e}"))],
             ),
             Certificate::issue(
                 &id,
@@ -49,7 +51,10 @@ fn admit(store: &mut CommunityStore, by: &Identity, name: &str, role: Role) -> I
                     label: "laptop".into(),
                     at: NOW,
                 },
-                &[&member.member, &member.device],
+                &[
+                    member.member_key().unwrap_or_else(|e| panic!("{e}")),
+                    &member.device,
+                ],
             ),
         ])
         .unwrap_or_else(|e| panic!("{e}"));
@@ -138,7 +143,11 @@ fn roles_are_enforced() {
         Err(ModelError::NotAllowed(_))
     ));
     assert!(matches!(
-        w.act(&w.bo, |ws| ws.publish(&rid, &did, &w.bo.member)),
+        w.act(&w.bo, |ws| ws.publish(
+            &rid,
+            &did,
+            w.bo.member_key().unwrap_or_else(|e| panic!("{e}"))
+        )),
         Err(ModelError::NotAllowed(_))
     ));
     // Chen may not decide on an amendment to Bo's draft; Bo (its creator) may.
@@ -277,7 +286,13 @@ fn publication_keeps_every_dissent_and_minority_draft() {
         w.act(&w.chen, |ws| ws.take_stance(&ea, Stance::Object, None)),
         Err(ModelError::Invalid(_))
     ));
-    let outcome = w.ok(&w.ana, |ws| ws.publish(&rid, &a, &w.ana.member));
+    let outcome = w.ok(&w.ana, |ws| {
+        ws.publish(
+            &rid,
+            &a,
+            w.ana.member_key().unwrap_or_else(|e| panic!("{e}")),
+        )
+    });
     let dissent: Vec<(&str, &str)> = outcome
         .dissent
         .iter()
@@ -290,11 +305,21 @@ fn publication_keeps_every_dissent_and_minority_draft() {
         vec!["Chen".to_string()]
     );
     for who in [&w.ana, &w.bo, &w.chen] {
-        w.ok(who, |ws| ws.endorse(&rid, &who.member, None));
+        w.ok(who, |ws| {
+            ws.endorse(
+                &rid,
+                who.member_key().unwrap_or_else(|e| panic!("{e}")),
+                None,
+            )
+        });
     }
     // Someone else's member key cannot endorse for them.
     assert!(matches!(
-        w.act(&w.bo, |ws| ws.endorse(&rid, &w.chen.member, None)),
+        w.act(&w.bo, |ws| ws.endorse(
+            &rid,
+            w.chen.member_key().unwrap_or_else(|e| panic!("{e}")),
+            None
+        )),
         Err(ModelError::NotAllowed(_))
     ));
     let mut ws = w.reopen();

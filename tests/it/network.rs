@@ -255,3 +255,48 @@ fn the_demo_runs_over_real_connections_and_leaves_nothing_behind() {
         .unwrap_or_default();
     assert!(left.is_empty(), "the demo wrote into the user's home");
 }
+
+#[test]
+fn a_second_device_joins_as_the_same_member_without_the_member_key() {
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let tid = ana.ok(&["thread", &rid, "Views"]).id();
+    let _server = Server::start(&ana);
+    let ticket = ana.ok(&["device", "link"]).id();
+    assert!(ticket.starts_with("cvlink"));
+
+    let phone = TestHome::new();
+    let added = phone
+        .ok(&["--json", "device", "add", &ticket, "--bind", "127.0.0.1:0"])
+        .json();
+    let who_laptop = ana.ok(&["--json", "whoami"]).json();
+    let who_phone = phone.ok(&["--json", "whoami"]).json();
+    assert_eq!(who_phone["member"], who_laptop["member"]);
+    assert_ne!(who_phone["device"], who_laptop["device"]);
+    assert_eq!(added["member"], who_laptop["member"]);
+    assert!(
+        !phone.path().join("identity").join("member.key").exists(),
+        "the member key never moves"
+    );
+
+    phone.ok(&["post", &tid, "-m", "Written on my phone."]);
+    sync(&phone);
+    let shown = ana.ok(&["--json", "show", &rid]).json();
+    assert_eq!(shown["threads"][0]["comments"][0]["author_name"], "Ana");
+    assert_eq!(
+        shown["threads"][0]["comments"][0]["body"],
+        "Written on my phone."
+    );
+    let members = ana.ok(&["--json", "members"]).json();
+    assert_eq!(members[0]["devices"].as_array().map(|d| d.len()), Some(2));
+
+    // What needs the member key is refused on the linked device.
+    let r = phone.fails(1, &["invite"]);
+    assert!(r.stderr.contains("member key"), "{}", r.stderr);
+    // The ticket works once.
+    let again = TestHome::new();
+    let r = again.fails(4, &["device", "add", &ticket, "--bind", "127.0.0.1:0"]);
+    assert!(r.stderr.contains("already used"), "{}", r.stderr);
+}
