@@ -300,3 +300,49 @@ fn a_second_device_joins_as_the_same_member_without_the_member_key() {
     let r = again.fails(4, &["device", "add", &ticket, "--bind", "127.0.0.1:0"]);
     assert!(r.stderr.contains("already used"), "{}", r.stderr);
 }
+
+/// Poll `check` for up to ten seconds.
+fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn serve_pushes_local_changes_to_known_peers() {
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let tid = ana.ok(&["thread", &rid, "Views"]).id();
+    let _ana_server = Server::start(&ana);
+    let bo = joined(&ana, "Bo");
+    let _bo_server = Server::start(&bo);
+    // Ana learns where Bo's device listens.
+    let bo_ticket = bo.ok(&["ticket"]).id();
+    ana.ok(&[
+        "sync",
+        &bo_ticket,
+        "--bind",
+        "127.0.0.1:0",
+        "--timeout",
+        "10",
+    ]);
+
+    // A comment written by a separate command on Bo's home reaches Ana
+    // through Bo's serve, and the other way round, with no sync command.
+    bo.ok(&["post", &tid, "-m", "Pushed by Bo's serve."]);
+    assert!(eventually(|| ana
+        .ok(&["--json", "show", &rid])
+        .stdout
+        .contains("Pushed by Bo's serve.")));
+    ana.ok(&["post", &tid, "-m", "Pushed by Ana's serve."]);
+    assert!(eventually(|| bo
+        .ok(&["--json", "show", &rid])
+        .stdout
+        .contains("Pushed by Ana's serve.")));
+}
