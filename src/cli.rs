@@ -4,6 +4,7 @@
 //! chosen command and maps every error to an exit code in one place:
 //! 0 success, 1 failed, 2 usage, 3 partial, 4 integrity or security.
 
+mod bundle;
 mod community;
 mod demo;
 mod device;
@@ -96,6 +97,9 @@ enum Command {
     /// Add a second device of the same member
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Carry the community in a file, with no network at all
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Print this device's ticket, to give to a peer
     Ticket {
         /// The address to put in the ticket [default: where `serve` listens]
@@ -236,6 +240,24 @@ enum CommunityCommand {
     Use {
         /// Id, unique id prefix or name
         community: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Write certificates and signed changes to a file
+    Export {
+        /// The file ('-' writes to stdout) [default: convene-<community>.bundle]
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Only what this member (id prefix or name) is not known to have
+        #[arg(long = "for", value_name = "MEMBER")]
+        for_member: Option<String>,
+    },
+    /// Verify a bundle and apply what it holds (all checks before any write)
+    Import {
+        /// The bundle file
+        file: PathBuf,
     },
 }
 
@@ -468,6 +490,12 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         } => invite::join(ctx, &ticket, bind, &crate::net::RelayChoice::Off, timeout),
         Command::Remove { member, reason } => invite::remove(ctx, &member, &reason),
         Command::Ticket { addr } => peer::ticket(ctx, &addr),
+        Command::Bundle(b) => match b {
+            BundleCommand::Export { output, for_member } => {
+                bundle::export(ctx, output.as_deref(), for_member.as_deref())
+            }
+            BundleCommand::Import { file } => bundle::import(ctx, &file),
+        },
         Command::Device(d) => match d {
             DeviceCommand::Link { expires, addr } => device::link(ctx, &expires, &addr),
             DeviceCommand::Add {

@@ -5,6 +5,7 @@
 //! hands every byte it reads to `trust` for verification before anything
 //! reaches a document. The layout and record format are in `docs/storage.md`.
 
+pub mod bundle;
 pub mod community;
 pub mod doclog;
 pub mod frame;
@@ -12,6 +13,7 @@ pub mod fsutil;
 pub mod home;
 pub mod identity;
 pub mod peers;
+pub mod pending;
 pub mod replica;
 
 pub use community::CommunityStore;

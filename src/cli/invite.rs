@@ -149,7 +149,31 @@ pub fn join(
         .await;
         endpoint.close().await;
         joined
-    })?;
+    });
+    let joined = match joined {
+        Ok(j) => j,
+        Err(e) if e.is::<crate::net::join::Unreachable>() => {
+            // Offline: keep the claim; the first bundle completes the join.
+            let (claim, device) =
+                crate::net::join::claim_certificates(&ticket, &identity, ctx.now)?;
+            crate::store::pending::save(
+                ctx.home.root(),
+                &crate::store::pending::PendingJoin {
+                    community: CommunityId(ticket.community),
+                    claim: claim.to_bytes(),
+                    device: device.to_bytes(),
+                    inviter: DeviceId(ticket.inviter.device),
+                    addrs: ticket.inviter.addrs.clone(),
+                },
+            )?;
+            let out = serde_json::json!({"id": CommunityId(ticket.community), "pending": true});
+            ctx.emit(&out, || format!("{}\n", CommunityId(ticket.community)))?;
+            ctx.progress(&format!("{e}; your claim is recorded."));
+            ctx.hint("the community arrives with the first `convene bundle import FILE` (or run join again when the inviter is reachable)");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     let store = joined.store;
     ctx.home.set_current(&store.id())?;
     peers::remember(

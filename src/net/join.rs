@@ -17,6 +17,12 @@ use crate::store::{CommunityStore, Identity};
 use crate::sync::{Frame, Session, Stats, SyncError};
 use crate::trust::{CertBody, Certificate, CommunityId, DeviceId, MemberId, SecretKey};
 
+/// The inviter could not be reached (the join can complete offline, with a
+/// bundle).
+#[derive(Debug, thiserror::Error)]
+#[error("the inviter is unreachable: {0}")]
+pub struct Unreachable(pub String);
+
 /// What the joining side ends up with.
 pub struct Joined {
     /// The new local copy.
@@ -72,14 +78,12 @@ pub async fn join(
         .addrs
         .iter()
         .fold(EndpointAddr::new(id), |a, s| a.with_ip_addr(*s));
-    let conn = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, JOIN_ALPN))
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "the inviter did not answer within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            )
-        })??;
+    let wait = CONNECT_TIMEOUT.min(idle);
+    let conn = match tokio::time::timeout(wait, endpoint.connect(addr, JOIN_ALPN)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return Err(Unreachable(e.to_string()).into()),
+        Err(_) => return Err(Unreachable(format!("no answer within {} s", wait.as_secs())).into()),
+    };
     let (mut send, mut recv) = conn.open_bi().await?;
     let (claim, device) = claim_certificates(ticket, identity, now)?;
     write_frame(

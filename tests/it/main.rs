@@ -2,6 +2,7 @@
 
 mod common;
 
+mod bundles;
 mod cli_errors;
 mod cli_walkthrough;
 mod concurrency;

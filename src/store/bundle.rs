@@ -1,0 +1,220 @@
+//! Making and importing bundles with the store.
+//!
+//! Import verifies every certificate and every change (signature, author,
+//! removal cutoff, ownership rule: the same rules as sync) before a single
+//! byte is written; a bad signature or a damaged record refuses the whole
+//! bundle and leaves the store as it was. Changes that are well signed but
+//! not acceptable yet (unknown author, missing history) are held back.
+
+use std::collections::BTreeMap;
+
+use automerge::sync::State;
+use automerge::{AutoCommit, Change, ChangeHash};
+
+use super::community::CommunityStore;
+use super::doclog::{self, DocFiles};
+use super::{Result, StoreError};
+use crate::bundle::Bundle;
+use crate::model::DocId;
+use crate::sync::chunks::guarded;
+use crate::trust::ownership::check_ownership;
+use crate::trust::signed_change::{ChangeSignature, verify_change};
+use crate::trust::{Certificate, Membership, TrustError};
+
+/// What an import did (`bundle import --json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    /// Changes newly applied.
+    pub applied_changes: usize,
+    /// Changes not applied: author unknown, removed, overwriting someone, or
+    /// missing history.
+    pub held_back: usize,
+    /// New certificates.
+    pub certificates: usize,
+}
+
+/// Everything this store holds, or only what is not reachable from `since`
+/// (per document heads).
+pub fn export(
+    store: &CommunityStore,
+    since: &BTreeMap<String, Vec<ChangeHash>>,
+    now: i64,
+) -> Result<Bundle> {
+    let mut bundle = Bundle {
+        certificates: store.certificate_bytes(),
+        changes: Vec::new(),
+    };
+    for name in store.doc_names()? {
+        let files = DocFiles::new(&store.docs_dir(), &name);
+        let Some(mut loaded) = doclog::load(&files, store.membership(), false, now)? else {
+            continue;
+        };
+        let base = since.get(&name).cloned().unwrap_or_default();
+        let known: Vec<ChangeHash> = base
+            .into_iter()
+            .filter(|h| loaded.doc.get_change_meta_by_hash(h).is_some())
+            .collect();
+        for change in loaded.doc.get_changes(&known) {
+            let sig = loaded
+                .signatures
+                .get(&change.hash().0)
+                .copied()
+                .ok_or_else(|| {
+                    StoreError::corrupt(
+                        &files.log,
+                        format!("change {} has no signature", change.hash()),
+                    )
+                })?;
+            bundle
+                .changes
+                .push((name.clone(), sig, change.raw_bytes().to_vec()));
+        }
+    }
+    Ok(bundle)
+}
+
+/// The heads a member's devices were last seen at (from sync states), per
+/// document: what `bundle export --for` can leave out.
+pub fn last_seen(
+    store: &CommunityStore,
+    member: &crate::trust::MemberId,
+) -> BTreeMap<String, Vec<ChangeHash>> {
+    let mut out = BTreeMap::new();
+    let Some(m) = store.membership().member(member) else {
+        return out;
+    };
+    for device in &m.devices {
+        let path = store
+            .dir()
+            .join("peers")
+            .join(format!("{}.json", device.to_hex()));
+        let Some(states) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<BTreeMap<String, String>>(&b).ok())
+        else {
+            continue;
+        };
+        for (doc, hex_state) in states {
+            if let Some(state) = hex::decode(hex_state)
+                .ok()
+                .and_then(|b| State::decode(&b).ok())
+            {
+                out.entry(doc).or_insert(state.shared_heads);
+            }
+        }
+    }
+    out
+}
+
+fn refused(store: &CommunityStore, what: String) -> StoreError {
+    StoreError::Refused {
+        path: store.dir().to_path_buf(),
+        source: TrustError::CertRefused(what),
+    }
+}
+
+/// Verify a whole bundle, then apply what is acceptable.
+pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<ImportReport> {
+    let id = store.id();
+    let mut report = ImportReport::default();
+    // 1. Certificates.
+    let mut new_certs = Vec::new();
+    let mut verified = Vec::new();
+    for (i, bytes) in bundle.certificates.iter().enumerate() {
+        let cert = Certificate::from_bytes(bytes)
+            .map_err(|e| refused(store, format!("certificate {i}: {e}")))?;
+        verified.push(
+            cert.verify(&id)
+                .map_err(|e| refused(store, format!("certificate {i}: {e}")))?,
+        );
+        new_certs.push(cert);
+    }
+    let known: Vec<[u8; 32]> = store
+        .certificate_bytes()
+        .iter()
+        .map(|b| crate::trust::sha256(b))
+        .collect();
+    let mut all: Vec<crate::trust::VerifiedCert> = Vec::new();
+    for bytes in store.certificate_bytes() {
+        if let Ok(c) = Certificate::from_bytes(&bytes).and_then(|c| c.verify(&id)) {
+            all.push(c);
+        }
+    }
+    report.certificates = verified.iter().filter(|c| !known.contains(&c.id())).count();
+    all.extend(verified);
+    let membership = Membership::build(id, &all).map_err(|e| refused(store, e.to_string()))?;
+
+    // 2. Changes, per document, applied to in-memory copies only.
+    let mut by_doc: BTreeMap<String, Vec<(ChangeSignature, &Vec<u8>)>> = BTreeMap::new();
+    for (name, sig, bytes) in &bundle.changes {
+        if DocId::parse(name).is_none() {
+            return Err(refused(store, format!("'{name}' is not a document name")));
+        }
+        by_doc.entry(name.clone()).or_default().push((*sig, bytes));
+    }
+    let mut writes: Vec<(String, Vec<(ChangeSignature, Change)>)> = Vec::new();
+    for (name, records) in by_doc {
+        let files = DocFiles::new(&store.docs_dir(), &name);
+        let mut doc = doclog::load(&files, store.membership(), false, now)?
+            .map(|l| l.doc)
+            .unwrap_or_else(AutoCommit::new);
+        let mut sigs = BTreeMap::new();
+        let mut accepted = Vec::new();
+        for (i, (sig, bytes)) in records.into_iter().enumerate() {
+            let change = guarded(|| Change::from_bytes(bytes.clone()).map_err(|e| e.to_string()))
+                .map_err(|e| refused(store, format!("{name} change {i}: {e}")))?;
+            let hash = change.hash();
+            // Every signature is checked, even for changes already held: an
+            // altered bundle is refused whole.
+            let verdict = verify_change(
+                &membership,
+                &name,
+                change.actor_id().to_bytes(),
+                change.seq(),
+                &hash.0,
+                &sig,
+            )
+            .and_then(|_| check_ownership(&membership, &name, &change));
+            if doc.get_change_meta_by_hash(&hash).is_some() {
+                if let Err(e @ (TrustError::BadSignature(_) | TrustError::BadKey(_))) = verdict {
+                    return Err(refused(store, format!("{name}: {e}")));
+                }
+                continue;
+            }
+            match verdict {
+                Ok(_) => {
+                    sigs.insert(hash.0, sig);
+                    accepted.push(change);
+                }
+                Err(TrustError::ChangeRefused { .. }) => report.held_back += 1,
+                Err(e) => return Err(refused(store, format!("{name}: {e}"))),
+            }
+        }
+        let offered = accepted.len();
+        let before = doc.get_heads();
+        guarded(|| doc.apply_changes(accepted).map_err(|e| e.to_string()))
+            .map_err(|e| refused(store, format!("{name}: {e}")))?;
+        let new = doc.get_changes(&before);
+        report.held_back += offered.saturating_sub(new.len());
+        let signed: Vec<(ChangeSignature, Change)> = new
+            .into_iter()
+            .filter_map(|c| sigs.get(&c.hash().0).map(|s| (*s, c)))
+            .collect();
+        report.applied_changes += signed.len();
+        if !signed.is_empty() {
+            writes.push((name, signed));
+        }
+    }
+
+    // 3. Everything verified: write.
+    store.add_certificates(&new_certs)?;
+    for (name, signed) in writes {
+        let files = DocFiles::new(&store.docs_dir(), &name);
+        let records: Vec<(ChangeSignature, Vec<u8>)> = signed
+            .iter()
+            .map(|(s, c)| (*s, c.raw_bytes().to_vec()))
+            .collect();
+        doclog::append(&files, &records)?;
+    }
+    Ok(report)
+}

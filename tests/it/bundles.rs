@@ -1,0 +1,187 @@
+//! Bundles: the same verified bytes as sync, carried in a file.
+
+use crate::common::TestHome;
+
+fn path(home: &TestHome, name: &str) -> String {
+    home.path().join(name).to_string_lossy().into_owned()
+}
+
+fn snapshot(home: &TestHome, rid: &str) -> (String, String) {
+    (
+        home.ok(&["--json", "show", rid]).stdout,
+        home.ok(&["--json", "members"]).stdout,
+    )
+}
+
+#[test]
+fn a_bundle_carries_changes_and_refuses_tampering() {
+    // Ana and Bo met once on the network; from then on only files travel.
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let tid = ana.ok(&["thread", &rid, "Views", "-m", "Ana's view."]).id();
+    let bo = TestHome::new();
+    bo.ok(&["init", "--name", "Bo"]);
+    let bundle_a = path(&ana, "a.bundle");
+    ana.ok(&["bundle", "export", "-o", &bundle_a]);
+    // Bo cannot import a community he is not in: he needs its certificates.
+    bo.fails(4, &["bundle", "import", &bundle_a]);
+
+    // Ana's second home stands in for a member who joined earlier.
+    let ana2 = TestHome::founded("Other");
+    let r = ana2.fails(4, &["bundle", "import", &bundle_a]);
+    assert!(r.stderr.contains("belongs to community"), "{}", r.stderr);
+    let r = ana2.fails(4, &["-c", "Water Network", "bundle", "import", &bundle_a]);
+    assert!(r.stderr.contains("belongs to community"), "{}", r.stderr);
+
+    // Ana posts more and exports again; importing into a copy of her own
+    // home is idempotent.
+    ana.ok(&["post", &tid, "-m", "A second thought."]);
+    ana.ok(&["bundle", "export", "-o", &bundle_a]);
+    let report = ana.ok(&["--json", "bundle", "import", &bundle_a]).json();
+    assert_eq!(report["applied_changes"], 0);
+    assert_eq!(report["certificates"], 0);
+
+    // Tampering: every truncation and a flipped bit in each section are
+    // refused with exit 4 and change nothing.
+    let bytes = std::fs::read(&bundle_a).unwrap_or_default();
+    let before = snapshot(&ana, &rid);
+    let tampered = path(&ana, "t.bundle");
+    let cuts = [0, 8, 40, 72, bytes.len() / 2, bytes.len() - 1];
+    for cut in cuts {
+        std::fs::write(&tampered, &bytes[..cut]).unwrap_or_else(|e| panic!("{e}"));
+        ana.fails(4, &["bundle", "import", &tampered]);
+    }
+    for pos in [3, 20, 50, 80, bytes.len() - 3] {
+        let mut b = bytes.clone();
+        b[pos] ^= 0x10;
+        std::fs::write(&tampered, &b).unwrap_or_else(|e| panic!("{e}"));
+        ana.fails(4, &["bundle", "import", &tampered]);
+    }
+    assert_eq!(
+        snapshot(&ana, &rid),
+        before,
+        "the store is exactly as it was"
+    );
+}
+
+#[test]
+fn a_bundle_with_a_forged_signature_is_refused_whole() {
+    use convene::bundle;
+    use convene::trust::CommunityId;
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    ana.ok(&["thread", &rid, "Views", "-m", "Ana's view."]);
+    let file = path(&ana, "a.bundle");
+    ana.ok(&["bundle", "export", "-o", &file]);
+    let bytes = std::fs::read(&file).unwrap_or_default();
+    let id = bundle::community_of(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let mut content = bundle::decode(&bytes, &id).unwrap_or_else(|e| panic!("{e}"));
+    // Re-encode with one signature altered: the checksum is valid again, the
+    // signature is not.
+    let last = content.changes.len() - 1;
+    content.changes[last].1.0[0] ^= 1;
+    std::fs::write(&file, bundle::encode(&CommunityId(id.0), &content))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = ana.ok(&["--json", "show", &rid]).stdout;
+    let r = ana.fails(4, &["bundle", "import", &file]);
+    assert!(r.stderr.contains("bad signature"), "{}", r.stderr);
+    assert_eq!(ana.ok(&["--json", "show", &rid]).stdout, before);
+}
+
+#[test]
+fn two_members_complete_a_joint_response_with_bundles_only() {
+    let ana = TestHome::founded("Ana");
+    // The inviter's address leads nowhere: this community has no network.
+    let ticket = ana.ok(&["invite", "--addr", "127.0.0.1:9"]).id();
+    let bo = TestHome::new();
+    bo.ok(&["init", "--name", "Bo"]);
+    let pending = bo
+        .ok(&[
+            "--json",
+            "join",
+            &ticket,
+            "--bind",
+            "127.0.0.1:0",
+            "--timeout",
+            "1",
+        ])
+        .json();
+    assert_eq!(pending["pending"], true);
+
+    let rid = ana
+        .ok(&[
+            "open",
+            "request",
+            "Consultation",
+            "--from",
+            "Ministry",
+            "--question",
+            "Q1?",
+            "--question",
+            "Q2?",
+            "--due",
+            "2027-02-01",
+        ])
+        .id();
+    let tid = ana
+        .ok(&["thread", &rid, "Views", "-m", "What do you see?"])
+        .id();
+    let a1 = path(&ana, "a1.bundle");
+    ana.ok(&["bundle", "export", "-o", &a1]);
+
+    let report = bo.ok(&["--json", "bundle", "import", &a1]).json();
+    assert!(report["applied_changes"].as_u64() >= Some(3), "{report}");
+    bo.ok(&["post", &tid, "-m", "Field teams see delays."]);
+    let did = bo
+        .ok(&[
+            "draft",
+            "new",
+            &rid,
+            "Answer",
+            "-m",
+            "We answer both questions.",
+        ])
+        .id();
+    bo.ok(&["stance", &did, "support"]);
+    let b1 = path(&bo, "b1.bundle");
+    bo.ok(&["bundle", "export", "-o", &b1]);
+
+    let report = ana.ok(&["--json", "bundle", "import", &b1]).json();
+    assert_eq!(
+        report["held_back"], 0,
+        "Bo's claim travels with his changes: {report}"
+    );
+    assert!(report["certificates"].as_u64() >= Some(2));
+    ana.ok(&["stance", &did, "reservations", "-m", "Add figures."]);
+    ana.ok(&["publish", &rid, "--draft", &did]);
+    ana.ok(&["endorse", &rid]);
+    let a2 = path(&ana, "a2.bundle");
+    ana.ok(&["bundle", "export", "-o", &a2, "--for", "Bo"]);
+    bo.ok(&["bundle", "import", &a2]);
+    bo.ok(&["endorse", &rid]);
+    let b2 = path(&bo, "b2.bundle");
+    bo.ok(&["bundle", "export", "-o", &b2]);
+    ana.ok(&["bundle", "import", &b2]);
+    // Importing the same bundle twice changes nothing.
+    assert_eq!(
+        ana.ok(&["--json", "bundle", "import", &b2]).json()["applied_changes"],
+        0
+    );
+
+    for args in [
+        ["--json", "show", rid.as_str()],
+        ["--json", "tally", rid.as_str()],
+    ] {
+        assert_eq!(ana.ok(&args).stdout, bo.ok(&args).stdout, "{args:?}");
+    }
+    let shown = ana.ok(&["--json", "show", &rid]).json();
+    assert_eq!(shown["status"], "published");
+    assert_eq!(
+        shown["outcome"]["endorsements"].as_array().map(|e| e.len()),
+        Some(2)
+    );
+}
