@@ -7,8 +7,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use automerge::Change;
 use automerge::sync::{ChunkList, Message};
-use automerge::{Automerge, Change};
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
@@ -57,16 +57,50 @@ pub fn changes_in(message: &Message) -> Result<Vec<Change>, String> {
                 1 => out.push(guarded(|| {
                     Change::try_from(bytes).map_err(|e| e.to_string())
                 })?),
-                0 => {
-                    let doc = guarded(|| Automerge::load(bytes).map_err(|e| e.to_string()))?;
-                    out.extend(guarded(|| Ok(doc.get_changes(&[])))?);
-                }
-                // Compressed chunks can inflate without bound; sync never sends them.
+                // Whole documents (type 0) and compressed changes (type 2) can
+                // inflate without bound, and convene peers never send them:
+                // V2 is never advertised.
                 k => return Err(format!("chunk type {k} is not accepted")),
             }
         }
     }
     Ok(out)
+}
+
+/// Refuse Bloom filters that would make Automerge divide by zero or
+/// reserve absurd memory when it answers (`have` entries come from the peer).
+pub fn check_have(message: &Message) -> Result<(), String> {
+    if message.have.len() > 64 {
+        return Err(format!("{} 'have' entries", message.have.len()));
+    }
+    for have in &message.have {
+        let bytes = have.bloom.to_bytes();
+        let mut input = &bytes[..];
+        let mut next = || -> Option<u64> {
+            let mut value = 0u64;
+            for shift in (0..64).step_by(7) {
+                let (byte, rest) = input.split_first()?;
+                input = rest;
+                value |= u64::from(byte & 0x7f) << shift;
+                if byte & 0x80 == 0 {
+                    return Some(value);
+                }
+            }
+            None
+        };
+        let entries = next().unwrap_or(0);
+        if entries == 0 {
+            continue;
+        }
+        let bits = next().unwrap_or(0);
+        let probes = next().unwrap_or(0);
+        if !(1..=64).contains(&bits) || !(1..=32).contains(&probes) {
+            return Err(format!(
+                "a Bloom filter with {bits} bits per entry and {probes} probes"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The same message, carrying only `changes` (as single change chunks).
@@ -113,17 +147,30 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_document_chunk_yields_its_changes() {
+    fn a_whole_document_chunk_is_refused() {
         let mut doc = AutoCommit::new();
         doc.put(ROOT, "a", 1).unwrap_or_else(|e| panic!("{e}"));
-        doc.commit();
-        doc.put(ROOT, "b", 2).unwrap_or_else(|e| panic!("{e}"));
         doc.commit();
         let msg = Message {
             changes: ChunkList::from(vec![doc.save()]),
             ..automerge::sync::Message::decode(&empty_message()).unwrap_or_else(|e| panic!("{e}"))
         };
-        assert_eq!(changes_in(&msg).map(|c| c.len()), Ok(2));
+        assert!(changes_in(&msg).is_err());
+    }
+
+    #[test]
+    fn a_degenerate_bloom_filter_is_refused() {
+        let mut msg =
+            automerge::sync::Message::decode(&empty_message()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(check_have(&msg).is_ok());
+        // 1 entry, 0 bits per entry, 7 probes: Automerge would divide by zero.
+        let bloom = automerge::sync::BloomFilter::try_from(&[1u8, 0, 7][..])
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        msg.have = vec![automerge::sync::Have {
+            last_sync: vec![],
+            bloom,
+        }];
+        assert!(check_have(&msg).is_err());
     }
 
     fn empty_message() -> Vec<u8> {

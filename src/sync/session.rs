@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::{Change, ChangeHash};
 
-use super::chunks::{changes_in, guarded, with_changes};
+use super::chunks::{changes_in, check_have, guarded, with_changes};
 use super::frame::Frame;
 use super::{PROTOCOL_VERSION, Replica, SyncError};
 use crate::model::DocId;
@@ -291,7 +291,9 @@ impl Session {
                 continue;
             };
             let doc = replica.doc(&name)?;
-            let Some(mut message) = doc.sync().generate_sync_message(state) else {
+            let generated = guarded(|| Ok(doc.sync().generate_sync_message(state)))
+                .map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
+            let Some(mut message) = generated else {
                 continue;
             };
             // Never advertise Automerge's V2 capability: peers then send
@@ -341,6 +343,7 @@ impl Session {
         }
         let message = guarded(|| Message::decode(message).map_err(|e| e.to_string()))
             .map_err(|e| SyncError::Refused(format!("undecodable sync message for {name}: {e}")))?;
+        check_have(&message).map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
         let changes =
             changes_in(&message).map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
         for (hash, sig) in signatures {

@@ -118,10 +118,22 @@ fn sync_pair(
     let mut to_b: VecDeque<Frame> = sa.start(a).into();
     let mut to_a: VecDeque<Frame> = sb.start(b).into();
     for _ in 0..100_000 {
-        if sa.is_done() && sb.is_done() && to_a.is_empty() && to_b.is_empty() {
+        // A side that is done stops reading and closes, as `net::link` does.
+        if sa.is_done() {
+            to_a.clear();
+        }
+        if sb.is_done() {
+            to_b.clear();
+        }
+        if sa.is_done() && sb.is_done() {
             return Ok((sa.stats().clone(), sb.stats().clone()));
         }
         let a_turn = match (to_a.is_empty(), to_b.is_empty()) {
+            (true, true) if sa.is_done() || sb.is_done() => {
+                return Err(SyncError::Protocol(
+                    "one side finished while the other still waits".into(),
+                ));
+            }
             (true, true) => return Err(SyncError::Protocol("both sides wait: deadlock".into())),
             (false, true) => true,
             (true, false) => false,
