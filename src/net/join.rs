@@ -268,6 +268,7 @@ pub async fn accept_join(
             store
                 .membership()
                 .owner_of(&remote)
+                .filter(|m| !m.removed)
                 .map(|m| m.id)
                 .ok_or_else(|| "the claim did not admit the joiner".to_string())
         });

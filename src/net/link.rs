@@ -91,13 +91,14 @@ pub async fn drive(
     first: Vec<Frame>,
 ) -> (Result<bool, SyncError>, u64, u64) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         let mut send = send;
         let mut written = 0u64;
         while let Some(frame) = rx.recv().await {
-            match write_frame(&mut send, &frame).await {
-                Ok(n) => written += n as u64,
-                Err(_) => break,
+            // A peer that stops reading cannot hold us forever.
+            match tokio::time::timeout(idle, write_frame(&mut send, &frame)).await {
+                Ok(Ok(n)) => written += n as u64,
+                _ => break,
             }
         }
         let _ = send.finish();
@@ -110,12 +111,15 @@ pub async fn drive(
     for f in first {
         let _ = tx.send(f);
     }
+    // A whole session has a deadline too, however chatty the peer.
+    let deadline = tokio::time::Instant::now() + (idle * 20).max(Duration::from_secs(600));
     loop {
-        let next = match tokio::time::timeout(idle, read_frame(recv)).await {
+        let wait = idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let next = match tokio::time::timeout(wait, read_frame(recv)).await {
             Ok(r) => r,
             Err(_) => Err(SyncError::Protocol(format!(
-                "the peer was silent for {} s",
-                idle.as_secs()
+                "the peer was silent for {} s, or the session passed its deadline",
+                wait.as_secs()
             ))),
         };
         let (frame, n) = match next {
@@ -149,7 +153,13 @@ pub async fn drive(
         }
     }
     drop(tx);
-    let sent = writer.await.unwrap_or(0);
+    let sent = match tokio::time::timeout(idle, &mut writer).await {
+        Ok(done) => done.unwrap_or(0),
+        Err(_) => {
+            writer.abort();
+            0
+        }
+    };
     (result, sent, received)
 }
 

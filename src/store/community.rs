@@ -334,7 +334,7 @@ impl CommunityStore {
                         change.hash()
                     )));
                 }
-                let sig = sign_change(&identity.device, &self.id, &change.hash().0);
+                let sig = sign_change(&identity.device, &self.id, &doc_id.name(), &change.hash().0);
                 records.push((sig, change.raw_bytes().to_vec()));
             }
             written += records.len();

@@ -55,7 +55,7 @@ impl MemoryReplica {
         let Some(hash) = d.commit() else {
             return Ok(());
         };
-        let sig = sign_change(&self.device, &self.membership.community, &hash.0);
+        let sig = sign_change(&self.device, &self.membership.community, doc, &hash.0);
         self.signatures
             .entry(doc.to_string())
             .or_default()

@@ -303,7 +303,7 @@ fn a_forged_signature_ends_the_session_and_nothing_is_applied() {
     let heads = a.all_heads();
     let hash = heads["community"][0];
     let forger = SecretKey::generate();
-    let forged = crate::trust::signed_change::sign_change(&forger, &c.id, &hash.0);
+    let forged = crate::trust::signed_change::sign_change(&forger, &c.id, "community", &hash.0);
     let change = a
         .doc("community")
         .ok()

@@ -56,13 +56,24 @@ pub fn device_of_actor(actor: &[u8]) -> Option<DeviceId> {
     Some(DeviceId(actor[..32].try_into().ok()?))
 }
 
-/// Sign a change hash with the device key.
+/// What a device signs for a change: the document's name, a NUL byte, and
+/// the change hash, so that a signed change cannot be replayed into another
+/// document.
+pub fn change_message(doc: &str, hash: &[u8; 32]) -> Vec<u8> {
+    let mut message = doc.as_bytes().to_vec();
+    message.push(0);
+    message.extend_from_slice(hash);
+    message
+}
+
+/// Sign a change of document `doc` with the device key.
 pub fn sign_change(
     device: &SecretKey,
     community: &CommunityId,
+    doc: &str,
     hash: &[u8; 32],
 ) -> ChangeSignature {
-    ChangeSignature(device.sign(CHANGE_DOMAIN, community, hash))
+    ChangeSignature(device.sign(CHANGE_DOMAIN, community, &change_message(doc, hash)))
 }
 
 /// Accept a change of document `doc` only if its actor names a device of a
@@ -103,7 +114,7 @@ pub fn verify_change(
         &device.0,
         CHANGE_DOMAIN,
         &membership.community,
-        hash,
+        &change_message(doc, hash),
         &signature.0,
         &format!("change {}", crate::ids::short(&hex::encode(hash))),
     )?;
@@ -188,7 +199,7 @@ mod tests {
     fn a_members_device_signature_is_accepted() {
         let s = setup();
         let device = DeviceId(s.founder_device.public());
-        let sig = sign_change(&s.founder_device, &s.view.community, &[3; 32]);
+        let sig = sign_change(&s.founder_device, &s.view.community, "d", &[3; 32]);
         let ok = verify_change(
             &s.view,
             "d",
@@ -205,10 +216,24 @@ mod tests {
     fn tampered_signature_or_hash_is_refused() {
         let s = setup();
         let actor = actor_bytes(&DeviceId(s.founder_device.public()), &[1; 8]);
-        let mut sig = sign_change(&s.founder_device, &s.view.community, &[3; 32]);
+        let mut sig = sign_change(&s.founder_device, &s.view.community, "d", &[3; 32]);
         assert!(verify_change(&s.view, "d", &actor, 1, &[4; 32], &sig).is_err());
         sig.0[0] ^= 0x80;
         assert!(verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig).is_err());
+    }
+
+    #[test]
+    fn a_signature_for_another_document_is_refused() {
+        let s = setup();
+        let actor = actor_bytes(&DeviceId(s.founder_device.public()), &[1; 8]);
+        let sig = sign_change(
+            &s.founder_device,
+            &s.view.community,
+            "response-aa",
+            &[3; 32],
+        );
+        assert!(verify_change(&s.view, "response-aa", &actor, 1, &[3; 32], &sig).is_ok());
+        assert!(verify_change(&s.view, "response-bb", &actor, 1, &[3; 32], &sig).is_err());
     }
 
     #[test]
@@ -216,7 +241,7 @@ mod tests {
         let s = setup();
         let actor = actor_bytes(&DeviceId(s.founder_device.public()), &[1; 8]);
         let forger = SecretKey::generate();
-        let sig = sign_change(&forger, &s.view.community, &[3; 32]);
+        let sig = sign_change(&forger, &s.view.community, "d", &[3; 32]);
         assert!(matches!(
             verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig),
             Err(TrustError::BadSignature(_))
@@ -227,13 +252,13 @@ mod tests {
     fn unknown_device_and_observer_and_odd_actor_are_refused() {
         let s = setup();
         let stranger = SecretKey::generate();
-        let sig = sign_change(&stranger, &s.view.community, &[3; 32]);
+        let sig = sign_change(&stranger, &s.view.community, "d", &[3; 32]);
         let actor = actor_bytes(&DeviceId(stranger.public()), &[1; 8]);
         assert!(matches!(
             verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig),
             Err(TrustError::ChangeRefused { .. })
         ));
-        let sig = sign_change(&s.observer_device, &s.view.community, &[3; 32]);
+        let sig = sign_change(&s.observer_device, &s.view.community, "d", &[3; 32]);
         let actor = actor_bytes(&DeviceId(s.observer_device.public()), &[1; 8]);
         assert!(verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig).is_err());
         assert!(verify_change(&s.view, "d", &[1; 16], 1, &[3; 32], &sig).is_err());

@@ -187,7 +187,11 @@ fn a_change_from_an_unknown_device_exits_4() {
     let change = doc
         .get_change_by_hash(&hash)
         .unwrap_or_else(|| panic!("no change"));
-    let sig = sign_change(&stranger, &community, &hash.0);
+    let doc_name = log
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sig = sign_change(&stranger, &community, &doc_name, &hash.0);
     let mut payload = sig.0.to_vec();
     payload.extend_from_slice(change.raw_bytes());
     append(&log, &frame::encode(&payload));
