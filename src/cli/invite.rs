@@ -240,26 +240,24 @@ pub fn remove(ctx: &Ctx, member: &str, reason: &str) -> anyhow::Result<()> {
     if removed.removed {
         anyhow::bail!("{} was already removed", removed.name);
     }
-    // The cutoff: per document, the last change of each of their devices'
-    // actors that this device holds. Later changes will be refused.
+    // The cutoff: per document, the hashes of their changes that this device
+    // holds. Any other change of theirs will be refused.
     let mut cutoff = std::collections::BTreeMap::new();
     for name in store.doc_names()? {
         let files = DocFiles::new(&store.docs_dir(), &name);
         let Some(mut loaded) = doclog::load(&files, &membership, true, ctx.now)? else {
             continue;
         };
-        let mut actors = std::collections::BTreeMap::new();
+        let mut hashes = Vec::new();
         for meta in loaded.doc.get_changes_meta(&[]) {
-            let bytes = meta.actor.to_bytes();
-            let owned = crate::trust::signed_change::device_of_actor(bytes)
+            let owned = crate::trust::signed_change::device_of_actor(meta.actor.to_bytes())
                 .is_some_and(|d| removed.devices.contains(&d));
             if owned {
-                let entry = actors.entry(hex::encode(bytes)).or_insert(0u64);
-                *entry = (*entry).max(meta.seq);
+                hashes.push(meta.hash.to_string());
             }
         }
-        if !actors.is_empty() {
-            cutoff.insert(name, actors);
+        if !hashes.is_empty() {
+            cutoff.insert(name, hashes);
         }
     }
     let cert = Certificate::issue(

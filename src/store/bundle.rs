@@ -170,7 +170,6 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
                 &membership,
                 &name,
                 change.actor_id().to_bytes(),
-                change.seq(),
                 &hash.0,
                 &sig,
             )

@@ -132,15 +132,8 @@ pub fn load(
                         ),
                     )
                 })?;
-                verify_change(
-                    membership,
-                    &files.name,
-                    meta.actor.to_bytes(),
-                    meta.seq,
-                    &hash,
-                    sig,
-                )
-                .map_err(|e| refused(path, e))?;
+                verify_change(membership, &files.name, meta.actor.to_bytes(), &hash, sig)
+                    .map_err(|e| refused(path, e))?;
             }
             doc
         }
@@ -178,14 +171,8 @@ pub fn load(
             })?;
             let hash = change.hash().0;
             let actor = change.actor_id().to_bytes();
-            let verdict = verify_change(
-                membership,
-                &files.name,
-                actor,
-                change.seq(),
-                &hash,
-                &ChangeSignature(sig),
-            );
+            let verdict =
+                verify_change(membership, &files.name, actor, &hash, &ChangeSignature(sig));
             if let Err(e) = verdict {
                 if removed_after_cutoff(membership, actor) {
                     // Written here before this device learnt of the removal:

@@ -361,23 +361,19 @@ impl Session {
                 SyncError::Refused(format!("change {hash} of {name} is unsigned"))
             })?;
             let membership = replica.membership();
-            let verdict = verify_change(
-                membership,
-                name,
-                change.actor_id().to_bytes(),
-                change.seq(),
-                &hash.0,
-                sig,
-            )
-            .and_then(|_| {
-                guarded(|| Ok(check_ownership(membership, name, &change))).unwrap_or_else(|e| {
-                    Err(TrustError::ChangeRefused {
-                        change: hash.to_string(),
-                        device: String::new(),
-                        reason: e,
-                    })
-                })
-            });
+            let verdict =
+                verify_change(membership, name, change.actor_id().to_bytes(), &hash.0, sig)
+                    .and_then(|_| {
+                        guarded(|| Ok(check_ownership(membership, name, &change))).unwrap_or_else(
+                            |e| {
+                                Err(TrustError::ChangeRefused {
+                                    change: hash.to_string(),
+                                    device: String::new(),
+                                    reason: e,
+                                })
+                            },
+                        )
+                    });
             match verdict {
                 Ok(_) => accepted.push(change),
                 Err(TrustError::ChangeRefused { .. }) => {

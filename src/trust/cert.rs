@@ -88,9 +88,9 @@ pub enum CertBody {
         /// When.
         at: i64,
     },
-    /// A facilitator removes a member. Changes by that member's devices are
-    /// accepted only up to `cutoff`: per document name, per actor (hex), the
-    /// last sequence number the facilitator had seen. Signed by the facilitator.
+    /// A facilitator removes a member. Of that member's changes, only those
+    /// listed in `cutoff` (per document name, the change hashes, hex, that the
+    /// facilitator held) stay accepted. Signed by the facilitator.
     Revoke {
         /// The removed member.
         member: MemberId,
@@ -100,8 +100,8 @@ pub enum CertBody {
         by: MemberId,
         /// When.
         at: i64,
-        /// Document name → actor hex → last accepted sequence number.
-        cutoff: BTreeMap<String, BTreeMap<String, u64>>,
+        /// Document name → hashes (hex) of the member's accepted changes.
+        cutoff: BTreeMap<String, Vec<String>>,
     },
 }
 

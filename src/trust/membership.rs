@@ -78,18 +78,18 @@ pub struct Revocation {
     pub by: MemberId,
     /// When.
     pub at: i64,
-    /// Document name → actor hex → last accepted sequence number.
-    pub cutoff: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Document name → hashes (hex) of the member's accepted changes.
+    pub cutoff: BTreeMap<String, Vec<String>>,
 }
 
 impl Revocation {
-    /// Is a change with this actor and sequence number, in this document,
-    /// from before the removal?
-    pub fn covers(&self, doc: &str, actor_hex: &str, seq: u64) -> bool {
+    /// Is this change of this document one the removal keeps? (Named by
+    /// hash: a removed member cannot sign a new change in an old one's
+    /// place.)
+    pub fn covers(&self, doc: &str, hash_hex: &str) -> bool {
         self.cutoff
             .get(doc)
-            .and_then(|actors| actors.get(actor_hex))
-            .is_some_and(|last| seq <= *last)
+            .is_some_and(|hashes| hashes.iter().any(|h| h == hash_hex))
     }
 }
 
@@ -551,10 +551,7 @@ mod tests {
     fn a_revocation_removes_with_a_cutoff_but_never_the_founder() {
         let w = world(1);
         let mut cutoff = BTreeMap::new();
-        cutoff.insert(
-            "community".to_string(),
-            BTreeMap::from([("aa".to_string(), 3u64)]),
-        );
+        cutoff.insert("community".to_string(), vec!["aa".to_string()]);
         let revoke = |member: &SecretKey| {
             verified(
                 &w,
@@ -580,9 +577,9 @@ mod tests {
             .revocation
             .as_ref()
             .unwrap_or_else(|| panic!("revocation"));
-        assert!(r.covers("community", "aa", 3));
-        assert!(!r.covers("community", "aa", 4));
-        assert!(!r.covers("other", "aa", 1));
+        assert!(r.covers("community", "aa"));
+        assert!(!r.covers("community", "bb"));
+        assert!(!r.covers("other", "aa"));
         assert!(
             !view
                 .member(&MemberId(w.keys[0].public()))

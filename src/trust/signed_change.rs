@@ -77,14 +77,12 @@ pub fn sign_change(
 }
 
 /// Accept a change of document `doc` only if its actor names a device of a
-/// member with write rights, the member was not removed before it (its
-/// sequence number is within the removal's cutoff), and the signature by that
-/// device holds.
+/// member with write rights, the member was not removed before it (the
+/// removal lists its hash), and the signature by that device holds.
 pub fn verify_change(
     membership: &Membership,
     doc: &str,
     actor: &[u8],
-    seq: u64,
     hash: &[u8; 32],
     signature: &ChangeSignature,
 ) -> Result<VerifiedChange, TrustError> {
@@ -102,7 +100,7 @@ pub fn verify_change(
         let before_removal = owner
             .revocation
             .as_ref()
-            .is_some_and(|r| r.covers(doc, &hex::encode(actor), seq));
+            .is_some_and(|r| r.covers(doc, &hex::encode(hash)));
         if !before_removal {
             return Err(refuse(device.short(), "its member was removed"));
         }
@@ -204,7 +202,6 @@ mod tests {
             &s.view,
             "d",
             &actor_bytes(&device, &[1; 8]),
-            1,
             &[3; 32],
             &sig,
         )
@@ -217,9 +214,9 @@ mod tests {
         let s = setup();
         let actor = actor_bytes(&DeviceId(s.founder_device.public()), &[1; 8]);
         let mut sig = sign_change(&s.founder_device, &s.view.community, "d", &[3; 32]);
-        assert!(verify_change(&s.view, "d", &actor, 1, &[4; 32], &sig).is_err());
+        assert!(verify_change(&s.view, "d", &actor, &[4; 32], &sig).is_err());
         sig.0[0] ^= 0x80;
-        assert!(verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig).is_err());
+        assert!(verify_change(&s.view, "d", &actor, &[3; 32], &sig).is_err());
     }
 
     #[test]
@@ -232,8 +229,8 @@ mod tests {
             "response-aa",
             &[3; 32],
         );
-        assert!(verify_change(&s.view, "response-aa", &actor, 1, &[3; 32], &sig).is_ok());
-        assert!(verify_change(&s.view, "response-bb", &actor, 1, &[3; 32], &sig).is_err());
+        assert!(verify_change(&s.view, "response-aa", &actor, &[3; 32], &sig).is_ok());
+        assert!(verify_change(&s.view, "response-bb", &actor, &[3; 32], &sig).is_err());
     }
 
     #[test]
@@ -243,7 +240,7 @@ mod tests {
         let forger = SecretKey::generate();
         let sig = sign_change(&forger, &s.view.community, "d", &[3; 32]);
         assert!(matches!(
-            verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig),
+            verify_change(&s.view, "d", &actor, &[3; 32], &sig),
             Err(TrustError::BadSignature(_))
         ));
     }
@@ -255,12 +252,12 @@ mod tests {
         let sig = sign_change(&stranger, &s.view.community, "d", &[3; 32]);
         let actor = actor_bytes(&DeviceId(stranger.public()), &[1; 8]);
         assert!(matches!(
-            verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig),
+            verify_change(&s.view, "d", &actor, &[3; 32], &sig),
             Err(TrustError::ChangeRefused { .. })
         ));
         let sig = sign_change(&s.observer_device, &s.view.community, "d", &[3; 32]);
         let actor = actor_bytes(&DeviceId(s.observer_device.public()), &[1; 8]);
-        assert!(verify_change(&s.view, "d", &actor, 1, &[3; 32], &sig).is_err());
-        assert!(verify_change(&s.view, "d", &[1; 16], 1, &[3; 32], &sig).is_err());
+        assert!(verify_change(&s.view, "d", &actor, &[3; 32], &sig).is_err());
+        assert!(verify_change(&s.view, "d", &[1; 16], &[3; 32], &sig).is_err());
     }
 }
