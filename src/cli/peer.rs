@@ -240,7 +240,8 @@ pub fn serve(
             addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
         ));
         super::output::print_stdout(&format!("{}\n", ticket.encode()))?;
-        let mut last = fingerprint(&dir);
+        // An empty fingerprint: the first tick syncs with every known peer.
+        let mut last = Vec::new();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
@@ -249,9 +250,10 @@ pub fn serve(
                 _ = &mut ctrl_c => break,
                 incoming = endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
-                    let conn = match incoming.await {
-                        Ok(conn) => conn,
-                        Err(e) => { tracing::info!("a connection failed: {e}"); continue; }
+                    let conn = match tokio::time::timeout(idle, incoming).await {
+                        Ok(Ok(conn)) => conn,
+                        Ok(Err(e)) => { tracing::info!("a connection failed: {e}"); continue; }
+                        Err(_) => { tracing::info!("a handshake timed out"); continue; }
                     };
                     let mut lock = ctx.home.lock_file()?;
                     let _guard = lock.write().context("taking the home's write lock")?;

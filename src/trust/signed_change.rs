@@ -198,14 +198,8 @@ mod tests {
         let s = setup();
         let device = DeviceId(s.founder_device.public());
         let sig = sign_change(&s.founder_device, &s.view.community, "d", &[3; 32]);
-        let ok = verify_change(
-            &s.view,
-            "d",
-            &actor_bytes(&device, &[1; 8]),
-            &[3; 32],
-            &sig,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let ok = verify_change(&s.view, "d", &actor_bytes(&device, &[1; 8]), &[3; 32], &sig)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(ok.device(), device);
     }
 
