@@ -3,8 +3,9 @@
 //! Import verifies every certificate and every change (signature, author,
 //! removal cutoff, ownership rule: the same rules as sync) before a single
 //! byte is written; a bad signature or a damaged record refuses the whole
-//! bundle and leaves the store as it was. Changes that are well signed but
-//! not acceptable yet (unknown author, missing history) are held back.
+//! bundle and leaves the store as it was, and so does a change whose author
+//! is not a member (even with the bundle's own certificates), was removed, or
+//! overwrites another member. Changes whose history is missing are held back.
 
 use std::collections::BTreeMap;
 
@@ -26,8 +27,7 @@ use crate::trust::{Certificate, Membership, TrustError};
 pub struct ImportReport {
     /// Changes newly applied.
     pub applied_changes: usize,
-    /// Changes not applied: author unknown, removed, overwriting someone, or
-    /// missing history.
+    /// Changes not applied because the history they build on is missing.
     pub held_back: usize,
     /// New certificates.
     pub certificates: usize,
@@ -185,7 +185,9 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
                     sigs.insert(hash.0, sig);
                     accepted.push(change);
                 }
-                Err(TrustError::ChangeRefused { .. }) => report.held_back += 1,
+                // A bundle carries its own certificates: a change whose author
+                // is still not a member, was removed, or overwrites another
+                // member is refused with the whole bundle.
                 Err(e) => return Err(refused(store, format!("{name}: {e}"))),
             }
         }

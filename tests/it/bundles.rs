@@ -185,3 +185,45 @@ fn two_members_complete_a_joint_response_with_bundles_only() {
         Some(2)
     );
 }
+
+#[test]
+fn a_bundle_with_a_non_members_change_is_refused_whole() {
+    use automerge::transaction::Transactable;
+    use convene::bundle;
+    use convene::trust::signed_change::{actor_bytes, sign_change};
+    use convene::trust::{DeviceId, SecretKey};
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let file = path(&ana, "a.bundle");
+    ana.ok(&["bundle", "export", "-o", &file]);
+    let bytes = std::fs::read(&file).unwrap_or_default();
+    let id = bundle::community_of(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let mut content = bundle::decode(&bytes, &id).unwrap_or_else(|e| panic!("{e}"));
+    // A stranger's correctly signed change, slipped into the bundle.
+    let stranger = SecretKey::generate();
+    let mut doc = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(actor_bytes(
+        &DeviceId(stranger.public()),
+        &[5; 8],
+    )));
+    doc.put(automerge::ROOT, "kind", "forged")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let hash = doc.commit().unwrap_or_else(|| panic!("no change"));
+    let change = doc
+        .get_change_by_hash(&hash)
+        .unwrap_or_else(|| panic!("no change"));
+    let sig = sign_change(&stranger, &id, "community", &hash.0);
+    content
+        .changes
+        .push(("community".into(), sig, change.raw_bytes().to_vec()));
+    std::fs::write(&file, bundle::encode(&id, &content)).unwrap_or_else(|e| panic!("{e}"));
+    let before = ana.ok(&["--json", "show", &rid]).stdout;
+    let r = ana.fails(4, &["bundle", "import", &file]);
+    assert!(
+        r.stderr.contains("not a device of any member"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(ana.ok(&["--json", "show", &rid]).stdout, before);
+}
