@@ -227,3 +227,86 @@ fn a_bundle_with_a_non_members_change_is_refused_whole() {
     );
     assert_eq!(ana.ok(&["--json", "show", &rid]).stdout, before);
 }
+
+#[test]
+fn three_members_carry_bundles_onward_and_converge() {
+    let ana = TestHome::founded("Ana");
+    let mut members = Vec::new();
+    for name in ["Bo", "Cy"] {
+        let ticket = ana.ok(&["invite", "--addr", "127.0.0.1:9"]).id();
+        let home = TestHome::new();
+        home.ok(&["init", "--name", name]);
+        home.ok(&["join", &ticket, "--bind", "127.0.0.1:0", "--timeout", "1"]);
+        members.push(home);
+    }
+    let (bo, cy) = (&members[0], &members[1]);
+    let rid = ana
+        .ok(&["open", "development", "New director", "--summary", "s"])
+        .id();
+    let tid = ana.ok(&["thread", &rid, "Views", "-m", "First."]).id();
+    let a1 = path(&ana, "a1.bundle");
+    ana.ok(&["bundle", "export", "-o", &a1]);
+    bo.ok(&["bundle", "import", &a1]);
+    cy.ok(&["bundle", "import", &a1]);
+
+    // Bo's words reach Ana only through Cy's bundle: carried onward, still
+    // signed by Bo.
+    bo.ok(&["post", &tid, "-m", "Bo, via Cy."]);
+    let did = bo
+        .ok(&[
+            "draft",
+            "new",
+            &rid,
+            "Position",
+            "-m",
+            "We ask to be heard.",
+        ])
+        .id();
+    let b1 = path(bo, "b1.bundle");
+    bo.ok(&["bundle", "export", "-o", &b1]);
+    cy.ok(&["bundle", "import", &b1]);
+    cy.ok(&["stance", &did, "object", "-m", "Too timid."]);
+    let c1 = path(cy, "c1.bundle");
+    cy.ok(&["bundle", "export", "-o", &c1]);
+    let report = ana.ok(&["--json", "bundle", "import", &c1]).json();
+    assert_eq!(report["held_back"], 0, "{report}");
+    let shown = ana.ok(&["--json", "show", &rid]).json();
+    let bo_comment = shown["threads"][0]["comments"]
+        .as_array()
+        .and_then(|c| c.iter().find(|x| x["body"] == "Bo, via Cy."))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(bo_comment["author_name"], "Bo");
+
+    ana.ok(&["stance", &did, "support"]);
+    ana.ok(&["publish", &rid, "--draft", &did]);
+    ana.ok(&["endorse", &rid]);
+    let a2 = path(&ana, "a2.bundle");
+    ana.ok(&["bundle", "export", "-o", &a2]);
+    for m in [bo, cy] {
+        m.ok(&["bundle", "import", &a2]);
+        m.ok(&["endorse", &rid, "--stance", "support"]);
+        let out = path(m, "out.bundle");
+        m.ok(&["bundle", "export", "-o", &out]);
+        ana.ok(&["bundle", "import", &out]);
+    }
+    let a3 = path(&ana, "a3.bundle");
+    ana.ok(&["bundle", "export", "-o", &a3]);
+    for m in [bo, cy] {
+        m.ok(&["bundle", "import", &a3]);
+    }
+    for args in [
+        ["--json", "show", rid.as_str()],
+        ["--json", "tally", rid.as_str()],
+    ] {
+        let a = ana.ok(&args).stdout;
+        assert_eq!(a, bo.ok(&args).stdout, "{args:?}");
+        assert_eq!(a, cy.ok(&args).stdout, "{args:?}");
+    }
+    let shown = ana.ok(&["--json", "show", &rid]).json();
+    assert_eq!(
+        shown["outcome"]["endorsements"].as_array().map(|e| e.len()),
+        Some(3)
+    );
+    assert_eq!(shown["outcome"]["dissent"][0]["name"], "Cy");
+}
