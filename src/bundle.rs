@@ -9,6 +9,7 @@
 //!  record (framed as in storage.md: len ‖ crc(len) ‖ crc(payload) ‖ payload):
 //!    0x01 ‖ certificate bytes
 //!    0x02 ‖ doc name length (u16 BE) ‖ doc name ‖ signature (64) ‖ change chunk
+//!    0x03 ‖ device id (32): the device that made the bundle (optional)
 //! ```
 //!
 //! Decoding checks the magic, the community, the checksum, and inflates with
@@ -33,6 +34,8 @@ pub struct Bundle {
     pub certificates: Vec<Vec<u8>>,
     /// (document name, signature, change chunk).
     pub changes: Vec<(String, ChangeSignature, Vec<u8>)>,
+    /// The device that made the bundle (it holds everything in it).
+    pub from: Option<[u8; 32]>,
 }
 
 /// Why bytes are not a bundle of this community.
@@ -52,6 +55,11 @@ pub fn encode(community: &CommunityId, bundle: &Bundle) -> Vec<u8> {
     for cert in &bundle.certificates {
         let mut payload = vec![0x01];
         payload.extend_from_slice(cert);
+        records.extend(frame::encode(&payload));
+    }
+    if let Some(device) = &bundle.from {
+        let mut payload = vec![0x03];
+        payload.extend_from_slice(device);
         records.extend(frame::encode(&payload));
     }
     for (doc, sig, change) in &bundle.changes {
@@ -135,6 +143,13 @@ pub fn decode(bytes: &[u8], community: &CommunityId) -> Result<Bundle, BundleErr
                     .changes
                     .push((name, ChangeSignature(s), change.to_vec()));
             }
+            Some(0x03) => {
+                let id: [u8; 32] = record
+                    .get(1..)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| damaged("bad device id"))?;
+                bundle.from = Some(id);
+            }
             _ => return Err(damaged("unknown record type")),
         }
     }
@@ -150,6 +165,7 @@ mod tests {
         Bundle {
             certificates: vec![b"{\"cert\":1}".to_vec()],
             changes: vec![("community".into(), ChangeSignature([7; 64]), vec![1, 2, 3])],
+            from: Some([9; 32]),
         }
     }
 

@@ -38,7 +38,8 @@ pub fn export(ctx: &Ctx, output: Option<&Path>, for_member: Option<&str>) -> any
             last_seen(&store, &member)
         }
     };
-    let content = export_bundle(&store, &since, ctx.now)?;
+    let mut content = export_bundle(&store, &since, ctx.now)?;
+    content.from = Some(ctx.home.identity()?.device_id().0);
     let bytes = bundle::encode(&store.id(), &content);
     let summary = serde_json::json!({
         "community": store.id(),

@@ -43,6 +43,7 @@ pub fn export(
     let mut bundle = Bundle {
         certificates: store.certificate_bytes(),
         changes: Vec::new(),
+        from: None,
     };
     for name in store.doc_names()? {
         let files = DocFiles::new(&store.docs_dir(), &name);
@@ -104,6 +105,48 @@ pub fn last_seen(
         }
     }
     out
+}
+
+/// The maker of a bundle holds every change in it: remember, per document,
+/// the heads of those changes as shared with that device, so that a later
+/// `bundle export --for` its member can leave them out.
+fn remember_seen(
+    store: &CommunityStore,
+    device: &crate::trust::DeviceId,
+    changes: &[(String, ChangeSignature, Vec<u8>)],
+) {
+    let mut per_doc: BTreeMap<&str, Vec<Change>> = BTreeMap::new();
+    for (name, _, bytes) in changes {
+        if let Ok(Ok(c)) = std::panic::catch_unwind(|| Change::from_bytes(bytes.clone())) {
+            per_doc.entry(name).or_default().push(c);
+        }
+    }
+    let path = store
+        .dir()
+        .join("peers")
+        .join(format!("{}.json", device.to_hex()));
+    let mut states: BTreeMap<String, String> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    for (name, changes) in per_doc {
+        let deps: std::collections::BTreeSet<ChangeHash> =
+            changes.iter().flat_map(|c| c.deps().to_vec()).collect();
+        let mut heads: Vec<ChangeHash> = changes
+            .iter()
+            .map(|c| c.hash())
+            .filter(|h| !deps.contains(h))
+            .collect();
+        // Automerge's encoder requires sorted hashes.
+        heads.sort();
+        let mut state = State::new();
+        state.shared_heads = heads;
+        states.insert(name.to_string(), hex::encode(state.encode()));
+    }
+    if let Ok(bytes) = serde_json::to_vec_pretty(&states) {
+        let _ = super::fsutil::private_dir(&store.dir().join("peers"));
+        let _ = super::fsutil::write_atomic(&path, &bytes);
+    }
 }
 
 fn refused(store: &CommunityStore, what: String) -> StoreError {
@@ -209,6 +252,9 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
 
     // 3. Everything verified: write.
     store.add_certificates(&new_certs)?;
+    if let Some(device) = bundle.from {
+        remember_seen(store, &crate::trust::DeviceId(device), &bundle.changes);
+    }
     for (name, signed) in writes {
         let files = DocFiles::new(&store.docs_dir(), &name);
         let records: Vec<(ChangeSignature, Vec<u8>)> = signed

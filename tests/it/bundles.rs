@@ -160,7 +160,19 @@ fn two_members_complete_a_joint_response_with_bundles_only() {
     ana.ok(&["publish", &rid, "--draft", &did]);
     ana.ok(&["endorse", &rid]);
     let a2 = path(&ana, "a2.bundle");
-    ana.ok(&["bundle", "export", "-o", &a2, "--for", "Bo"]);
+    let full = ana.ok(&["--json", "bundle", "export", "-o", &a2]).json();
+    // Ana knows from Bo's own bundle what Bo holds: the delta is smaller.
+    let delta = ana
+        .ok(&["--json", "bundle", "export", "-o", &a2, "--for", "Bo"])
+        .json();
+    assert!(
+        delta["changes"].as_u64() < full["changes"].as_u64(),
+        "{delta} vs {full}"
+    );
+    assert!(
+        delta["changes"].as_u64() >= Some(3),
+        "stance, publication, endorsement: {delta}"
+    );
     bo.ok(&["bundle", "import", &a2]);
     bo.ok(&["endorse", &rid]);
     let b2 = path(&bo, "b2.bundle");
@@ -309,4 +321,35 @@ fn three_members_carry_bundles_onward_and_converge() {
         Some(3)
     );
     assert_eq!(shown["outcome"]["dissent"][0]["name"], "Cy");
+}
+
+#[test]
+fn a_removed_members_later_changes_in_a_bundle_are_refused() {
+    let ana = TestHome::founded("Ana");
+    let ticket = ana.ok(&["invite", "--addr", "127.0.0.1:9"]).id();
+    let bo = TestHome::new();
+    bo.ok(&["init", "--name", "Bo"]);
+    bo.ok(&["join", &ticket, "--bind", "127.0.0.1:0", "--timeout", "1"]);
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let tid = ana.ok(&["thread", &rid, "Views"]).id();
+    let a1 = path(&ana, "a1.bundle");
+    ana.ok(&["bundle", "export", "-o", &a1]);
+    bo.ok(&["bundle", "import", &a1]);
+    bo.ok(&["post", &tid, "-m", "Before removal."]);
+    let b1 = path(&bo, "b1.bundle");
+    bo.ok(&["bundle", "export", "-o", &b1]);
+    ana.ok(&["bundle", "import", &b1]);
+    ana.ok(&["remove", "Bo", "--reason", "left"]);
+    // Bo has not heard of it and writes again.
+    bo.ok(&["post", &tid, "-m", "After removal."]);
+    let b2 = path(&bo, "b2.bundle");
+    bo.ok(&["bundle", "export", "-o", &b2]);
+    let before = ana.ok(&["--json", "show", &rid]).stdout;
+    let r = ana.fails(4, &["bundle", "import", &b2]);
+    assert!(r.stderr.contains("removed"), "{}", r.stderr);
+    let after = ana.ok(&["--json", "show", &rid]).stdout;
+    assert_eq!(before, after);
+    assert!(after.contains("Before removal.") && !after.contains("After removal."));
 }
