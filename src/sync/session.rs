@@ -28,6 +28,8 @@ use crate::trust::{Certificate, DeviceId, TrustError, sha256};
 
 /// A session handles at most this many frames.
 pub const MAX_FRAMES: u64 = 100_000;
+/// The most documents a peer may list in `Heads`.
+pub const MAX_DOCS: usize = 50_000;
 /// Sync messages received for one document in one session before it is
 /// left for the next session (a guard against endless rounds).
 pub const MAX_ROUNDS_PER_DOC: u32 = 256;
@@ -241,6 +243,12 @@ impl Session {
         theirs: Vec<(String, Vec<[u8; 32]>)>,
     ) -> Result<Vec<Frame>, SyncError> {
         self.phase = Phase::Syncing;
+        if theirs.len() > MAX_DOCS {
+            return Err(SyncError::Protocol(format!(
+                "the peer lists {} documents; the limit is {MAX_DOCS}",
+                theirs.len()
+            )));
+        }
         let theirs: BTreeMap<String, Vec<[u8; 32]>> = theirs.into_iter().collect();
         let mut names: BTreeSet<String> = replica.doc_names()?.into_iter().collect();
         names.extend(theirs.keys().cloned());

@@ -15,6 +15,10 @@ use super::TrustError;
 use super::membership::Membership;
 use super::signed_change::device_of_actor;
 
+/// The most operations one change of a community or discussion document may
+/// hold (a whole draft pasted at once is still far below this).
+pub const MAX_OPS_PER_CHANGE: u64 = 1_000_000;
+
 /// Refuse a change to `doc` that supersedes an operation of another member.
 pub fn check_ownership(
     membership: &Membership,
@@ -23,6 +27,15 @@ pub fn check_ownership(
 ) -> Result<(), TrustError> {
     if doc.starts_with("draft-") {
         return Ok(());
+    }
+    // Decoding expands run-length columns: bound the work before doing it.
+    let ops = change.max_op().saturating_sub(change.start_op().get()) + 1;
+    if ops > MAX_OPS_PER_CHANGE {
+        return Err(TrustError::ChangeRefused {
+            change: crate::ids::short(&change.hash().to_string()).to_string(),
+            device: String::new(),
+            reason: format!("it claims {ops} operations"),
+        });
     }
     let owner_of = |actor: &[u8]| {
         device_of_actor(actor)
