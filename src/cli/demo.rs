@@ -17,7 +17,7 @@ use crate::model::export::{to_markdown, verify_export};
 use crate::model::response::NewResponse;
 use crate::model::views::{ResponseKind, Stance};
 use crate::net::endpoint::bind;
-use crate::net::join::{accept_join, join};
+use crate::net::join::{accept_join, join, read_join_request};
 use crate::net::{Gate, PeerTicket, RelayChoice, accept_sync, sync_with};
 use crate::store::replica::StoreReplica;
 use crate::store::{CommunityStore, Home, Identity};
@@ -117,7 +117,10 @@ async fn join_via(
                 .await
                 .ok_or_else(|| anyhow::anyhow!("endpoint closed"))?;
             let conn = incoming.await?;
-            accept_join(conn, &mut inviter.store, &inviter.identity, now, IDLE)
+            let start = read_join_request(conn, IDLE)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            accept_join(start, &mut inviter.store, &inviter.identity, now, IDLE)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))
         },

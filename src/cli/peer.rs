@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::output::{Ctx, IntegrityFailure, table, usage};
 use crate::ids::resolve_prefix;
 use crate::net::endpoint::bind;
-use crate::net::join::accept_join;
+use crate::net::join::{accept_join, read_join_request};
 use crate::net::{
     Gate, JOIN_ALPN, PeerReport, PeerTicket, RelayChoice, SYNC_ALPN, accept_sync, sync_with,
 };
@@ -255,11 +255,28 @@ pub fn serve(
                         Ok(Err(e)) => { tracing::info!("a connection failed: {e}"); continue; }
                         Err(_) => { tracing::info!("a handshake timed out"); continue; }
                     };
+                    let alpn = conn.alpn().to_vec();
+                    // A joiner's request is read before the lock is taken.
+                    let join = if alpn == JOIN_ALPN {
+                        match read_join_request(conn.clone(), idle).await {
+                            Ok(start) => Some(start),
+                            Err(e) => {
+                                ctx.progress(&format!("a join failed: {e}"));
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
                     let mut lock = ctx.home.lock_file()?;
                     let _guard = lock.write().context("taking the home's write lock")?;
                     let mut store = CommunityStore::open(&dir, community)?;
-                    let alpn = conn.alpn().to_vec();
-                    if alpn == SYNC_ALPN {
+                    if let Some(start) = join {
+                        match accept_join(start, &mut store, &identity, crate::clock::now(), idle).await {
+                            Ok((member, _)) => ctx.progress(&format!("{} joined", store.membership().name_of(&member))),
+                            Err(e) => ctx.progress(&format!("a join was refused: {e}")),
+                        }
+                    } else if alpn == SYNC_ALPN {
                         let report = {
                             let mut replica = StoreReplica::new(&mut store, crate::clock::now());
                             accept_sync(conn, &mut replica, idle).await
@@ -267,11 +284,6 @@ pub fn serve(
                         match &report.error {
                             None => ctx.progress(&format!("synced with {}: {} in, {} out", report.id.short(), report.received_changes, report.sent_changes)),
                             Some(e) => ctx.progress(&format!("session with {} failed: {e}", report.id.short())),
-                        }
-                    } else if alpn == JOIN_ALPN {
-                        match accept_join(conn, &mut store, &identity, crate::clock::now(), idle).await {
-                            Ok((member, _)) => ctx.progress(&format!("{} joined", store.membership().name_of(&member))),
-                            Err(e) => ctx.progress(&format!("a join was refused: {e}")),
                         }
                     }
                     gate.update(store.membership());

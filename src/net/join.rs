@@ -209,16 +209,18 @@ pub fn check_request(
     Ok([claim_cert, device_cert])
 }
 
-/// Serve one incoming join connection on the inviter's side.
-pub async fn accept_join(
+/// The first part of a join, read before any lock is taken: a stalled or
+/// hostile joiner holds nothing but its own connection.
+pub struct JoinStart {
     conn: Connection,
-    store: &mut CommunityStore,
-    identity: &Identity,
-    now: i64,
-    idle: Duration,
-) -> Result<(MemberId, Stats), String> {
-    let remote = DeviceId(*conn.remote_id().as_bytes());
-    let (mut send, mut recv) = tokio::time::timeout(idle, conn.accept_bi())
+    send: iroh::endpoint::SendStream,
+    recv: iroh::endpoint::RecvStream,
+    request: Frame,
+}
+
+/// Read the join or link request of an incoming join connection.
+pub async fn read_join_request(conn: Connection, idle: Duration) -> Result<JoinStart, String> {
+    let (send, mut recv) = tokio::time::timeout(idle, conn.accept_bi())
         .await
         .map_err(|_| "the joiner opened no stream".to_string())?
         .map_err(|e| e.to_string())?;
@@ -226,6 +228,29 @@ pub async fn accept_join(
         .await
         .map_err(|_| "the joiner sent nothing".to_string())?
         .map_err(|e| e.to_string())?;
+    Ok(JoinStart {
+        conn,
+        send,
+        recv,
+        request,
+    })
+}
+
+/// Serve one join on the inviter's side, once its request is read.
+pub async fn accept_join(
+    start: JoinStart,
+    store: &mut CommunityStore,
+    identity: &Identity,
+    now: i64,
+    idle: Duration,
+) -> Result<(MemberId, Stats), String> {
+    let JoinStart {
+        conn,
+        mut send,
+        mut recv,
+        request,
+    } = start;
+    let remote = DeviceId(*conn.remote_id().as_bytes());
     let checked = match request {
         Frame::JoinRequest { claim, device } => {
             check_request(store, remote, &claim, &device, now).map(|c| c.to_vec())
