@@ -8,18 +8,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use iroh::{Endpoint, EndpointAddr, EndpointId};
+use iroh::Endpoint;
 use serde::{Deserialize, Serialize};
 
-use super::join::Joined;
-use super::link::drive;
+use super::join::{Joined, present};
 use super::ticket::PeerTicket;
-use super::wire::{read_frame, write_frame};
-use super::{CONNECT_TIMEOUT, JOIN_ALPN};
 use crate::store::fsutil::{read_if_exists, write_atomic};
-use crate::store::replica::StoreReplica;
 use crate::store::{CommunityStore, Identity};
-use crate::sync::{Frame, Session, SyncError};
+use crate::sync::Frame;
 use crate::trust::cert::CertSignature;
 use crate::trust::keys::{self, signature_from_hex};
 use crate::trust::{
@@ -218,44 +214,23 @@ pub async fn add_device(
     let link_signature = link_key
         .sign(CERT_DOMAIN, &community, partial.body.as_bytes())
         .to_vec();
-    let id = EndpointId::from_bytes(&ticket.device.device)?;
-    let addr = ticket
-        .device
-        .addrs
-        .iter()
-        .fold(EndpointAddr::new(id), |a, s| a.with_ip_addr(*s));
-    let conn = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, JOIN_ALPN))
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "the first device did not answer within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            )
-        })??;
-    let (mut send, mut recv) = conn.open_bi().await?;
-    write_frame(
-        &mut send,
-        &Frame::LinkRequest {
-            device: partial.to_bytes(),
-            link_key: link_key.public(),
-            link_signature,
-        },
+    let request = Frame::LinkRequest {
+        device: partial.to_bytes(),
+        link_key: link_key.public(),
+        link_signature,
+    };
+    let joined = present(
+        endpoint,
+        &ticket.device,
+        request,
+        community,
+        communities_dir,
+        now,
+        idle,
     )
     .await?;
-    let (reply, _) = tokio::time::timeout(idle, read_frame(&mut recv))
-        .await
-        .map_err(|_| anyhow::anyhow!("the first device did not reply"))??;
-    let certificates = match reply {
-        Frame::JoinAccepted { certificates } => certificates,
-        Frame::Refuse { reason } => return Err(SyncError::RefusedByPeer(reason).into()),
-        other => anyhow::bail!("unexpected reply to a link request: {other:?}"),
-    };
-    let mut certs = Vec::with_capacity(certificates.len());
-    for bytes in &certificates {
-        certs.push(Certificate::from_bytes(bytes)?);
-    }
-    let mut store = CommunityStore::create_joined(communities_dir, community, &certs)?;
-    if store
+    if joined
+        .store
         .membership()
         .owner_of(&identity.device_id())
         .map(|m| m.id)
@@ -263,17 +238,5 @@ pub async fn add_device(
     {
         anyhow::bail!("the first device's certificates do not link this device");
     }
-    let stats = {
-        let mut replica = StoreReplica::new(&mut store, now);
-        let mut session = Session::new(DeviceId(ticket.device.device));
-        let first = session.start(&mut replica);
-        let (result, _, _) = drive(&mut session, &mut replica, send, &mut recv, idle, first).await;
-        if result? {
-            let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
-        }
-        conn.close(0u32.into(), b"done");
-        session.stats().clone()
-    };
-    let store = CommunityStore::open(store.dir(), community)?;
-    Ok(Joined { store, stats })
+    Ok(joined)
 }

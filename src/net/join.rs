@@ -11,7 +11,7 @@ use iroh::{Endpoint, EndpointAddr, EndpointId};
 
 use super::link::drive;
 use super::wire::{read_frame, write_frame};
-use super::{CONNECT_TIMEOUT, InviteTicket, JOIN_ALPN};
+use super::{CONNECT_TIMEOUT, InviteTicket, JOIN_ALPN, PeerTicket};
 use crate::store::replica::StoreReplica;
 use crate::store::{CommunityStore, Identity};
 use crate::sync::{Frame, Session, Stats, SyncError};
@@ -72,9 +72,46 @@ pub async fn join(
     now: i64,
     idle: Duration,
 ) -> anyhow::Result<Joined> {
-    let id = EndpointId::from_bytes(&ticket.inviter.device)?;
-    let addr = ticket
-        .inviter
+    let (claim, device) = claim_certificates(ticket, identity, now)?;
+    let request = Frame::JoinRequest {
+        claim: claim.to_bytes(),
+        device: device.to_bytes(),
+    };
+    let joined = present(
+        endpoint,
+        &ticket.inviter,
+        request,
+        CommunityId(ticket.community),
+        communities_dir,
+        now,
+        idle,
+    )
+    .await?;
+    if joined
+        .store
+        .membership()
+        .owner_of(&identity.device_id())
+        .is_none()
+    {
+        anyhow::bail!("the inviter's certificates do not admit this device");
+    }
+    Ok(joined)
+}
+
+/// The joining side of `convene/join/1`, for a claim or a device link: dial,
+/// send `request`, build the local copy from the certificates that come
+/// back, and run the first sync on the same stream.
+pub async fn present(
+    endpoint: &Endpoint,
+    to: &PeerTicket,
+    request: Frame,
+    community: CommunityId,
+    communities_dir: &std::path::Path,
+    now: i64,
+    idle: Duration,
+) -> anyhow::Result<Joined> {
+    let id = EndpointId::from_bytes(&to.device)?;
+    let addr = to
         .addrs
         .iter()
         .fold(EndpointAddr::new(id), |a, s| a.with_ip_addr(*s));
@@ -85,18 +122,10 @@ pub async fn join(
         Err(_) => return Err(Unreachable(format!("no answer within {} s", wait.as_secs())).into()),
     };
     let (mut send, mut recv) = conn.open_bi().await?;
-    let (claim, device) = claim_certificates(ticket, identity, now)?;
-    write_frame(
-        &mut send,
-        &Frame::JoinRequest {
-            claim: claim.to_bytes(),
-            device: device.to_bytes(),
-        },
-    )
-    .await?;
+    write_frame(&mut send, &request).await?;
     let (reply, _) = tokio::time::timeout(idle, read_frame(&mut recv))
         .await
-        .map_err(|_| anyhow::anyhow!("the inviter did not reply"))??;
+        .map_err(|_| anyhow::anyhow!("the other device did not reply"))??;
     let certificates = match reply {
         Frame::JoinAccepted { certificates } => certificates,
         Frame::Refuse { reason } => return Err(SyncError::RefusedByPeer(reason).into()),
@@ -106,18 +135,13 @@ pub async fn join(
     for bytes in &certificates {
         certs.push(Certificate::from_bytes(bytes)?);
     }
-    let community = CommunityId(ticket.community);
     let mut store = CommunityStore::create_joined(communities_dir, community, &certs)?;
-    if store.membership().owner_of(&identity.device_id()).is_none() {
-        anyhow::bail!("the inviter's certificates do not admit this device");
-    }
     let stats = {
         let mut replica = StoreReplica::new(&mut store, now);
-        let mut session = Session::new(DeviceId(ticket.inviter.device));
+        let mut session = Session::new(DeviceId(to.device));
         let first = session.start(&mut replica);
         let (result, _, _) = drive(&mut session, &mut replica, send, &mut recv, idle, first).await;
-        let wrote_last = result?;
-        if wrote_last {
+        if result? {
             let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
         }
         conn.close(0u32.into(), b"done");
@@ -236,6 +260,24 @@ pub async fn read_join_request(conn: Connection, idle: Duration) -> Result<JoinS
     })
 }
 
+/// Tell the joiner why it is refused, and let it read that before closing.
+async fn refuse(
+    conn: &Connection,
+    send: &mut iroh::endpoint::SendStream,
+    reason: String,
+) -> String {
+    let _ = write_frame(
+        send,
+        &Frame::Refuse {
+            reason: reason.clone(),
+        },
+    )
+    .await;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
+    reason
+}
+
 /// Serve one join on the inviter's side, once its request is read.
 pub async fn accept_join(
     start: JoinStart,
@@ -274,16 +316,7 @@ pub async fn accept_join(
     let certs = match checked {
         Ok(c) => c,
         Err(reason) => {
-            let _ = write_frame(
-                &mut send,
-                &Frame::Refuse {
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-            let _ = send.finish();
-            let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
-            return Err(reason);
+            return Err(refuse(&conn, &mut send, reason).await);
         }
     };
     let admitted = store
@@ -300,16 +333,7 @@ pub async fn accept_join(
     let member = match admitted {
         Ok(m) => m,
         Err(reason) => {
-            let _ = write_frame(
-                &mut send,
-                &Frame::Refuse {
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-            let _ = send.finish();
-            let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
-            return Err(reason);
+            return Err(refuse(&conn, &mut send, reason).await);
         }
     };
     write_frame(
