@@ -97,7 +97,29 @@ pub fn string(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
     }
 }
 
-/// A string value written by `author` (ignoring values anyone else wrote).
+/// The latest scalar under `key` written by `author` that `pick` accepts
+/// (values anyone else wrote are ignored).
+fn authored_scalar<T>(
+    doc: &AutoCommit,
+    membership: &Membership,
+    obj: &ObjId,
+    key: &str,
+    author: &MemberId,
+    pick: impl Fn(&ScalarValue) -> Option<T>,
+) -> Option<T> {
+    let values = doc.get_all(obj, key).ok()?;
+    values
+        .into_iter()
+        .rev()
+        .find_map(|(value, id)| match value {
+            Value::Scalar(s) if author_of(membership, &id).as_ref() == Some(author) => {
+                pick(s.as_ref())
+            }
+            _ => None,
+        })
+}
+
+/// A string value written by `author`.
 pub fn authored_string(
     doc: &AutoCommit,
     membership: &Membership,
@@ -105,18 +127,9 @@ pub fn authored_string(
     key: &str,
     author: &MemberId,
 ) -> Option<String> {
-    let values = doc.get_all(obj, key).ok()?;
-    values.into_iter().rev().find_map(|(value, id)| {
-        if author_of(membership, &id).as_ref() != Some(author) {
-            return None;
-        }
-        match value {
-            Value::Scalar(s) => match s.as_ref() {
-                ScalarValue::Str(t) => Some(t.to_string()),
-                _ => None,
-            },
-            _ => None,
-        }
+    authored_scalar(doc, membership, obj, key, author, |s| match s {
+        ScalarValue::Str(t) => Some(t.to_string()),
+        _ => None,
     })
 }
 
@@ -128,18 +141,9 @@ pub fn authored_int(
     key: &str,
     author: &MemberId,
 ) -> Option<i64> {
-    let values = doc.get_all(obj, key).ok()?;
-    values.into_iter().rev().find_map(|(value, id)| {
-        if author_of(membership, &id).as_ref() != Some(author) {
-            return None;
-        }
-        match value {
-            Value::Scalar(s) => match s.as_ref() {
-                ScalarValue::Int(i) => Some(*i),
-                _ => None,
-            },
-            _ => None,
-        }
+    authored_scalar(doc, membership, obj, key, author, |s| match s {
+        ScalarValue::Int(i) => Some(*i),
+        _ => None,
     })
 }
 
