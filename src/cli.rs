@@ -220,7 +220,7 @@ enum Command {
     },
     /// Show who changed what, when
     Log,
-    /// Run a whole joint response in a temporary home and print the result
+    /// Run a whole joint response among simulated members, each in their own home, over iroh on 127.0.0.1
     Demo,
 }
 
