@@ -306,7 +306,9 @@ pub fn serve(
                             }
                         }
                         gate.update(store.membership());
-                        last = fingerprint(&dir);
+                        // What was on disk before pushing: a change written
+                        // during the pushes is pushed at the next tick.
+                        last = now_fp;
                     }
                 }
             }

@@ -132,8 +132,19 @@ pub fn load(
                         ),
                     )
                 })?;
-                verify_change(membership, &files.name, meta.actor.to_bytes(), &hash, sig)
-                    .map_err(|e| refused(path, e))?;
+                let actor = meta.actor.to_bytes();
+                if let Err(e) = verify_change(membership, &files.name, actor, &hash, sig) {
+                    // A removed member's change compacted here before this
+                    // device learnt of the removal is part of the snapshot
+                    // already; refusing it would make the store unloadable.
+                    if !removed_after_cutoff(membership, actor) {
+                        return Err(refused(path, e));
+                    }
+                    tracing::warn!(
+                        "{} holds a change by a removed member from before this device learnt of the removal",
+                        path.display()
+                    );
+                }
             }
             doc
         }
