@@ -211,32 +211,7 @@ pub async fn sync_with(
             return report;
         }
     };
-    let mut session = Session::new(device);
-    let first = session.start(replica);
-    let (result, sent, received) = drive(&mut session, replica, send, &mut recv, idle, first).await;
-    report.fill(session.stats(), sent, received);
-    match result {
-        Ok(wrote_last) => {
-            report.ok = true;
-            finish(&conn, wrote_last).await;
-        }
-        Err(e) => {
-            // The peer's gate closes with code 403: we are not (or no longer)
-            // a device it accepts.
-            let refused_by_gate = conn
-                .close_reason()
-                .is_some_and(|r| r.to_string().contains("code 403"));
-            report.integrity = e.is_integrity() || refused_by_gate;
-            report.error = Some(match conn.close_reason() {
-                Some(reason) if !matches!(e, SyncError::RefusedByPeer(_)) => {
-                    format!("{e} ({reason})")
-                }
-                _ => e.to_string(),
-            });
-            conn.close(1u32.into(), b"error");
-        }
-    }
-    report
+    run_session(&conn, device, replica, send, &mut recv, idle, report).await
 }
 
 /// Serve one incoming sync connection.
@@ -258,18 +233,42 @@ pub async fn accept_sync(
             return report;
         }
     };
+    run_session(&conn, device, replica, send, &mut recv, idle, report).await
+}
+
+/// Run a session on an open stream pair, fill the report, and close the
+/// connection the way the protocol asks (the reader of the last frame closes).
+async fn run_session(
+    conn: &Connection,
+    device: DeviceId,
+    replica: &mut dyn Replica,
+    send: SendStream,
+    recv: &mut RecvStream,
+    idle: Duration,
+    mut report: PeerReport,
+) -> PeerReport {
     let mut session = Session::new(device);
     let first = session.start(replica);
-    let (result, sent, received) = drive(&mut session, replica, send, &mut recv, idle, first).await;
+    let (result, sent, received) = drive(&mut session, replica, send, recv, idle, first).await;
     report.fill(session.stats(), sent, received);
     match result {
         Ok(wrote_last) => {
             report.ok = true;
-            finish(&conn, wrote_last).await;
+            finish(conn, wrote_last).await;
         }
         Err(e) => {
-            report.integrity = e.is_integrity();
-            report.error = Some(e.to_string());
+            // The peer's gate closes with code 403: we are not (or no longer)
+            // a device it accepts.
+            let refused_by_gate = conn
+                .close_reason()
+                .is_some_and(|r| r.to_string().contains("code 403"));
+            report.integrity = e.is_integrity() || refused_by_gate;
+            report.error = Some(match conn.close_reason() {
+                Some(reason) if !matches!(e, SyncError::RefusedByPeer(_)) => {
+                    format!("{e} ({reason})")
+                }
+                _ => e.to_string(),
+            });
             conn.close(1u32.into(), b"error");
         }
     }
