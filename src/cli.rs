@@ -18,6 +18,7 @@ mod output;
 mod peer;
 mod publish;
 mod respond;
+mod serve;
 mod session;
 mod stance;
 
@@ -511,10 +512,7 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
             timeout,
         } => {
             let relay = crate::net::RelayChoice::parse(&relay).map_err(output::usage)?;
-            if !no_mdns {
-                tracing::debug!("mDNS discovery is not built in yet; use tickets");
-            }
-            peer::serve(ctx, bind, &relay, timeout)
+            serve::serve(ctx, bind, &relay, timeout, !no_mdns)
         }
         Command::Sync {
             peers,

@@ -5,13 +5,17 @@
 //! Everything that decides anything lives in `sync` and `trust`; this module
 //! only binds, dials, accepts, frames bytes and enforces time limits.
 
+pub mod access;
 pub mod device;
 pub mod endpoint;
 pub mod join;
+pub mod lan;
 pub mod link;
+pub mod schedule;
 pub mod ticket;
 pub mod wire;
 
+pub use access::{Exclusive, Shared, StoreAccess};
 pub use endpoint::{Gate, JOIN_ALPN, RelayChoice, SYNC_ALPN};
 pub use link::{PeerReport, accept_sync, sync_with};
 pub use ticket::{InviteTicket, PeerTicket};

@@ -18,8 +18,7 @@ use crate::model::response::NewResponse;
 use crate::model::views::{ResponseKind, Stance};
 use crate::net::endpoint::bind;
 use crate::net::join::{accept_join, join, read_join_request};
-use crate::net::{Gate, PeerTicket, RelayChoice, accept_sync, sync_with};
-use crate::store::replica::StoreReplica;
+use crate::net::{Exclusive, Gate, PeerTicket, RelayChoice, accept_sync, sync_with};
 use crate::store::{CommunityStore, Home, Identity};
 use crate::trust::Role;
 
@@ -57,9 +56,18 @@ fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
+/// The member's community, opened afresh for a session.
+fn access(store: &CommunityStore, now: i64) -> anyhow::Result<Exclusive> {
+    Ok(Exclusive::new(
+        CommunityStore::open(store.dir(), store.id())?,
+        now,
+    ))
+}
+
 /// `b` dials `a`; both run their side of the session concurrently.
 async fn sync_pair(a: &mut Member, b: &mut Member, now: i64) -> anyhow::Result<usize> {
     let target = a.ticket();
+    let (access_a, access_b) = (access(&a.store, now)?, access(&b.store, now)?);
     let (served, dialed) = tokio::join!(
         async {
             let incoming = a
@@ -68,14 +76,12 @@ async fn sync_pair(a: &mut Member, b: &mut Member, now: i64) -> anyhow::Result<u
                 .await
                 .ok_or_else(|| anyhow::anyhow!("endpoint closed"))?;
             let conn = incoming.await?;
-            let mut replica = StoreReplica::new(&mut a.store, now);
-            anyhow::Ok(accept_sync(conn, &mut replica, IDLE).await)
+            anyhow::Ok(accept_sync(conn, &access_a, IDLE).await)
         },
-        async {
-            let mut replica = StoreReplica::new(&mut b.store, now);
-            sync_with(&b.endpoint, &target, &mut replica, IDLE).await
-        }
+        sync_with(&b.endpoint, &target, &access_b, IDLE)
     );
+    a.store = access_a.into_store();
+    b.store = access_b.into_store();
     let served = served?;
     if let Some(e) = dialed.error.as_ref().or(served.error.as_ref()) {
         anyhow::bail!("sync failed: {e}");
@@ -109,6 +115,7 @@ async fn join_via(
     )
     .await?;
     let communities = home.root().join("communities");
+    let inviter_access = access(&inviter.store, now)?;
     let (accepted, joined) = tokio::join!(
         async {
             let incoming = inviter
@@ -120,12 +127,13 @@ async fn join_via(
             let start = read_join_request(conn, IDLE)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
-            accept_join(start, &mut inviter.store, &inviter.identity, now, IDLE)
+            accept_join(start, &inviter_access, &inviter.identity, now, IDLE)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))
         },
         join(&temporary, &ticket, &identity, &communities, now, IDLE)
     );
+    inviter.store = inviter_access.into_store();
     temporary.close().await;
     accepted?;
     let store = joined?.store;

@@ -9,10 +9,10 @@ use std::time::Duration;
 use iroh::endpoint::Connection;
 use iroh::{Endpoint, EndpointAddr, EndpointId};
 
+use super::access::{Exclusive, StoreAccess};
 use super::link::drive;
 use super::wire::{read_frame, write_frame};
 use super::{CONNECT_TIMEOUT, InviteTicket, JOIN_ALPN, PeerTicket};
-use crate::store::replica::StoreReplica;
 use crate::store::{CommunityStore, Identity};
 use crate::sync::{Frame, Session, Stats, SyncError};
 use crate::trust::{CertBody, Certificate, CommunityId, DeviceId, MemberId, SecretKey};
@@ -135,19 +135,18 @@ pub async fn present(
     for bytes in &certificates {
         certs.push(Certificate::from_bytes(bytes)?);
     }
-    let mut store = CommunityStore::create_joined(communities_dir, community, &certs)?;
-    let stats = {
-        let mut replica = StoreReplica::new(&mut store, now);
-        let mut session = Session::new(DeviceId(to.device));
-        let first = session.start(&mut replica);
-        let (result, _, _) = drive(&mut session, &mut replica, send, &mut recv, idle, first).await;
-        if result? {
-            let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
-        }
-        conn.close(0u32.into(), b"done");
-        session.stats().clone()
-    };
-    let store = CommunityStore::open(store.dir(), community)?;
+    let store = CommunityStore::create_joined(communities_dir, community, &certs)?;
+    let access = Exclusive::new(store, now);
+    let mut session = Session::new(DeviceId(to.device));
+    let first = access.with(|replica| session.start(replica))?;
+    let (result, _, _) = drive(&mut session, &access, send, &mut recv, idle, first).await;
+    if result? {
+        let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
+    }
+    conn.close(0u32.into(), b"done");
+    let stats = session.stats().clone();
+    let dir = access.into_store().dir().to_path_buf();
+    let store = CommunityStore::open(&dir, community)?;
     Ok(Joined { store, stats })
 }
 
@@ -281,7 +280,7 @@ async fn refuse(
 /// Serve one join on the inviter's side, once its request is read.
 pub async fn accept_join(
     start: JoinStart,
-    store: &mut CommunityStore,
+    access: &impl StoreAccess,
     identity: &Identity,
     now: i64,
     idle: Duration,
@@ -293,61 +292,69 @@ pub async fn accept_join(
         request,
     } = start;
     let remote = DeviceId(*conn.remote_id().as_bytes());
-    let checked = match request {
-        Frame::JoinRequest { claim, device } => {
-            check_request(store, remote, &claim, &device, now).map(|c| c.to_vec())
-        }
-        Frame::LinkRequest {
-            device,
-            link_key,
-            link_signature,
-        } => super::device::check_link(
-            store,
-            identity,
-            remote,
-            &device,
-            link_key,
-            &link_signature,
-            now,
-        )
-        .map(|c| vec![c]),
-        _ => Err("expected a join or link request".into()),
-    };
+    let checked = access
+        .with(|replica| match request {
+            Frame::JoinRequest { claim, device } => {
+                check_request(replica.store(), remote, &claim, &device, now).map(|c| c.to_vec())
+            }
+            Frame::LinkRequest {
+                device,
+                link_key,
+                link_signature,
+            } => super::device::check_link(
+                replica.store(),
+                identity,
+                remote,
+                &device,
+                link_key,
+                &link_signature,
+                now,
+            )
+            .map(|c| vec![c]),
+            _ => Err("expected a join or link request".into()),
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|checked| checked);
     let certs = match checked {
         Ok(c) => c,
         Err(reason) => {
             return Err(refuse(&conn, &mut send, reason).await);
         }
     };
-    let admitted = store
-        .add_certificates(&certs)
-        .map_err(|e| e.to_string())
-        .and_then(|_| {
+    let admitted = access
+        .with(|replica| {
+            let store = replica.store_mut();
             store
-                .membership()
-                .owner_of(&remote)
-                .filter(|m| !m.removed)
-                .map(|m| m.id)
-                .ok_or_else(|| "the claim did not admit the joiner".to_string())
-        });
+                .add_certificates(&certs)
+                .map_err(|e| e.to_string())
+                .and_then(|_| {
+                    store
+                        .membership()
+                        .owner_of(&remote)
+                        .filter(|m| !m.removed)
+                        .map(|m| m.id)
+                        .ok_or_else(|| "the claim did not admit the joiner".to_string())
+                })
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|admitted| admitted);
     let member = match admitted {
         Ok(m) => m,
         Err(reason) => {
             return Err(refuse(&conn, &mut send, reason).await);
         }
     };
-    write_frame(
-        &mut send,
-        &Frame::JoinAccepted {
-            certificates: store.certificate_bytes(),
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let mut replica = StoreReplica::new(store, now);
+    let certificates = access
+        .with(|replica| replica.store().certificate_bytes())
+        .map_err(|e| e.to_string())?;
+    write_frame(&mut send, &Frame::JoinAccepted { certificates })
+        .await
+        .map_err(|e| e.to_string())?;
     let mut session = Session::new(remote);
-    let first = session.start(&mut replica);
-    let (result, _, _) = drive(&mut session, &mut replica, send, &mut recv, idle, first).await;
+    let first = access
+        .with(|replica| session.start(replica))
+        .map_err(|e| e.to_string())?;
+    let (result, _, _) = drive(&mut session, access, send, &mut recv, idle, first).await;
     let wrote_last = result.map_err(|e| e.to_string())?;
     if wrote_last {
         let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;

@@ -14,9 +14,10 @@ use iroh::{Endpoint, EndpointAddr, EndpointId};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::access::StoreAccess;
 use super::wire::{read_frame, write_frame};
 use super::{CONNECT_TIMEOUT, PeerTicket, SYNC_ALPN};
-use crate::sync::{Frame, Replica, Session, Stats, SyncError};
+use crate::sync::{Frame, Session, Stats, SyncError};
 use crate::trust::DeviceId;
 
 /// One line of the `sync` report.
@@ -84,7 +85,7 @@ impl PeerReport {
 /// last frame, and the bytes each way.
 pub async fn drive(
     session: &mut Session,
-    replica: &mut dyn Replica,
+    access: &impl StoreAccess,
     send: SendStream,
     recv: &mut RecvStream,
     idle: Duration,
@@ -130,7 +131,11 @@ pub async fn drive(
             }
         };
         received += n as u64;
-        match session.handle(replica, frame) {
+        // The store is held for this step only, never while waiting.
+        let handled = access
+            .with(|replica| session.handle(replica, frame))
+            .and_then(|out| out);
+        match handled {
             Ok(out) => {
                 let wrote = !out.is_empty();
                 for f in out {
@@ -174,7 +179,7 @@ async fn finish(conn: &Connection, wrote_last: bool) {
 pub async fn sync_with(
     endpoint: &Endpoint,
     peer: &PeerTicket,
-    replica: &mut dyn Replica,
+    access: &impl StoreAccess,
     idle: Duration,
 ) -> PeerReport {
     let device = DeviceId(peer.device);
@@ -211,13 +216,13 @@ pub async fn sync_with(
             return report;
         }
     };
-    run_session(&conn, device, replica, send, &mut recv, idle, report).await
+    run_session(&conn, device, access, send, &mut recv, idle, report).await
 }
 
 /// Serve one incoming sync connection.
 pub async fn accept_sync(
     conn: Connection,
-    replica: &mut dyn Replica,
+    access: &impl StoreAccess,
     idle: Duration,
 ) -> PeerReport {
     let device = DeviceId(*conn.remote_id().as_bytes());
@@ -233,7 +238,7 @@ pub async fn accept_sync(
             return report;
         }
     };
-    run_session(&conn, device, replica, send, &mut recv, idle, report).await
+    run_session(&conn, device, access, send, &mut recv, idle, report).await
 }
 
 /// Run a session on an open stream pair, fill the report, and close the
@@ -241,15 +246,22 @@ pub async fn accept_sync(
 async fn run_session(
     conn: &Connection,
     device: DeviceId,
-    replica: &mut dyn Replica,
+    access: &impl StoreAccess,
     send: SendStream,
     recv: &mut RecvStream,
     idle: Duration,
     mut report: PeerReport,
 ) -> PeerReport {
     let mut session = Session::new(device);
-    let first = session.start(replica);
-    let (result, sent, received) = drive(&mut session, replica, send, recv, idle, first).await;
+    let first = match access.with(|replica| session.start(replica)) {
+        Ok(first) => first,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            conn.close(1u32.into(), b"error");
+            return report;
+        }
+    };
+    let (result, sent, received) = drive(&mut session, access, send, recv, idle, first).await;
     report.fill(session.stats(), sent, received);
     match result {
         Ok(wrote_last) => {

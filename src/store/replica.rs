@@ -26,17 +26,18 @@ fn load_states(path: &std::path::Path) -> Option<BTreeMap<String, String>> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// A community store seen by a sync session. Hold the home's write lock
-/// while one is alive.
-pub struct StoreReplica<'a> {
-    store: &'a mut CommunityStore,
+/// A community store seen by sync sessions, with the documents they have
+/// loaded so far. Hold the home's write lock while using one (see
+/// [`crate::net::access`]).
+pub struct StoreReplica {
+    store: CommunityStore,
     docs: BTreeMap<String, LoadedDoc>,
     now: i64,
 }
 
-impl<'a> StoreReplica<'a> {
+impl StoreReplica {
     /// Wrap an open community.
-    pub fn new(store: &'a mut CommunityStore, now: i64) -> Self {
+    pub fn new(store: CommunityStore, now: i64) -> Self {
         StoreReplica {
             store,
             docs: BTreeMap::new(),
@@ -44,12 +45,32 @@ impl<'a> StoreReplica<'a> {
         }
     }
 
+    /// The community underneath.
+    pub fn store(&self) -> &CommunityStore {
+        &self.store
+    }
+
+    /// The community underneath, to record certificates.
+    pub fn store_mut(&mut self) -> &mut CommunityStore {
+        &mut self.store
+    }
+
+    /// Give the community back.
+    pub fn into_store(self) -> CommunityStore {
+        self.store
+    }
+
+    /// The time used to judge expiries from now on.
+    pub fn set_now(&mut self, now: i64) {
+        self.now = now;
+    }
+
     fn local(e: impl std::fmt::Display) -> SyncError {
         SyncError::Local(e.to_string())
     }
 }
 
-impl Replica for StoreReplica<'_> {
+impl Replica for StoreReplica {
     fn membership(&self) -> &Membership {
         self.store.membership()
     }
