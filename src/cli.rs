@@ -112,7 +112,8 @@ enum Command {
         /// Address to listen on
         #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
         bind: std::net::SocketAddr,
-        /// Do not look for peers on the local network (mDNS)
+        /// Do not announce this device or look for peers on the local
+        /// network (mDNS); always off when --bind is a loopback address
         #[arg(long)]
         no_mdns: bool,
         /// Relay: off, default (iroh's public relays) or a relay URL
@@ -512,7 +513,9 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
             timeout,
         } => {
             let relay = crate::net::RelayChoice::parse(&relay).map_err(output::usage)?;
-            serve::serve(ctx, bind, &relay, timeout, !no_mdns)
+            // Announcing loopback addresses on the LAN would help nobody.
+            let lan = !no_mdns && !bind.ip().is_loopback();
+            serve::serve(ctx, bind, &relay, timeout, lan)
         }
         Command::Sync {
             peers,

@@ -1,7 +1,10 @@
 //! Running the real binary against an isolated home with a fixed clock.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// The fixed clock of the tests: 2026-11-29T10:00:00Z.
 pub const NOW: &str = "1795946400";
@@ -139,4 +142,65 @@ fn to_run(out: Output) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// A `convene serve` process, stopped when dropped.
+pub struct Server {
+    child: Child,
+    /// The peer ticket it printed.
+    pub ticket: String,
+}
+
+impl Server {
+    /// `serve` on 127.0.0.1 with LAN discovery off.
+    pub fn start(home: &TestHome) -> Self {
+        Server::spawn(home.command(&["serve", "--bind", "127.0.0.1:0", "--no-mdns"]))
+    }
+
+    /// Run a prepared `serve` command and wait for its ticket.
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let ticket = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("serve printed no ticket"));
+        assert!(ticket.starts_with("cvpeer"), "{ticket}");
+        Server {
+            child,
+            ticket: ticket.trim().to_string(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `check` for up to `seconds`.
+pub fn eventually_within(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..seconds * 10 {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Poll `check` for up to ten seconds.
+pub fn eventually(check: impl FnMut() -> bool) -> bool {
+    eventually_within(10, check)
 }

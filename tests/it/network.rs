@@ -1,47 +1,9 @@
 //! Real iroh connections on 127.0.0.1 between separate processes: `serve` on
 //! one home, `join` and `sync` from others.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::common::TestHome;
-
-/// A `convene serve` process, stopped when dropped.
-struct Server {
-    child: Child,
-}
-
-impl Server {
-    fn start(home: &TestHome) -> Self {
-        let mut child = home
-            .command(&["serve", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let ticket = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("serve printed no ticket"));
-        assert!(ticket.starts_with("cvpeer"), "{ticket}");
-        Server { child }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::common::{Server, TestHome, eventually};
 
 fn joined(server_home: &TestHome, name: &str) -> TestHome {
     let ticket = server_home.ok(&["invite"]).id();
@@ -301,17 +263,6 @@ fn a_second_device_joins_as_the_same_member_without_the_member_key() {
     assert!(r.stderr.contains("already used"), "{}", r.stderr);
 }
 
-/// Poll `check` for up to ten seconds.
-fn eventually(mut check: impl FnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 #[test]
 fn serve_pushes_local_changes_to_known_peers() {
     let ana = TestHome::founded("Ana");
@@ -345,4 +296,117 @@ fn serve_pushes_local_changes_to_known_peers() {
         .ok(&["--json", "show", &rid])
         .stdout
         .contains("Pushed by Ana's serve.")));
+}
+
+#[test]
+fn a_silent_member_does_not_hold_up_serve() {
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let tid = ana.ok(&["thread", &rid, "Views", "-m", "First."]).id();
+    // A long idle timeout: under a one-session-at-a-time serve, the silent
+    // session below would hold everyone else back for a minute.
+    let server = Server::spawn(ana.command(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--timeout",
+        "60",
+    ]));
+    let bo = joined(&ana, "Bo");
+    let cy = joined(&ana, "Cy");
+    ana.ok(&["post", &tid, "-m", "Posted while Bo is silent."]);
+
+    let bo_device = convene::store::Home::new(bo.path().to_path_buf())
+        .identity()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .device;
+    let ticket = convene::net::PeerTicket::decode(&server.ticket).unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async {
+        use convene::net::SYNC_ALPN;
+        use iroh::endpoint::presets;
+        // Bo's own device key, so that Ana's gate lets the connection in.
+        let endpoint = iroh::Endpoint::builder(presets::Minimal)
+            .relay_mode(iroh::RelayMode::Disabled)
+            .secret_key(iroh::SecretKey::from_bytes(&bo_device.to_bytes()))
+            .clear_ip_transports()
+            .bind_addr("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .bind()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let id = iroh::EndpointId::from_bytes(&ticket.device).unwrap_or_else(|e| panic!("{e}"));
+        let addr = ticket
+            .addrs
+            .iter()
+            .fold(iroh::EndpointAddr::new(id), |a, s| a.with_ip_addr(*s));
+        let conn = endpoint
+            .connect(addr, SYNC_ALPN)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (mut send, _recv) = conn.open_bi().await.unwrap_or_else(|e| panic!("{e}"));
+        // Two bytes of a length prefix, then silence.
+        tokio::io::AsyncWriteExt::write_all(&mut send, &[0, 0])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let cy_sync = tokio::task::spawn_blocking(move || {
+            let r = cy.run(&["--json", "sync", "--bind", "127.0.0.1:0", "--timeout", "10"]);
+            let show = cy.ok(&["--json", "show", &rid]).stdout;
+            (r, show)
+        });
+        let (r, show) = cy_sync.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.code, 0, "Cy's sync: {}\n{}", r.stdout, r.stderr);
+        assert!(show.contains("Posted while Bo is silent."), "{show}");
+        assert!(
+            conn.close_reason().is_none(),
+            "the silent session is still open: {:?}",
+            conn.close_reason()
+        );
+        endpoint.close().await;
+    });
+}
+
+#[test]
+fn serve_retries_an_unreachable_peer_until_it_is_back() {
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let tid = ana.ok(&["thread", &rid, "Views"]).id();
+    let _ana_server = Server::start(&ana);
+    let bo = joined(&ana, "Bo");
+    // Bo listens on a fixed port, so that Ana's remembered address stays right.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bo_bind = format!("127.0.0.1:{port}");
+    let bo_serve = || Server::spawn(bo.command(&["serve", "--bind", &bo_bind, "--no-mdns"]));
+    let bo_server = bo_serve();
+    ana.ok(&[
+        "sync",
+        &bo_server.ticket,
+        "--bind",
+        "127.0.0.1:0",
+        "--timeout",
+        "10",
+    ]);
+    drop(bo_server);
+
+    // Bo is away: Ana's serve fails to push, and backs off.
+    ana.ok(&["post", &tid, "-m", "Written while Bo was away."]);
+    std::thread::sleep(Duration::from_secs(3));
+    // Bo comes back, but does not know where Ana is: only Ana's retries
+    // can bring the comment.
+    std::fs::remove_file(bo.community_dir().join("peers.json")).unwrap_or_else(|e| panic!("{e}"));
+    let _bo_server = bo_serve();
+    assert!(crate::common::eventually_within(30, || bo
+        .ok(&["--json", "show", &rid])
+        .stdout
+        .contains("Written while Bo was away.")));
 }
