@@ -33,6 +33,18 @@ pub const MAX_DOCS: usize = 50_000;
 /// Sync messages received for one document in one session before it is
 /// left for the next session (a guard against endless rounds).
 pub const MAX_ROUNDS_PER_DOC: u32 = 256;
+/// Messages without changes sent for one document in a row, with no change
+/// received for it in between, before it is left for the next session. Two
+/// peers that disagree on heads they can never reconcile (one holds back a
+/// change the other will not send again) would otherwise trade empty
+/// messages for ever.
+pub const MAX_QUIET_MESSAGES: u32 = 8;
+/// Change bytes carried by one `Sync` frame at most. A message with more is
+/// sent as several frames, each with the same heads and a share of the
+/// changes in causal order: frames stay far below the 16 MiB frame cap, and
+/// a receiver keeps each share durably as it arrives, so a catch-up cut
+/// short on a bad link resumes where it stopped.
+pub const BATCH_BYTES: usize = 4 << 20;
 
 /// What a session moved, for the `sync` report.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -67,10 +79,18 @@ pub struct Session {
     states: BTreeMap<String, State>,
     /// Documents left alone for the rest of the session.
     closed: BTreeSet<String>,
+    /// Documents we hold nothing of: we speak only once the peer has. If
+    /// both sides opened, the peer would read our empty heads twice (once
+    /// after it sent everything), take us for a peer that lost its data,
+    /// and send the whole document again.
+    waiting: BTreeSet<String>,
+    /// Messages without changes sent per document since changes last moved.
+    quiet: BTreeMap<String, u32>,
     rounds: BTreeMap<String, u32>,
     held: BTreeSet<[u8; 32]>,
     signatures: BTreeMap<[u8; 32], ChangeSignature>,
     stats: Stats,
+    batch_bytes: usize,
 }
 
 impl Session {
@@ -86,10 +106,21 @@ impl Session {
             done: false,
             states: BTreeMap::new(),
             closed: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            quiet: BTreeMap::new(),
             rounds: BTreeMap::new(),
             held: BTreeSet::new(),
             signatures: BTreeMap::new(),
             stats: Stats::default(),
+            batch_bytes: BATCH_BYTES,
+        }
+    }
+
+    /// The same, with another limit on change bytes per `Sync` frame.
+    pub fn with_batch_bytes(peer: DeviceId, batch_bytes: usize) -> Self {
+        Session {
+            batch_bytes: batch_bytes.max(1),
+            ..Session::new(peer)
         }
     }
 
@@ -268,6 +299,9 @@ impl Session {
             ours.sort();
             other.sort();
             if ours != other {
+                if ours.is_empty() {
+                    self.waiting.insert(name.clone());
+                }
                 let state = replica.sync_state(&self.peer, &name).unwrap_or_default();
                 self.states.insert(name, state);
             }
@@ -291,7 +325,7 @@ impl Session {
         let names: Vec<String> = self
             .states
             .keys()
-            .filter(|n| !self.closed.contains(*n))
+            .filter(|n| !self.closed.contains(*n) && !self.waiting.contains(*n))
             .cloned()
             .collect();
         for name in names {
@@ -308,22 +342,38 @@ impl Session {
             // single change chunks, which are checked one by one.
             message.flags = None;
             let changes = changes_in(&message).map_err(SyncError::Local)?;
-            let mut signatures = Vec::with_capacity(changes.len());
-            for change in &changes {
-                let sig = replica.signature(&name, &change.hash()).ok_or_else(|| {
-                    SyncError::Local(format!(
-                        "change {} of {name} has no stored signature",
-                        change.hash()
-                    ))
-                })?;
-                signatures.push((change.hash().0, sig.0.to_vec()));
-            }
             self.stats.sent_changes += changes.len();
-            out.push(Frame::Sync {
-                doc: name,
-                message: message.encode(),
-                signatures,
-            });
+            let quiet = self.quiet.entry(name.clone()).or_default();
+            *quiet = if changes.is_empty() { *quiet + 1 } else { 0 };
+            if *quiet > MAX_QUIET_MESSAGES {
+                self.closed.insert(name);
+                continue;
+            }
+            if changes.is_empty() {
+                out.push(Frame::Sync {
+                    doc: name,
+                    message: message.encode(),
+                    signatures: Vec::new(),
+                });
+                continue;
+            }
+            for batch in batches(&changes, self.batch_bytes) {
+                let mut signatures = Vec::with_capacity(batch.len());
+                for change in batch {
+                    let sig = replica.signature(&name, &change.hash()).ok_or_else(|| {
+                        SyncError::Local(format!(
+                            "change {} of {name} has no stored signature",
+                            change.hash()
+                        ))
+                    })?;
+                    signatures.push((change.hash().0, sig.0.to_vec()));
+                }
+                out.push(Frame::Sync {
+                    doc: name.clone(),
+                    message: with_changes(message.clone(), batch).encode(),
+                    signatures,
+                });
+            }
         }
         Ok(out)
     }
@@ -343,6 +393,7 @@ impl Session {
         if self.closed.contains(name) {
             return Ok(());
         }
+        self.waiting.remove(name);
         let rounds = self.rounds.entry(name.to_string()).or_default();
         *rounds += 1;
         if *rounds > MAX_ROUNDS_PER_DOC {
@@ -361,6 +412,9 @@ impl Session {
             self.signatures.insert(hash, ChangeSignature(sig));
         }
         let offered = changes.len();
+        if offered > 0 {
+            self.quiet.insert(name.to_string(), 0);
+        }
         let mut accepted: Vec<Change> = Vec::with_capacity(changes.len());
         let mut held_again = 0;
         for change in changes {
@@ -462,6 +516,23 @@ impl Session {
             }])
         }
     }
+}
+
+/// Consecutive runs of `changes` holding at most `limit` bytes each (a
+/// single larger change travels alone).
+pub(super) fn batches(changes: &[Change], limit: usize) -> Vec<&[Change]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, change) in changes.iter().enumerate() {
+        let size = change.raw_bytes().len();
+        if i > start && bytes + size > limit {
+            out.push(&changes[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    out.push(&changes[start..]);
+    out
 }
 
 fn frame_name(frame: &Frame) -> &'static str {

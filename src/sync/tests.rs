@@ -115,6 +115,18 @@ fn sync_pair(
 ) -> Result<(Stats, Stats), SyncError> {
     let mut sa = Session::new(b_device);
     let mut sb = Session::new(a_device);
+    run_pair(&mut sa, a, &mut sb, b, rng, &mut |_| {})
+}
+
+/// Run two sessions to the end; `watch` sees every frame on the wire.
+fn run_pair(
+    sa: &mut Session,
+    a: &mut MemoryReplica,
+    sb: &mut Session,
+    b: &mut MemoryReplica,
+    rng: &mut Rng,
+    watch: &mut dyn FnMut(&[u8]),
+) -> Result<(Stats, Stats), SyncError> {
     let mut to_b: VecDeque<Frame> = sa.start(a).into();
     let mut to_a: VecDeque<Frame> = sb.start(b).into();
     for _ in 0..100_000 {
@@ -140,12 +152,13 @@ fn sync_pair(
             (false, false) => rng.below(2) == 0,
         };
         let (frame, session, replica, out) = if a_turn {
-            (to_a.pop_front(), &mut sa, &mut *a, &mut to_b)
+            (to_a.pop_front(), &mut *sa, &mut *a, &mut to_b)
         } else {
-            (to_b.pop_front(), &mut sb, &mut *b, &mut to_a)
+            (to_b.pop_front(), &mut *sb, &mut *b, &mut to_a)
         };
         let Some(frame) = frame else { continue };
         let wire = encode(&frame);
+        watch(&wire);
         let frame = decode(&wire[4..])?;
         out.extend(session.handle(replica, frame)?);
     }
@@ -162,6 +175,74 @@ fn assert_converged(replicas: &mut [MemoryReplica]) {
 }
 
 const DOCS: [&str; 3] = ["community", "response-00aa", "draft-00bb"];
+
+#[test]
+fn a_large_catch_up_travels_in_frames_below_the_batch_limit() {
+    let c = community(2);
+    let mut rng = Rng(11);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    let text = "a long comment that takes room ".repeat(20);
+    for i in 0..120 {
+        a.write(DOCS[1], &format!("{text}{i}"), i as i64)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    const LIMIT: usize = 8 * 1024;
+    let (a_device, b_device) = (
+        DeviceId(c.devices[0].public()),
+        DeviceId(c.devices[1].public()),
+    );
+    let mut sa = Session::with_batch_bytes(b_device, LIMIT);
+    let mut sb = Session::with_batch_bytes(a_device, LIMIT);
+    let mut sync_frames = Vec::new();
+    let (sa_stats, sb_stats) = run_pair(&mut sa, &mut a, &mut sb, &mut b, &mut rng, &mut |wire| {
+        if let Ok(Frame::Sync { signatures, .. }) = decode(&wire[4..]) {
+            sync_frames.push((wire.len(), signatures.len()));
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sa_stats.sent_changes, 120);
+    assert_eq!(sb_stats.received_changes, 120);
+    let carrying: Vec<_> = sync_frames.iter().filter(|(_, n)| *n > 0).collect();
+    assert!(
+        carrying.len() >= 5,
+        "split into several frames: {carrying:?}"
+    );
+    // A frame holds at most the limit in changes, plus heads, a Bloom
+    // filter and 96 bytes of signature per change.
+    for (len, n) in &carrying {
+        assert!(*len <= LIMIT + 2048 + 96 * n, "{len} bytes for {n} changes");
+    }
+    assert_converged(&mut [a, b]);
+}
+
+#[test]
+fn batches_keep_causal_order_and_cover_every_change() {
+    let c = community(1);
+    let mut a = replica(&c, 0);
+    for i in 0..50 {
+        a.write(DOCS[0], &"x".repeat(i * 10), i as i64)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let changes: Vec<_> = a
+        .doc(DOCS[0])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get_changes(&[]);
+    for limit in [1, 100, 1_000, 10_000, usize::MAX] {
+        let parts = super::session::batches(&changes, limit);
+        let joined: Vec<_> = parts
+            .iter()
+            .flat_map(|p| p.iter())
+            .map(|c| c.hash())
+            .collect();
+        let all: Vec<_> = changes.iter().map(|c| c.hash()).collect();
+        assert_eq!(joined, all, "limit {limit}");
+        for part in &parts {
+            let bytes: usize = part.iter().map(|c| c.raw_bytes().len()).sum();
+            assert!(part.len() == 1 || bytes <= limit, "limit {limit}: {bytes}");
+        }
+    }
+}
 
 #[test]
 fn two_peers_converge_on_every_document() {
