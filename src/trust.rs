@@ -7,6 +7,8 @@
 //! written out in `docs/trust.md`.
 
 pub mod cert;
+#[cfg(test)]
+pub mod fixture;
 pub mod keys;
 pub mod membership;
 pub mod ownership;

@@ -62,3 +62,17 @@ pub fn text(file: Option<&Path>, message_arg: Option<&str>) -> anyhow::Result<St
         (None, None) => Err(usage("give the text with --file F or -m TEXT")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MAX_TEXT;
+    use crate::trust::ownership::MAX_OPS_PER_CHANGE;
+
+    #[test]
+    fn peers_accept_the_largest_edit_a_command_can_make() {
+        // Replacing the largest accepted text with another as large: every
+        // character deleted and every one inserted is an operation.
+        let largest_edit = 2 * MAX_TEXT as u64;
+        assert!(MAX_OPS_PER_CHANGE >= 2 * largest_edit);
+    }
+}

@@ -8,9 +8,7 @@ use super::frame::{decode, encode};
 use super::memory::MemoryReplica;
 use super::{Frame, Replica, Session, Stats, SyncError};
 use crate::trust::signed_change::ChangeSignature;
-use crate::trust::{
-    CertBody, Certificate, CommunityId, DeviceId, MemberId, Role, SecretKey, VerifiedCert,
-};
+use crate::trust::{CertBody, Certificate, DeviceId, MemberId, SecretKey, VerifiedCert};
 
 struct Rng(u64);
 
@@ -26,73 +24,7 @@ impl Rng {
     }
 }
 
-struct Community {
-    id: CommunityId,
-    certs: Vec<VerifiedCert>,
-    founder: SecretKey,
-    devices: Vec<SecretKey>,
-    members: Vec<SecretKey>,
-}
-
-/// A founder and `n - 1` members, each with one device.
-fn community(n: usize) -> Community {
-    let founder = SecretKey::generate();
-    let (id, genesis) = Certificate::genesis(
-        &founder,
-        &CertBody::Genesis {
-            name: "c".into(),
-            purpose: "".into(),
-            founder: MemberId(founder.public()),
-            founder_name: "F".into(),
-            at: 0,
-            nonce: "n".into(),
-        },
-    );
-    let mut certs = vec![genesis];
-    let mut members = Vec::new();
-    let mut devices = Vec::new();
-    for i in 0..n {
-        let member = if i == 0 {
-            SecretKey::from_bytes(founder.to_bytes())
-        } else {
-            SecretKey::generate()
-        };
-        if i > 0 {
-            certs.push(Certificate::issue(
-                &id,
-                &CertBody::Admit {
-                    member: MemberId(member.public()),
-                    name: format!("M{i}"),
-                    role: Role::Member,
-                    by: MemberId(founder.public()),
-                    at: 1,
-                },
-                &[&founder],
-            ));
-        }
-        let device = SecretKey::generate();
-        certs.push(Certificate::issue(
-            &id,
-            &CertBody::Device {
-                member: MemberId(member.public()),
-                device: DeviceId(device.public()),
-                label: "d".into(),
-                at: 1,
-            },
-            &[&member, &device],
-        ));
-        members.push(member);
-        devices.push(device);
-    }
-    let certs = certs.iter().filter_map(|c| c.verify(&id).ok()).collect();
-    Community {
-        id,
-        certs,
-        founder,
-        devices,
-        members,
-    }
-}
+use crate::trust::fixture::{TestCommunity as Community, community};
 
 fn replica(c: &Community, i: usize) -> MemoryReplica {
     MemoryReplica::new(
