@@ -12,6 +12,7 @@ pub mod fixture;
 pub mod keys;
 pub mod membership;
 pub mod ownership;
+pub mod removal;
 pub mod signed_change;
 pub mod statement;
 

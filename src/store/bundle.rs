@@ -19,7 +19,8 @@ use crate::bundle::Bundle;
 use crate::model::DocId;
 use crate::sync::chunks::guarded;
 use crate::trust::ownership::check_ownership;
-use crate::trust::signed_change::{ChangeSignature, verify_change};
+use crate::trust::removal::LateChanges;
+use crate::trust::signed_change::{ChangeSignature, Standing, verify_signed};
 use crate::trust::{Certificate, Membership, TrustError};
 
 /// What an import did (`bundle import --json`).
@@ -203,20 +204,23 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
             .unwrap_or_else(AutoCommit::new);
         let mut sigs = BTreeMap::new();
         let mut accepted = Vec::new();
+        let mut late = Vec::new();
         for (i, (sig, bytes)) in records.into_iter().enumerate() {
             let change = guarded(|| Change::from_bytes(bytes.clone()).map_err(|e| e.to_string()))
                 .map_err(|e| refused(store, format!("{name} change {i}: {e}")))?;
             let hash = change.hash();
             // Every signature is checked, even for changes already held: an
             // altered bundle is refused whole.
-            let verdict = verify_change(
+            let verdict = verify_signed(
                 &membership,
                 &name,
                 change.actor_id().to_bytes(),
                 &hash.0,
                 &sig,
             )
-            .and_then(|_| check_ownership(&membership, &name, &change));
+            .and_then(|(_, standing)| {
+                check_ownership(&membership, &name, &change).map(|_| standing)
+            });
             if doc.get_change_meta_by_hash(&hash).is_some() {
                 if let Err(e @ (TrustError::BadSignature(_) | TrustError::BadKey(_))) = verdict {
                     return Err(refused(store, format!("{name}: {e}")));
@@ -224,15 +228,43 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
                 continue;
             }
             match verdict {
-                Ok(_) => {
+                Ok(standing) => {
                     sigs.insert(hash.0, sig);
-                    accepted.push(change);
+                    match standing {
+                        Standing::Current => accepted.push(change),
+                        Standing::AfterRemoval => late.push(change),
+                    }
                 }
                 // A bundle carries its own certificates: a change whose author
-                // is still not a member, was removed, or overwrites another
-                // member is refused with the whole bundle.
+                // is still not a member, or that overwrites another member, is
+                // refused with the whole bundle.
                 Err(e) => return Err(refused(store, format!("{name}: {e}"))),
             }
+        }
+        if !late.is_empty() {
+            // A removed member's later change stays only if a change that
+            // stays builds on it (`trust::removal`); any other is refused with
+            // the whole bundle.
+            let mut standing = LateChanges::default();
+            for change in &late {
+                let deps = change.deps().iter().map(|d| d.0);
+                standing.add(change.hash().0, deps, Standing::AfterRemoval);
+            }
+            for change in &accepted {
+                let deps = change.deps().iter().map(|d| d.0);
+                standing.add(change.hash().0, deps, Standing::Current);
+            }
+            if let Some(hash) = standing.dropped().first() {
+                return Err(refused(
+                    store,
+                    format!(
+                        "{name}: change {} was made after its member was removed",
+                        crate::ids::short(&hex::encode(hash))
+                    ),
+                ));
+            }
+            late.append(&mut accepted);
+            accepted = late;
         }
         let offered = accepted.len();
         let before = doc.get_heads();

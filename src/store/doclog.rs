@@ -16,7 +16,8 @@ use super::frame::{self, CHANGES_MAGIC, SNAPSHOT_MAGIC};
 use super::fsutil::{append_durably, cut_torn_tail, read_if_exists, write_atomic};
 use super::{Result, StoreError};
 use crate::trust::Membership;
-use crate::trust::signed_change::{ChangeSignature, verify_change};
+use crate::trust::removal::LateChanges;
+use crate::trust::signed_change::{ChangeSignature, verify_signed};
 
 /// Bytes of a signature-table entry in a snapshot: hash (32) ‖ signature (64).
 const SIG_ENTRY: usize = 96;
@@ -74,16 +75,12 @@ fn refused(path: &Path, source: crate::trust::TrustError) -> StoreError {
     }
 }
 
-/// Is this actor a device of a removed member? (Their changes after the
-/// removal's cutoff are skipped on load rather than refused.)
-fn removed_after_cutoff(membership: &Membership, actor: &[u8]) -> bool {
-    crate::trust::signed_change::device_of_actor(actor)
-        .and_then(|d| membership.owner_of(&d))
-        .is_some_and(|m| m.removed)
-}
-
 /// Load and verify a document; `None` if it has no files. With `repair`, a
 /// torn log tail is cut (and kept aside); without, it is only skipped.
+///
+/// A removed member's later change is dropped unless a change that stays
+/// builds on it (`trust::removal`), also when it sits in the snapshot or the
+/// log because this device applied it before it learnt of the removal.
 pub fn load(
     files: &DocFiles,
     membership: &Membership,
@@ -95,6 +92,19 @@ pub fn load(
     if snapshot.is_none() && log.is_none() {
         return Ok(None);
     }
+    let mut verified = LateChanges::default();
+    // Verify one change read from disk and note its standing.
+    let mut check = |path: &Path,
+                     actor: &[u8],
+                     hash: [u8; 32],
+                     deps: Vec<[u8; 32]>,
+                     sig: &ChangeSignature|
+     -> Result<()> {
+        let (_, standing) = verify_signed(membership, &files.name, actor, &hash, sig)
+            .map_err(|e| refused(path, e))?;
+        verified.add(hash, deps, standing);
+        Ok(())
+    };
     let mut signatures = BTreeMap::new();
     let mut doc = match &snapshot {
         None => AutoCommit::new(),
@@ -132,25 +142,14 @@ pub fn load(
                         ),
                     )
                 })?;
-                let actor = meta.actor.to_bytes();
-                if let Err(e) = verify_change(membership, &files.name, actor, &hash, sig) {
-                    // A removed member's change compacted here before this
-                    // device learnt of the removal is part of the snapshot
-                    // already; refusing it would make the store unloadable.
-                    if !removed_after_cutoff(membership, actor) {
-                        return Err(refused(path, e));
-                    }
-                    tracing::warn!(
-                        "{} holds a change by a removed member from before this device learnt of the removal",
-                        path.display()
-                    );
-                }
+                let deps = meta.deps.iter().map(|d| d.0).collect();
+                check(path, meta.actor.to_bytes(), hash, deps, sig)?;
             }
             doc
         }
     };
 
-    let mut log_records = 0;
+    let mut logged = Vec::new();
     if let Some(bytes) = &log {
         let path = &files.log;
         let parsed = frame::parse(bytes, CHANGES_MAGIC)
@@ -166,8 +165,7 @@ pub fn load(
                 );
             }
         }
-        let mut changes = Vec::with_capacity(parsed.records.len());
-        let mut skipped = 0usize;
+        logged.reserve(parsed.records.len());
         for (i, record) in parsed.records.iter().enumerate() {
             if record.len() <= 64 {
                 return Err(StoreError::corrupt(
@@ -180,33 +178,63 @@ pub fn load(
             let change = guarded(path, &format!("record {i} is not a change"), || {
                 Change::from_bytes(record[64..].to_vec()).map_err(|e| e.to_string())
             })?;
-            let hash = change.hash().0;
-            let actor = change.actor_id().to_bytes();
-            let verdict =
-                verify_change(membership, &files.name, actor, &hash, &ChangeSignature(sig));
-            if let Err(e) = verdict {
-                if removed_after_cutoff(membership, actor) {
-                    // Written here before this device learnt of the removal:
-                    // kept on disk, but never applied.
-                    skipped += 1;
-                    continue;
-                }
-                return Err(refused(path, e));
-            }
-            signatures.insert(hash, ChangeSignature(sig));
+            let deps = change.deps().iter().map(|d| d.0).collect();
+            check(
+                path,
+                change.actor_id().to_bytes(),
+                change.hash().0,
+                deps,
+                &ChangeSignature(sig),
+            )?;
+            logged.push((ChangeSignature(sig), change));
+        }
+    }
+
+    let dropped = verified.dropped();
+    if !dropped.is_empty() {
+        tracing::warn!(
+            "{}: {} change(s) by removed members are not applied",
+            files.name,
+            dropped.len()
+        );
+        let in_snapshot = doc
+            .get_changes_meta(&[])
+            .iter()
+            .any(|m| dropped.contains(&m.hash.0));
+        if in_snapshot {
+            // Applied here before this device learnt of the removal: rebuild
+            // the document without them.
+            let kept: Vec<Change> = doc
+                .get_changes(&[])
+                .into_iter()
+                .filter(|c| !dropped.contains(&c.hash().0))
+                .collect();
+            let mut rebuilt = AutoCommit::new();
+            guarded(&files.snapshot, "cannot rebuild the snapshot", || {
+                rebuilt.apply_changes(kept).map_err(|e| e.to_string())
+            })?;
+            doc = rebuilt;
+        }
+        signatures.retain(|h, _| !dropped.contains(h));
+    }
+    let mut changes = Vec::with_capacity(logged.len());
+    for (sig, change) in logged {
+        let hash = change.hash().0;
+        if !dropped.contains(&hash) {
+            signatures.insert(hash, sig);
             changes.push(change);
         }
-        log_records = changes.len();
-        guarded(path, "cannot apply the logged changes", || {
-            doc.apply_changes(changes).map_err(|e| e.to_string())
-        })?;
-        let missing = doc.get_missing_deps(&[]);
-        if !missing.is_empty() && skipped == 0 {
-            return Err(StoreError::corrupt(
-                path,
-                format!("{} changes refer to history that is missing", missing.len()),
-            ));
-        }
+    }
+    let log_records = changes.len();
+    guarded(&files.log, "cannot apply the logged changes", || {
+        doc.apply_changes(changes).map_err(|e| e.to_string())
+    })?;
+    let missing = doc.get_missing_deps(&[]);
+    if !missing.is_empty() {
+        return Err(StoreError::corrupt(
+            &files.log,
+            format!("{} changes refer to history that is missing", missing.len()),
+        ));
     }
     tracing::debug!(
         "loaded {} with {} verified changes ({} from the log)",
@@ -259,4 +287,120 @@ pub fn compact(files: &DocFiles, loaded: &mut LoadedDoc) -> Result<()> {
     write_atomic(&files.log, CHANGES_MAGIC)?;
     loaded.log_records = 0;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, AutoCommit, ROOT, ReadDoc};
+
+    use super::*;
+    use crate::trust::fixture::{TestCommunity, community};
+    use crate::trust::signed_change::{actor_bytes, sign_change};
+    use crate::trust::{CertBody, Certificate, MemberId, Membership};
+
+    /// Member `i` writes `key` on top of `doc`; returns the signed record.
+    fn write(
+        c: &TestCommunity,
+        i: usize,
+        doc: &mut AutoCommit,
+        key: &str,
+    ) -> (ChangeSignature, Vec<u8>) {
+        doc.set_actor(ActorId::from(actor_bytes(&c.device(i), &[i as u8; 8])));
+        doc.put(ROOT, key, i as i64)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let hash = doc.commit().unwrap_or_else(|| panic!("no change"));
+        let change = doc
+            .get_change_by_hash(&hash)
+            .unwrap_or_else(|| panic!("no change"));
+        let sig = sign_change(&c.devices[i], &c.id, "community", &hash.0);
+        (sig, change.raw_bytes().to_vec())
+    }
+
+    /// The membership after the founder removed member `i`, keeping `kept`.
+    fn removed(c: &TestCommunity, i: usize, kept: &[String]) -> Membership {
+        let revoke = Certificate::issue(
+            &c.id,
+            &CertBody::Revoke {
+                member: MemberId(c.members[i].public()),
+                reason: "left".into(),
+                by: MemberId(c.founder.public()),
+                at: 5,
+                cutoff: BTreeMap::from([("community".to_string(), kept.to_vec())]),
+            },
+            &[&c.founder],
+        );
+        let mut certs = c.certs.clone();
+        certs.push(revoke.verify(&c.id).unwrap_or_else(|e| panic!("{e}")));
+        Membership::build(c.id, &certs).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// M (member 2) writes "before" and, after its removal, "late"; B
+    /// (member 1) answers on top of it if `answered`. Returns the files, the
+    /// hash of "before", and the membership before the removal.
+    fn history(c: &TestCommunity, dir: &Path, answered: bool) -> (DocFiles, String) {
+        let files = DocFiles::new(dir, "community");
+        let mut doc = AutoCommit::new();
+        let before = write(c, 2, &mut doc, "before");
+        let before_hash = hex::encode(doc.get_heads()[0].0);
+        let mut records = vec![before, write(c, 2, &mut doc, "late")];
+        if answered {
+            records.push(write(c, 1, &mut doc, "answer"));
+        }
+        append(&files, &records).unwrap_or_else(|e| panic!("{e}"));
+        (files, before_hash)
+    }
+
+    fn keys_after_load(files: &DocFiles, membership: &Membership) -> Vec<String> {
+        let loaded = load(files, membership, true, 0)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no document"));
+        loaded.doc.keys(ROOT).collect()
+    }
+
+    #[test]
+    fn a_late_change_nobody_answered_is_dropped_from_the_log_and_the_snapshot() {
+        let c = community(3);
+        for compacted in [false, true] {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let (files, before) = history(&c, dir.path(), false);
+            if compacted {
+                // Compacted while this device did not know of the removal.
+                let mut loaded = load(&files, &c.membership(), true, 0)
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .unwrap_or_else(|| panic!("no document"));
+                compact(&files, &mut loaded).unwrap_or_else(|e| panic!("{e}"));
+            }
+            assert_eq!(keys_after_load(&files, &c.membership()), ["before", "late"]);
+            let after = removed(&c, 2, std::slice::from_ref(&before));
+            assert_eq!(
+                keys_after_load(&files, &after),
+                ["before"],
+                "compacted: {compacted}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_late_change_someone_answered_stays() {
+        let c = community(3);
+        for compacted in [false, true] {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let (files, before) = history(&c, dir.path(), true);
+            if compacted {
+                let mut loaded = load(&files, &c.membership(), true, 0)
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .unwrap_or_else(|| panic!("no document"));
+                compact(&files, &mut loaded).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let after = removed(&c, 2, &[before]);
+            assert_eq!(
+                keys_after_load(&files, &after),
+                ["answer", "before", "late"],
+                "compacted: {compacted}"
+            );
+        }
+    }
 }

@@ -80,13 +80,19 @@ impl Replica for StoreReplica {
     }
 
     fn add_certificates(&mut self, certs: &[Certificate]) -> Result<usize, SyncError> {
-        self.store.add_certificates(certs).map_err(|e| {
+        let added = self.store.add_certificates(certs).map_err(|e| {
             if e.is_integrity() {
                 SyncError::Refused(e.to_string())
             } else {
                 SyncError::Local(e.to_string())
             }
-        })
+        })?;
+        if added > 0 {
+            // Load the documents again under the new membership: a removal
+            // drops what its member wrote later (`trust::removal`).
+            self.docs.clear();
+        }
+        Ok(added)
     }
 
     fn doc_names(&mut self) -> Result<Vec<String>, SyncError> {

@@ -8,7 +8,8 @@ use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 
 use super::{Replica, SyncError};
-use crate::trust::signed_change::{ChangeSignature, actor_bytes, sign_change};
+use crate::trust::removal::LateChanges;
+use crate::trust::signed_change::{ChangeSignature, actor_bytes, sign_change, verify_signed};
 use crate::trust::{Certificate, CommunityId, DeviceId, Membership, SecretKey, VerifiedCert};
 
 /// One device's copy of a community, in memory.
@@ -19,6 +20,8 @@ pub struct MemoryReplica {
     signatures: BTreeMap<String, BTreeMap<ChangeHash, ChangeSignature>>,
     device: SecretKey,
     actor: ActorId,
+    /// Tests only: behave like a peer that ignores removals.
+    ignore_removals: bool,
 }
 
 impl MemoryReplica {
@@ -39,7 +42,15 @@ impl MemoryReplica {
             signatures: BTreeMap::new(),
             device,
             actor,
+            ignore_removals: false,
         })
+    }
+
+    /// The same replica, behaving like a modified or outdated peer that
+    /// keeps a removed member's later changes and offers them on.
+    pub fn ignoring_removals(mut self) -> Self {
+        self.ignore_removals = true;
+        self
     }
 
     /// Put `key = value` at the root of `doc` as this device, signed.
@@ -85,6 +96,41 @@ impl MemoryReplica {
     }
 }
 
+impl MemoryReplica {
+    /// Rebuild every document without the removed members' later changes
+    /// that nothing kept builds on, as the store does on its next load.
+    fn drop_late_changes(&mut self) {
+        for (name, doc) in self.docs.iter_mut() {
+            let sigs = self.signatures.get(name);
+            let changes = doc.get_changes(&[]);
+            let mut late = LateChanges::default();
+            for change in &changes {
+                let Some(sig) = sigs.and_then(|s| s.get(&change.hash())) else {
+                    continue;
+                };
+                let actor = change.actor_id().to_bytes();
+                if let Ok((_, standing)) =
+                    verify_signed(&self.membership, name, actor, &change.hash().0, sig)
+                {
+                    late.add(change.hash().0, change.deps().iter().map(|d| d.0), standing);
+                }
+            }
+            let dropped = late.dropped();
+            if dropped.is_empty() {
+                continue;
+            }
+            let mut rebuilt = AutoCommit::new().with_actor(self.actor.clone());
+            let kept: Vec<Change> = changes
+                .into_iter()
+                .filter(|c| !dropped.contains(&c.hash().0))
+                .collect();
+            if rebuilt.apply_changes(kept).is_ok() {
+                *doc = rebuilt;
+            }
+        }
+    }
+}
+
 impl Replica for MemoryReplica {
     fn membership(&self) -> &Membership {
         &self.membership
@@ -107,6 +153,9 @@ impl Replica for MemoryReplica {
         }
         self.membership = Membership::build(self.membership.community, &self.certs)
             .map_err(|e| SyncError::Refused(e.to_string()))?;
+        if added > 0 && !self.ignore_removals {
+            self.drop_late_changes();
+        }
         Ok(added)
     }
 

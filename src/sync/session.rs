@@ -23,7 +23,8 @@ use super::frame::Frame;
 use super::{PROTOCOL_VERSION, Replica, SyncError};
 use crate::model::DocId;
 use crate::trust::ownership::check_ownership;
-use crate::trust::signed_change::{ChangeSignature, verify_change};
+use crate::trust::removal::LateChanges;
+use crate::trust::signed_change::{ChangeSignature, Standing, verify_signed};
 use crate::trust::{Certificate, DeviceId, TrustError, sha256};
 
 /// A session handles at most this many frames.
@@ -39,6 +40,8 @@ pub const MAX_ROUNDS_PER_DOC: u32 = 256;
 /// change the other will not send again) would otherwise trade empty
 /// messages for ever.
 pub const MAX_QUIET_MESSAGES: u32 = 8;
+/// Removed members' later changes kept aside per session, at most.
+pub const MAX_LATE_KEPT_ASIDE: usize = 10_000;
 /// Change bytes carried by one `Sync` frame at most. A message with more is
 /// sent as several frames, each with the same heads and a share of the
 /// changes in causal order: frames stay far below the 16 MiB frame cap, and
@@ -86,6 +89,9 @@ pub struct Session {
     waiting: BTreeSet<String>,
     /// Messages without changes sent per document since changes last moved.
     quiet: BTreeMap<String, u32>,
+    /// Removed members' later changes received in this session, kept aside
+    /// in case a later accepted change builds on them.
+    late: BTreeMap<[u8; 32], Change>,
     rounds: BTreeMap<String, u32>,
     held: BTreeSet<[u8; 32]>,
     signatures: BTreeMap<[u8; 32], ChangeSignature>,
@@ -108,6 +114,7 @@ impl Session {
             closed: BTreeSet::new(),
             waiting: BTreeSet::new(),
             quiet: BTreeMap::new(),
+            late: BTreeMap::new(),
             rounds: BTreeMap::new(),
             held: BTreeSet::new(),
             signatures: BTreeMap::new(),
@@ -424,28 +431,63 @@ impl Session {
             })?;
             let membership = replica.membership();
             let verdict =
-                verify_change(membership, name, change.actor_id().to_bytes(), &hash.0, sig)
-                    .and_then(|_| {
-                        guarded(|| Ok(check_ownership(membership, name, &change))).unwrap_or_else(
-                            |e| {
+                verify_signed(membership, name, change.actor_id().to_bytes(), &hash.0, sig)
+                    .and_then(|(_, standing)| {
+                        guarded(|| Ok(check_ownership(membership, name, &change)))
+                            .unwrap_or_else(|e| {
                                 Err(TrustError::ChangeRefused {
                                     change: hash.to_string(),
                                     device: String::new(),
                                     reason: e,
                                 })
-                            },
-                        )
+                            })
+                            .map(|_| standing)
                     });
+            let late = matches!(verdict, Ok(Standing::AfterRemoval));
             match verdict {
-                Ok(_) => accepted.push(change),
-                Err(TrustError::ChangeRefused { .. }) => {
+                Ok(Standing::Current) => accepted.push(change),
+                Ok(Standing::AfterRemoval) | Err(TrustError::ChangeRefused { .. }) => {
                     if self.held.insert(hash.0) {
                         self.stats.held_back += 1;
                     } else {
                         held_again += 1;
                     }
+                    if late && self.late.len() < MAX_LATE_KEPT_ASIDE {
+                        self.late.entry(hash.0).or_insert(change);
+                    }
                 }
                 Err(e) => return Err(SyncError::Refused(format!("{name}: {e}"))),
+            }
+        }
+        if !self.late.is_empty() && !accepted.is_empty() {
+            // A removed member's later change that an accepted change builds
+            // on stays after all (`trust::removal`).
+            let mut late = LateChanges::default();
+            for (hash, change) in &self.late {
+                let deps = change.deps().iter().map(|d| d.0);
+                late.add(*hash, deps, Standing::AfterRemoval);
+            }
+            for change in &accepted {
+                let deps = change.deps().iter().map(|d| d.0);
+                late.add(change.hash().0, deps, Standing::Current);
+            }
+            let dropped = late.dropped();
+            let kept: Vec<[u8; 32]> = self
+                .late
+                .keys()
+                .filter(|h| !dropped.contains(*h))
+                .copied()
+                .collect();
+            let mut admitted = Vec::with_capacity(kept.len() + accepted.len());
+            for hash in kept {
+                if let Some(change) = self.late.remove(&hash) {
+                    self.stats.held_back = self.stats.held_back.saturating_sub(1);
+                    admitted.push(change);
+                }
+            }
+            if !admitted.is_empty() {
+                admitted.append(&mut accepted);
+                accepted = admitted;
             }
         }
         if offered > 0 && held_again == offered {

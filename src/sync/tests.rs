@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use automerge::ChangeHash;
+
 use super::frame::{decode, encode};
 use super::memory::MemoryReplica;
 use super::{Frame, Replica, Session, Stats, SyncError};
@@ -387,50 +389,113 @@ fn another_communitys_peer_is_refused() {
     );
 }
 
-#[test]
-fn a_removed_members_later_changes_are_held_back_while_earlier_ones_stay() {
-    let c = community(3);
-    let mut rng = Rng(17);
-    let devices: Vec<DeviceId> = c.devices.iter().map(|d| DeviceId(d.public())).collect();
-    let mut a = replica(&c, 0);
-    let mut m = replica(&c, 2);
-    m.write("community", "before", 1)
-        .unwrap_or_else(|e| panic!("{e}"));
-    sync_pair(&mut a, devices[0], &mut m, devices[2], &mut rng).unwrap_or_else(|e| panic!("{e}"));
-    // The founder removes M, keeping the change of M's that A holds.
-    let before_hash = m.all_heads()["community"][0].to_string();
+/// The founder's removal of member `i`, keeping the changes `kept` of
+/// the community document.
+fn removal(c: &Community, i: usize, kept: Vec<ChangeHash>) -> Certificate {
     let mut cutoff = BTreeMap::new();
-    cutoff.insert("community".to_string(), vec![before_hash]);
-    let revoke = Certificate::issue(
+    cutoff.insert(
+        "community".to_string(),
+        kept.iter().map(|h| h.to_string()).collect(),
+    );
+    Certificate::issue(
         &c.id,
         &CertBody::Revoke {
-            member: MemberId(c.members[2].public()),
+            member: MemberId(c.members[i].public()),
             reason: "left".into(),
             by: MemberId(c.founder.public()),
             at: 5,
             cutoff,
         },
         &[&c.founder],
-    );
-    a.add_certificates(&[revoke])
+    )
+}
+
+/// Founder A, member B and member M; M wrote "before", which A holds, then
+/// A removed M, then M wrote "late" and gave it to `b` only.
+fn late_change_reaches(b: &mut MemoryReplica, c: &Community, rng: &mut Rng) -> MemoryReplica {
+    let mut a = replica(c, 0);
+    let mut m = replica(c, 2);
+    m.write("community", "before", 1)
         .unwrap_or_else(|e| panic!("{e}"));
-    // M writes again; M's later change reaches B only through a third member.
-    m.write("community", "after", 2)
+    sync_pair(&mut a, c.device(0), &mut m, c.device(2), rng).unwrap_or_else(|e| panic!("{e}"));
+    let kept = m.all_heads()["community"].clone();
+    a.add_certificates(&[removal(c, 2, kept)])
         .unwrap_or_else(|e| panic!("{e}"));
+    m.write("community", "late", 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    sync_pair(b, c.device(1), &mut m, c.device(2), rng).unwrap_or_else(|e| panic!("{e}"));
+    assert!(b.all_values()["community"].contains("late"));
+    // And M itself can no longer sync with A.
+    assert!(sync_pair(&mut a, c.device(0), &mut m, c.device(2), rng).is_err());
+    a
+}
+
+#[test]
+fn a_removed_members_late_change_is_dropped_once_the_removal_is_known() {
+    let c = community(3);
+    let mut rng = Rng(17);
     let mut b = replica(&c, 1);
-    sync_pair(&mut b, devices[1], &mut m, devices[2], &mut rng).unwrap_or_else(|e| panic!("{e}"));
-    let (sa, _) = sync_pair(&mut a, devices[0], &mut b, devices[1], &mut rng)
+    let mut a = late_change_reaches(&mut b, &c, &mut rng);
+    let (sa, _) = sync_pair(&mut a, c.device(0), &mut b, c.device(1), &mut rng)
         .unwrap_or_else(|e| panic!("{e}"));
-    let values = a.all_values();
+    assert_eq!(sa.received_changes, 0);
+    let mut both = [a, b];
+    assert_converged(&mut both);
+    let values = both[0].all_values();
     assert!(values["community"].contains("before"));
     assert!(
-        !values["community"].contains("after"),
+        !values["community"].contains("late"),
         "{}",
         values["community"]
     );
+}
+
+#[test]
+fn a_removed_members_late_change_is_held_back_from_a_peer_that_ignores_the_removal() {
+    let c = community(3);
+    let mut rng = Rng(19);
+    let mut b = replica(&c, 1).ignoring_removals();
+    let mut a = late_change_reaches(&mut b, &c, &mut rng);
+    let (sa, _) = sync_pair(&mut a, c.device(0), &mut b, c.device(1), &mut rng)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(sa.held_back, 1);
-    // And M itself can no longer sync with A.
-    assert!(sync_pair(&mut a, devices[0], &mut m, devices[2], &mut rng).is_err());
+    let values = a.all_values();
+    assert!(values["community"].contains("before"));
+    assert!(
+        !values["community"].contains("late"),
+        "{}",
+        values["community"]
+    );
+}
+
+#[test]
+fn an_answer_to_a_removed_members_late_change_keeps_it_everywhere() {
+    let c = community(4);
+    let mut rng = Rng(29);
+    let mut b = replica(&c, 1);
+    let mut a = late_change_reaches(&mut b, &c, &mut rng);
+    // B, not yet aware of the removal, answers on top of M's late change.
+    b.write("community", "answer", 3)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (sa, _) = sync_pair(&mut a, c.device(0), &mut b, c.device(1), &mut rng)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((sa.received_changes, sa.held_back), (2, 0), "{sa:?}");
+    // A fourth member who never met B gets both from A.
+    let mut d = replica(&c, 3);
+    sync_pair(&mut d, c.device(3), &mut a, c.device(0), &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    let mut all = [a, b, d];
+    assert_converged(&mut all);
+    let values = all[2].all_values();
+    assert!(
+        values["community"].contains("answer"),
+        "{}",
+        values["community"]
+    );
+    assert!(
+        values["community"].contains("late"),
+        "{}",
+        values["community"]
+    );
 }
 
 #[test]

@@ -76,6 +76,17 @@ pub fn sign_change(
     ChangeSignature(device.sign(CHANGE_DOMAIN, community, &change_message(doc, hash)))
 }
 
+/// Where a change stands with respect to its author's removal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Its author is a member, or the removal keeps it (lists its hash).
+    Current,
+    /// Its author was removed and the removal does not keep it. It is
+    /// authentic, but refused unless a change that stays builds on it (see
+    /// [`super::removal`]).
+    AfterRemoval,
+}
+
 /// Accept a change of document `doc` only if its actor names a device of a
 /// member with write rights, the member was not removed before it (the
 /// removal lists its hash), and the signature by that device holds.
@@ -86,6 +97,25 @@ pub fn verify_change(
     hash: &[u8; 32],
     signature: &ChangeSignature,
 ) -> Result<VerifiedChange, TrustError> {
+    match verify_signed(membership, doc, actor, hash, signature)? {
+        (verified, Standing::Current) => Ok(verified),
+        (verified, Standing::AfterRemoval) => Err(TrustError::ChangeRefused {
+            change: crate::ids::short(&hex::encode(hash)).to_string(),
+            device: verified.device.short(),
+            reason: "its member was removed".into(),
+        }),
+    }
+}
+
+/// Check that a change comes from a device of a member with write rights and
+/// that its signature holds, and say whether the author's removal keeps it.
+pub fn verify_signed(
+    membership: &Membership,
+    doc: &str,
+    actor: &[u8],
+    hash: &[u8; 32],
+    signature: &ChangeSignature,
+) -> Result<(VerifiedChange, Standing), TrustError> {
     let refuse = |device: String, reason: &str| TrustError::ChangeRefused {
         change: crate::ids::short(&hex::encode(hash)).to_string(),
         device,
@@ -96,15 +126,6 @@ pub fn verify_change(
     let owner = membership
         .owner_of(&device)
         .ok_or_else(|| refuse(device.short(), "device is not a device of any member"))?;
-    if owner.removed {
-        let before_removal = owner
-            .revocation
-            .as_ref()
-            .is_some_and(|r| r.covers(doc, &hex::encode(hash)));
-        if !before_removal {
-            return Err(refuse(device.short(), "its member was removed"));
-        }
-    }
     if !owner.role.can_write() {
         return Err(refuse(device.short(), "its member is an observer"));
     }
@@ -116,11 +137,24 @@ pub fn verify_change(
         &signature.0,
         &format!("change {}", crate::ids::short(&hex::encode(hash))),
     )?;
-    Ok(VerifiedChange {
-        hash: *hash,
-        device,
-        author: owner.id,
-    })
+    let kept = !owner.removed
+        || owner
+            .revocation
+            .as_ref()
+            .is_some_and(|r| r.covers(doc, &hex::encode(hash)));
+    let standing = if kept {
+        Standing::Current
+    } else {
+        Standing::AfterRemoval
+    };
+    Ok((
+        VerifiedChange {
+            hash: *hash,
+            device,
+            author: owner.id,
+        },
+        standing,
+    ))
 }
 
 #[cfg(test)]

@@ -353,3 +353,76 @@ fn a_removed_members_later_changes_in_a_bundle_are_refused() {
     assert_eq!(before, after);
     assert!(after.contains("Before removal.") && !after.contains("After removal."));
 }
+
+/// Ana founds, Bo and Cy join offline; Cy posts, then Ana removes Cy, then
+/// Cy posts again and Bo, not yet aware, imports it. Returns the homes, the
+/// response id and the thread id.
+fn late_post_reaches_bo() -> (TestHome, TestHome, String, String) {
+    let ana = TestHome::founded("Ana");
+    let mut others = Vec::new();
+    for name in ["Bo", "Cy"] {
+        let ticket = ana.ok(&["invite", "--addr", "127.0.0.1:9"]).id();
+        let home = TestHome::new();
+        home.ok(&["init", "--name", name]);
+        home.ok(&["join", &ticket, "--bind", "127.0.0.1:0", "--timeout", "1"]);
+        others.push(home);
+    }
+    let cy = others.pop().unwrap_or_else(|| panic!("no Cy"));
+    let bo = others.pop().unwrap_or_else(|| panic!("no Bo"));
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let tid = ana.ok(&["thread", &rid, "Views"]).id();
+    let a1 = path(&ana, "a1.bundle");
+    ana.ok(&["bundle", "export", "-o", &a1]);
+    bo.ok(&["bundle", "import", &a1]);
+    cy.ok(&["bundle", "import", &a1]);
+    cy.ok(&["post", &tid, "-m", "Before removal, by Cy."]);
+    let c1 = path(&cy, "c1.bundle");
+    cy.ok(&["bundle", "export", "-o", &c1]);
+    ana.ok(&["bundle", "import", &c1]);
+    bo.ok(&["bundle", "import", &c1]);
+    ana.ok(&["remove", "Cy", "--reason", "left"]);
+    cy.ok(&["post", &tid, "-m", "Late, by Cy."]);
+    let c2 = path(&cy, "c2.bundle");
+    cy.ok(&["bundle", "export", "-o", &c2]);
+    bo.ok(&["bundle", "import", &c2]);
+    assert!(bo.ok(&["show", &rid]).stdout.contains("Late, by Cy."));
+    (ana, bo, rid, tid)
+}
+
+/// Bundles both ways between `a` and `b`.
+fn exchange(a: &TestHome, b: &TestHome, tag: &str) {
+    let from_a = path(a, &format!("{tag}-a.bundle"));
+    a.ok(&["bundle", "export", "-o", &from_a]);
+    b.ok(&["bundle", "import", &from_a]);
+    let from_b = path(b, &format!("{tag}-b.bundle"));
+    b.ok(&["bundle", "export", "-o", &from_b]);
+    a.ok(&["bundle", "import", &from_b]);
+}
+
+#[test]
+fn a_removed_members_late_post_nobody_answered_disappears_where_it_arrived_early() {
+    let (ana, bo, rid, _) = late_post_reaches_bo();
+    exchange(&ana, &bo, "x");
+    let shown = ana.ok(&["--json", "show", &rid]).stdout;
+    assert!(shown.contains("Before removal, by Cy."), "{shown}");
+    assert!(!shown.contains("Late, by Cy."), "{shown}");
+    assert_eq!(bo.ok(&["--json", "show", &rid]).stdout, shown);
+    assert_eq!(
+        bo.ok(&["--json", "tally", &rid]).stdout,
+        ana.ok(&["--json", "tally", &rid]).stdout
+    );
+}
+
+#[test]
+fn a_removed_members_late_post_that_someone_answered_stays_everywhere() {
+    let (ana, bo, rid, tid) = late_post_reaches_bo();
+    // Bo answers before hearing of the removal: the answer builds on it.
+    bo.ok(&["post", &tid, "-m", "Answer by Bo."]);
+    exchange(&ana, &bo, "x");
+    let shown = ana.ok(&["--json", "show", &rid]).stdout;
+    assert!(shown.contains("Late, by Cy."), "{shown}");
+    assert!(shown.contains("Answer by Bo."), "{shown}");
+    assert_eq!(bo.ok(&["--json", "show", &rid]).stdout, shown);
+}
