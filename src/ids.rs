@@ -9,9 +9,33 @@ use std::fmt;
 /// How many hex digits of an id people see.
 pub const SHORT_LEN: usize = 8;
 
+#[cfg(test)]
+thread_local! {
+    /// Tests only: a seeded source instead of the operating system's, so a
+    /// simulation replays exactly from its seed.
+    static SEEDED: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Tests only: draw this thread's random bytes from `seed` from now on.
+#[cfg(test)]
+pub fn seed_random_for_tests(seed: u64) {
+    SEEDED.with(|s| s.set(Some(seed.max(1))));
+}
+
 /// Fill an array with random bytes from the operating system.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
+    #[cfg(test)]
+    if let Some(mut state) = SEEDED.with(|s| s.get()) {
+        for byte in out.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *byte = (state >> 24) as u8;
+        }
+        SEEDED.with(|s| s.set(Some(state)));
+        return out;
+    }
     if getrandom::fill(&mut out).is_err() {
         // The OS random source failing is unrecoverable for a tool that makes keys.
         panic!("the operating system's random source is unavailable");

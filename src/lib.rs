@@ -13,6 +13,8 @@ pub mod clock;
 pub mod ids;
 pub mod model;
 pub mod net;
+#[cfg(test)]
+mod sim;
 pub mod store;
 pub mod sync;
 pub mod trust;

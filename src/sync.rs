@@ -10,6 +10,8 @@
 
 pub mod chunks;
 pub mod frame;
+#[cfg(test)]
+pub mod harness;
 pub mod memory;
 pub mod replica;
 pub mod session;

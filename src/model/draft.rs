@@ -91,7 +91,7 @@ impl Workspace {
         Ok(true)
     }
 
-    /// The drafts of a response, oldest first.
+    /// The drafts of a response whose document is here, oldest first.
     pub fn draft_entries(&mut self, response: &ObjectId) -> Result<Vec<DraftEntry>> {
         let drafts = self.discussion_map(response, "drafts")?;
         let (doc, m) = self.discussion(response)?;
@@ -109,7 +109,16 @@ impl Workspace {
             })
             .collect();
         out.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
-        Ok(out)
+        // A draft whose document has not arrived (a sync cut short, or its
+        // creation dropped with a removed member's late changes) is not
+        // listed.
+        let mut present = Vec::with_capacity(out.len());
+        for entry in out {
+            if self.load(&DocId::Draft(entry.id.clone()))? {
+                present.push(entry);
+            }
+        }
+        Ok(present)
     }
 
     /// Find a draft by id prefix across all responses.

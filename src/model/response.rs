@@ -140,7 +140,8 @@ impl Workspace {
         Ok(id)
     }
 
-    /// The index of responses, oldest first.
+    /// The index of responses whose discussion document is here, oldest
+    /// first.
     pub fn index(&mut self) -> Result<Vec<IndexEntry>> {
         if !self.load(&DocId::Community)? {
             return Ok(Vec::new());
@@ -173,7 +174,15 @@ impl Workspace {
             })
             .collect();
         out.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
-        Ok(out)
+        // A response whose discussion document has not arrived (a sync cut
+        // short) is not listed yet.
+        let mut present = Vec::with_capacity(out.len());
+        for entry in out {
+            if self.load(&DocId::Response(entry.id.clone()))? {
+                present.push(entry);
+            }
+        }
+        Ok(present)
     }
 
     /// The index entry of one response.

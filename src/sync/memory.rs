@@ -9,7 +9,9 @@ use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 
 use super::{Replica, SyncError};
 use crate::trust::removal::LateChanges;
-use crate::trust::signed_change::{ChangeSignature, actor_bytes, sign_change, verify_signed};
+use crate::trust::signed_change::{
+    ChangeSignature, actor_bytes, device_of_actor, sign_change, verify_signed,
+};
 use crate::trust::{Certificate, CommunityId, DeviceId, Membership, SecretKey, VerifiedCert};
 
 /// One device's copy of a community, in memory.
@@ -72,6 +74,90 @@ impl MemoryReplica {
             .or_default()
             .insert(hash, sig);
         Ok(())
+    }
+
+    /// This replica's actor (device key ‖ suffix).
+    pub fn actor(&self) -> ActorId {
+        self.actor.clone()
+    }
+
+    /// The certificates held.
+    pub fn verified_certs(&self) -> &[VerifiedCert] {
+        &self.certs
+    }
+
+    /// A copy of every document (for a model workspace to read).
+    pub fn docs_copy(&self) -> BTreeMap<String, AutoCommit> {
+        self.docs.clone()
+    }
+
+    /// Keep changes a model workspace made here, signed by this device.
+    pub fn commit_local(&mut self, doc: &str, changes: &[Change]) -> Result<(), SyncError> {
+        let actor = self.actor.clone();
+        let d = self
+            .docs
+            .entry(doc.to_string())
+            .or_insert_with(|| AutoCommit::new().with_actor(actor));
+        d.apply_changes(changes.iter().cloned())
+            .map_err(|e| SyncError::Local(e.to_string()))?;
+        let sigs = self.signatures.entry(doc.to_string()).or_default();
+        for change in changes {
+            let hash = change.hash();
+            sigs.insert(
+                hash,
+                sign_change(&self.device, &self.membership.community, doc, &hash.0),
+            );
+        }
+        Ok(())
+    }
+
+    /// Every change `device` made, per document, as hex hashes (what a
+    /// removal keeps).
+    pub fn changes_by(&mut self, device: &DeviceId) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for (name, doc) in self.docs.iter_mut() {
+            let hashes: Vec<String> = doc
+                .get_changes_meta(&[])
+                .iter()
+                .filter(|m| device_of_actor(m.actor.to_bytes()) == Some(*device))
+                .map(|m| m.hash.to_string())
+                .collect();
+            if !hashes.is_empty() {
+                out.insert(name.clone(), hashes);
+            }
+        }
+        out
+    }
+
+    /// A restart: every document rebuilt from its changes, as the store
+    /// loads them (anything only in memory, such as changes waiting for
+    /// their dependencies, is gone).
+    pub fn restart(&mut self) {
+        for doc in self.docs.values_mut() {
+            let changes = doc.get_changes(&[]);
+            let mut fresh = AutoCommit::new().with_actor(self.actor.clone());
+            if fresh.apply_changes(changes).is_ok() {
+                *doc = fresh;
+            }
+        }
+        if !self.ignore_removals {
+            self.drop_late_changes();
+        }
+    }
+
+    /// Every change of a document, with its signature when held.
+    pub fn changes_of(&mut self, doc: &str) -> Vec<(Change, Option<ChangeSignature>)> {
+        let Some(d) = self.docs.get_mut(doc) else {
+            return Vec::new();
+        };
+        let sigs = self.signatures.get(doc);
+        d.get_changes(&[])
+            .into_iter()
+            .map(|c| {
+                let sig = sigs.and_then(|s| s.get(&c.hash())).copied();
+                (c, sig)
+            })
+            .collect()
     }
 
     /// Heads of every document, for comparing replicas.

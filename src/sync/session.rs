@@ -34,11 +34,13 @@ pub const MAX_DOCS: usize = 50_000;
 /// Sync messages received for one document in one session before it is
 /// left for the next session (a guard against endless rounds).
 pub const MAX_ROUNDS_PER_DOC: u32 = 256;
-/// Messages without changes sent for one document in a row, with no change
-/// received for it in between, before it is left for the next session. Two
-/// peers that disagree on heads they can never reconcile (one holds back a
-/// change the other will not send again) would otherwise trade empty
-/// messages for ever.
+/// Messages without changes received for one document in a row, with no
+/// change sent or received for it in between, before it is left for the
+/// next session; and messages sent for one document with none received for
+/// it in between. Two peers that disagree on heads they can never reconcile
+/// (one holds back a change the other will not send again) would otherwise
+/// trade empty messages for ever, or one would keep talking to a peer that
+/// has left the document.
 pub const MAX_QUIET_MESSAGES: u32 = 8;
 /// Removed members' later changes kept aside per session, at most.
 pub const MAX_LATE_KEPT_ASIDE: usize = 10_000;
@@ -87,11 +89,16 @@ pub struct Session {
     /// after it sent everything), take us for a peer that lost its data,
     /// and send the whole document again.
     waiting: BTreeSet<String>,
-    /// Messages without changes sent per document since changes last moved.
+    /// Messages without changes received per document since changes last
+    /// moved.
     quiet: BTreeMap<String, u32>,
     /// Removed members' later changes received in this session, kept aside
     /// in case a later accepted change builds on them.
     late: BTreeMap<[u8; 32], Change>,
+    /// Messages sent per document since the last one received for it.
+    unanswered: BTreeMap<String, u32>,
+    /// Changes received before their dependencies, per document.
+    out_of_order: BTreeMap<String, Vec<Change>>,
     rounds: BTreeMap<String, u32>,
     held: BTreeSet<[u8; 32]>,
     signatures: BTreeMap<[u8; 32], ChangeSignature>,
@@ -115,6 +122,8 @@ impl Session {
             waiting: BTreeSet::new(),
             quiet: BTreeMap::new(),
             late: BTreeMap::new(),
+            out_of_order: BTreeMap::new(),
+            unanswered: BTreeMap::new(),
             rounds: BTreeMap::new(),
             held: BTreeSet::new(),
             signatures: BTreeMap::new(),
@@ -348,11 +357,26 @@ impl Session {
             // Never advertise Automerge's V2 capability: peers then send
             // single change chunks, which are checked one by one.
             message.flags = None;
+            // Ask for what the changes kept aside are waiting for: the peer
+            // believes it sent them, and Automerge alone would only ask for
+            // the heads, which it will not send twice.
+            let missing = self.missing_for(&name, doc);
+            if !missing.is_empty() {
+                message.need.extend(missing);
+                // The encoding requires sorted, distinct hashes.
+                message.need.sort();
+                message.need.dedup();
+            }
             let changes = changes_in(&message).map_err(SyncError::Local)?;
             self.stats.sent_changes += changes.len();
-            let quiet = self.quiet.entry(name.clone()).or_default();
-            *quiet = if changes.is_empty() { *quiet + 1 } else { 0 };
-            if *quiet > MAX_QUIET_MESSAGES {
+            if !changes.is_empty() {
+                self.quiet.insert(name.clone(), 0);
+            }
+            let unanswered = self.unanswered.entry(name.clone()).or_default();
+            *unanswered += 1;
+            if *unanswered > MAX_QUIET_MESSAGES {
+                // The peer stopped answering for this document (it left it
+                // for the next session): stop too.
                 self.closed.insert(name);
                 continue;
             }
@@ -419,8 +443,12 @@ impl Session {
             self.signatures.insert(hash, ChangeSignature(sig));
         }
         let offered = changes.len();
-        if offered > 0 {
-            self.quiet.insert(name.to_string(), 0);
+        self.unanswered.insert(name.to_string(), 0);
+        let quiet = self.quiet.entry(name.to_string()).or_default();
+        *quiet = if offered > 0 { 0 } else { *quiet + 1 };
+        if *quiet > MAX_QUIET_MESSAGES {
+            self.closed.insert(name.to_string());
+            return Ok(());
         }
         let mut accepted: Vec<Change> = Vec::with_capacity(changes.len());
         let mut held_again = 0;
@@ -496,9 +524,10 @@ impl Session {
             self.closed.insert(name.to_string());
             return Ok(());
         }
+        let doc = replica.doc(name)?;
+        let accepted = self.in_causal_order(name, doc, accepted);
         let message = with_changes(message, &accepted);
         let state = self.states.entry(name.to_string()).or_default();
-        let doc = replica.doc(name)?;
         let before: Vec<ChangeHash> = doc.get_heads();
         guarded(|| {
             doc.sync()
@@ -526,6 +555,66 @@ impl Session {
             replica.persist(name, &signed)?;
         }
         Ok(())
+    }
+
+    /// The dependencies of the changes kept aside for `name` that are
+    /// neither in `doc` nor kept aside themselves.
+    fn missing_for(&self, name: &str, doc: &mut automerge::AutoCommit) -> Vec<ChangeHash> {
+        let Some(waiting) = self.out_of_order.get(name) else {
+            return Vec::new();
+        };
+        let aside: BTreeSet<ChangeHash> = waiting.iter().map(|c| c.hash()).collect();
+        let mut missing = BTreeSet::new();
+        for change in waiting {
+            for dep in change.deps() {
+                if !aside.contains(dep) && doc.get_change_meta_by_hash(dep).is_none() {
+                    missing.insert(*dep);
+                }
+            }
+        }
+        missing.into_iter().collect()
+    }
+
+    /// The changes (with those kept aside earlier in this session) whose
+    /// dependencies are all in `doc` or among them; the others are kept aside
+    /// until theirs arrive. Automerge would otherwise queue a change with
+    /// missing dependencies inside the document, beyond this session, and
+    /// apply it later without its signature at hand.
+    fn in_causal_order(
+        &mut self,
+        name: &str,
+        doc: &mut automerge::AutoCommit,
+        accepted: Vec<Change>,
+    ) -> Vec<Change> {
+        let mut pending = self.out_of_order.remove(name).unwrap_or_default();
+        pending.extend(accepted);
+        let mut ready: Vec<Change> = Vec::with_capacity(pending.len());
+        let mut here: BTreeSet<[u8; 32]> = BTreeSet::new();
+        loop {
+            let progress = ready.len();
+            let mut rest = Vec::new();
+            for change in pending {
+                let applicable = change
+                    .deps()
+                    .iter()
+                    .all(|d| here.contains(&d.0) || doc.get_change_meta_by_hash(d).is_some());
+                if applicable {
+                    here.insert(change.hash().0);
+                    ready.push(change);
+                } else {
+                    rest.push(change);
+                }
+            }
+            pending = rest;
+            if ready.len() == progress || pending.is_empty() {
+                break;
+            }
+        }
+        if !pending.is_empty() {
+            pending.truncate(MAX_LATE_KEPT_ASIDE);
+            self.out_of_order.insert(name.to_string(), pending);
+        }
+        ready
     }
 
     fn on_idle(

@@ -2,29 +2,16 @@
 //! partitions and reconnections; every run must end with identical heads and
 //! values everywhere, and bad input must be refused with nothing applied.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use automerge::ChangeHash;
 
-use super::frame::{decode, encode};
+use super::frame::decode;
+use super::harness::{Rng, run_pair, sync_pair};
 use super::memory::MemoryReplica;
-use super::{Frame, Replica, Session, Stats, SyncError};
+use super::{Frame, Replica, Session, SyncError};
 use crate::trust::signed_change::ChangeSignature;
 use crate::trust::{CertBody, Certificate, DeviceId, MemberId, SecretKey, VerifiedCert};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 use crate::trust::fixture::{TestCommunity as Community, community};
 
@@ -36,67 +23,6 @@ fn replica(c: &Community, i: usize) -> MemoryReplica {
         [i as u8; 8],
     )
     .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Run a session between two replicas, delivering frames in a seeded
-/// interleaving and through the real encoding.
-fn sync_pair(
-    a: &mut MemoryReplica,
-    a_device: DeviceId,
-    b: &mut MemoryReplica,
-    b_device: DeviceId,
-    rng: &mut Rng,
-) -> Result<(Stats, Stats), SyncError> {
-    let mut sa = Session::new(b_device);
-    let mut sb = Session::new(a_device);
-    run_pair(&mut sa, a, &mut sb, b, rng, &mut |_| {})
-}
-
-/// Run two sessions to the end; `watch` sees every frame on the wire.
-fn run_pair(
-    sa: &mut Session,
-    a: &mut MemoryReplica,
-    sb: &mut Session,
-    b: &mut MemoryReplica,
-    rng: &mut Rng,
-    watch: &mut dyn FnMut(&[u8]),
-) -> Result<(Stats, Stats), SyncError> {
-    let mut to_b: VecDeque<Frame> = sa.start(a).into();
-    let mut to_a: VecDeque<Frame> = sb.start(b).into();
-    for _ in 0..100_000 {
-        // A side that is done stops reading and closes, as `net::link` does.
-        if sa.is_done() {
-            to_a.clear();
-        }
-        if sb.is_done() {
-            to_b.clear();
-        }
-        if sa.is_done() && sb.is_done() {
-            return Ok((sa.stats().clone(), sb.stats().clone()));
-        }
-        let a_turn = match (to_a.is_empty(), to_b.is_empty()) {
-            (true, true) if sa.is_done() || sb.is_done() => {
-                return Err(SyncError::Protocol(
-                    "one side finished while the other still waits".into(),
-                ));
-            }
-            (true, true) => return Err(SyncError::Protocol("both sides wait: deadlock".into())),
-            (false, true) => true,
-            (true, false) => false,
-            (false, false) => rng.below(2) == 0,
-        };
-        let (frame, session, replica, out) = if a_turn {
-            (to_a.pop_front(), &mut *sa, &mut *a, &mut to_b)
-        } else {
-            (to_b.pop_front(), &mut *sb, &mut *b, &mut to_a)
-        };
-        let Some(frame) = frame else { continue };
-        let wire = encode(&frame);
-        watch(&wire);
-        let frame = decode(&wire[4..])?;
-        out.extend(session.handle(replica, frame)?);
-    }
-    Err(SyncError::Protocol("too many steps".into()))
 }
 
 fn assert_converged(replicas: &mut [MemoryReplica]) {

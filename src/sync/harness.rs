@@ -1,0 +1,165 @@
+//! Test harness: run two sync sessions against each other in memory, with
+//! a seeded interleaving, every frame through the real encoding, and
+//! optionally a connection that drops after some frames.
+
+use std::collections::VecDeque;
+
+use super::frame::{decode, encode};
+use super::memory::MemoryReplica;
+use super::{Frame, Session, Stats, SyncError};
+use crate::trust::DeviceId;
+
+/// A small seeded generator (xorshift64).
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Run a session between two replicas to the end.
+pub fn sync_pair(
+    a: &mut MemoryReplica,
+    a_device: DeviceId,
+    b: &mut MemoryReplica,
+    b_device: DeviceId,
+    rng: &mut Rng,
+) -> Result<(Stats, Stats), SyncError> {
+    let mut sa = Session::new(b_device);
+    let mut sb = Session::new(a_device);
+    run_pair(&mut sa, a, &mut sb, b, rng, &mut |_| {})
+}
+
+/// The connection was lost before the session ended.
+pub const DROPPED: &str = "connection dropped";
+
+/// Like [`sync_pair`], but the connection drops after `frames` frames.
+pub fn sync_pair_dropping(
+    a: &mut MemoryReplica,
+    a_device: DeviceId,
+    b: &mut MemoryReplica,
+    b_device: DeviceId,
+    rng: &mut Rng,
+    frames: usize,
+) -> Result<(Stats, Stats), SyncError> {
+    let mut sa = Session::new(b_device);
+    let mut sb = Session::new(a_device);
+    run_pair_until(&mut sa, a, &mut sb, b, rng, &mut |_| {}, frames)
+}
+
+/// Run two sessions to the end; `watch` sees every frame on the wire.
+pub fn run_pair(
+    sa: &mut Session,
+    a: &mut MemoryReplica,
+    sb: &mut Session,
+    b: &mut MemoryReplica,
+    rng: &mut Rng,
+    watch: &mut dyn FnMut(&[u8]),
+) -> Result<(Stats, Stats), SyncError> {
+    run_pair_until(sa, a, sb, b, rng, watch, usize::MAX)
+}
+
+fn run_pair_until(
+    sa: &mut Session,
+    a: &mut MemoryReplica,
+    sb: &mut Session,
+    b: &mut MemoryReplica,
+    rng: &mut Rng,
+    watch: &mut dyn FnMut(&[u8]),
+    max_frames: usize,
+) -> Result<(Stats, Stats), SyncError> {
+    let mut to_b: VecDeque<Frame> = sa.start(a).into();
+    let mut to_a: VecDeque<Frame> = sb.start(b).into();
+    for delivered in 0..100_000 {
+        // A side that is done stops reading and closes, as `net::link` does.
+        if sa.is_done() {
+            to_a.clear();
+        }
+        if sb.is_done() {
+            to_b.clear();
+        }
+        if sa.is_done() && sb.is_done() {
+            return Ok((sa.stats().clone(), sb.stats().clone()));
+        }
+        if delivered >= max_frames {
+            return Err(SyncError::Protocol(DROPPED.into()));
+        }
+        let a_turn = match (to_a.is_empty(), to_b.is_empty()) {
+            (true, true) if sa.is_done() || sb.is_done() => {
+                return Err(SyncError::Protocol(
+                    "one side finished while the other still waits".into(),
+                ));
+            }
+            (true, true) => return Err(SyncError::Protocol("both sides wait: deadlock".into())),
+            (false, true) => true,
+            (true, false) => false,
+            (false, false) => rng.below(2) == 0,
+        };
+        let (frame, session, replica, out) = if a_turn {
+            (to_a.pop_front(), &mut *sa, &mut *a, &mut to_b)
+        } else {
+            (to_b.pop_front(), &mut *sb, &mut *b, &mut to_a)
+        };
+        let Some(frame) = frame else { continue };
+        let wire = encode(&frame);
+        watch(&wire);
+        if std::env::var("CONVENE_TRACE_FRAMES").is_ok() {
+            let text = match &frame {
+                Frame::Sync {
+                    doc,
+                    signatures,
+                    message,
+                } => {
+                    let m = automerge::sync::Message::decode(message).ok();
+                    format!(
+                        "Sync {doc} sigs={} heads={:?} need={:?} have={}",
+                        signatures.len(),
+                        m.as_ref().map(|m| m
+                            .heads
+                            .iter()
+                            .map(|h| h.to_string()[..6].to_string())
+                            .collect::<Vec<_>>()),
+                        m.as_ref().map(|m| m
+                            .need
+                            .iter()
+                            .map(|h| h.to_string()[..6].to_string())
+                            .collect::<Vec<_>>()),
+                        m.as_ref().map(|m| m.have.len()).unwrap_or(0)
+                    )
+                }
+                Frame::Heads { docs } => format!(
+                    "Heads {:?}",
+                    docs.iter()
+                        .map(|(d, h)| format!(
+                            "{d}:{}",
+                            h.iter()
+                                .map(|x| hex::encode(&x[..3]))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        ))
+                        .collect::<Vec<_>>()
+                ),
+                other => format!("{other:?}").chars().take(80).collect(),
+            };
+            eprintln!("{} {text}", if a_turn { "  ->a" } else { "  ->b" });
+        }
+        let frame = decode(&wire[4..])?;
+        out.extend(session.handle(replica, frame)?);
+    }
+    Err(SyncError::Protocol("too many steps".into()))
+}
