@@ -197,6 +197,33 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        #[test]
+        fn every_mutation_of_a_bundle_is_refused(
+            certs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 0..3),
+            changes in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 0..3),
+            pos in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let c = CommunityId([3; 32]);
+            let bundle = Bundle {
+                certificates: certs,
+                changes: changes
+                    .into_iter()
+                    .map(|bytes| ("community".to_string(), ChangeSignature([9; 64]), bytes))
+                    .collect(),
+                from: Some([4; 32]),
+            };
+            let bytes = encode(&c, &bundle);
+            let decoded = decode(&bytes, &c);
+            prop_assert!(decoded.is_ok());
+            let mut mutated = bytes.clone();
+            let i = pos.index(mutated.len());
+            mutated[i] ^= flip;
+            prop_assert!(decode(&mutated, &c).is_err(), "a change at byte {} went unnoticed", i);
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let c = CommunityId([1; 32]);

@@ -196,15 +196,16 @@ pub async fn sync_with(
             return report;
         }
     };
-    let conn = match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, SYNC_ALPN)).await
-    {
+    // A short `--timeout` bounds the connection attempt too.
+    let wait = CONNECT_TIMEOUT.min(idle);
+    let conn = match tokio::time::timeout(wait, endpoint.connect(addr, SYNC_ALPN)).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
             report.error = Some(format!("cannot connect: {e}"));
             return report;
         }
         Err(_) => {
-            report.error = Some(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()));
+            report.error = Some(format!("no answer within {} s", wait.as_secs()));
             return report;
         }
     };

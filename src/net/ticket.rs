@@ -99,6 +99,30 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        #[test]
+        fn tickets_round_trip_and_mutations_never_panic(
+            device in any::<[u8; 32]>(),
+            secret in any::<[u8; 32]>(),
+            ports in proptest::collection::vec((any::<[u8; 4]>(), any::<u16>()), 0..4),
+            pos in any::<prop::sample::Index>(),
+            c in proptest::char::range('0', 'z'),
+        ) {
+            let peer = PeerTicket {
+                device,
+                addrs: ports.iter().map(|(ip, port)| std::net::SocketAddr::from((*ip, *port))).collect(),
+            };
+            prop_assert_eq!(PeerTicket::decode(&peer.encode()), Ok(peer.clone()));
+            let invite = InviteTicket { community: device, invite_secret: secret, inviter: peer };
+            let text = invite.encode();
+            prop_assert_eq!(InviteTicket::decode(&text), Ok(invite));
+            let mut chars: Vec<char> = text.chars().collect();
+            let i = pos.index(chars.len());
+            chars[i] = c;
+            let _ = InviteTicket::decode(&chars.into_iter().collect::<String>());
+        }
+
         #[test]
         fn arbitrary_text_never_panics(text in ".{0,200}") {
             let _ = PeerTicket::decode(&text);

@@ -183,6 +183,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
         #[test]
         fn arbitrary_blobs_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = split(&bytes);

@@ -147,10 +147,59 @@ mod tests {
         assert!(frame_len(u32::MAX.to_be_bytes()).is_err());
     }
 
+    fn any_frame() -> impl Strategy<Value = Frame> {
+        let hash = any::<[u8; 32]>();
+        let bytes = proptest::collection::vec(any::<u8>(), 0..64);
+        prop_oneof![
+            (any::<u32>(), hash, proptest::collection::vec(hash, 0..4)).prop_map(
+                |(version, community, certificates)| Frame::Hello {
+                    version,
+                    community,
+                    certificates
+                }
+            ),
+            proptest::collection::vec(bytes.clone(), 0..4)
+                .prop_map(|certificates| Frame::Certificates { certificates }),
+            proptest::collection::vec((".{0,20}", proptest::collection::vec(hash, 0..3)), 0..4)
+                .prop_map(|docs| Frame::Heads { docs }),
+            (
+                ".{0,20}",
+                bytes.clone(),
+                proptest::collection::vec((hash, bytes.clone()), 0..3)
+            )
+                .prop_map(|(doc, message, signatures)| Frame::Sync {
+                    doc,
+                    message,
+                    signatures
+                }),
+            any::<u64>().prop_map(|received| Frame::Idle { received }),
+            ".{0,40}".prop_map(|reason| Frame::Refuse { reason }),
+        ]
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn frames_round_trip_and_mutations_never_panic(
+            frame in any_frame(),
+            pos in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let bytes = encode(&frame);
+            prop_assert_eq!(frame_len([bytes[0], bytes[1], bytes[2], bytes[3]]).ok(), Some(bytes.len() - 4));
+            prop_assert_eq!(decode(&bytes[4..]).ok(), Some(frame));
+            let mut mutated = bytes[4..].to_vec();
+            if !mutated.is_empty() {
+                let i = pos.index(mutated.len());
+                mutated[i] = byte;
+                let _ = decode(&mutated);
+            }
         }
 
         #[test]

@@ -48,6 +48,33 @@ pub fn sync_pair(
 /// The connection was lost before the session ended.
 pub const DROPPED: &str = "connection dropped";
 
+/// Both sides wait for a frame that will not come; over a real connection
+/// the idle timeout ends such a session.
+pub const STALLED: &str = "both sides wait: deadlock";
+
+/// Faults injected on the wire, in percent of frames.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    /// Frames lost.
+    pub lose: u64,
+    /// Frames delivered twice.
+    pub duplicate: u64,
+}
+
+/// Like [`sync_pair`], over a wire that loses and duplicates frames.
+pub fn sync_pair_faulty(
+    a: &mut MemoryReplica,
+    a_device: DeviceId,
+    b: &mut MemoryReplica,
+    b_device: DeviceId,
+    rng: &mut Rng,
+    faults: Faults,
+) -> Result<(Stats, Stats), SyncError> {
+    let mut sa = Session::new(b_device);
+    let mut sb = Session::new(a_device);
+    run_pair_with(&mut sa, a, &mut sb, b, rng, &mut |_| {}, usize::MAX, faults)
+}
+
 /// Like [`sync_pair`], but the connection drops after `frames` frames.
 pub fn sync_pair_dropping(
     a: &mut MemoryReplica,
@@ -59,7 +86,16 @@ pub fn sync_pair_dropping(
 ) -> Result<(Stats, Stats), SyncError> {
     let mut sa = Session::new(b_device);
     let mut sb = Session::new(a_device);
-    run_pair_until(&mut sa, a, &mut sb, b, rng, &mut |_| {}, frames)
+    run_pair_with(
+        &mut sa,
+        a,
+        &mut sb,
+        b,
+        rng,
+        &mut |_| {},
+        frames,
+        Faults::default(),
+    )
 }
 
 /// Run two sessions to the end; `watch` sees every frame on the wire.
@@ -71,10 +107,11 @@ pub fn run_pair(
     rng: &mut Rng,
     watch: &mut dyn FnMut(&[u8]),
 ) -> Result<(Stats, Stats), SyncError> {
-    run_pair_until(sa, a, sb, b, rng, watch, usize::MAX)
+    run_pair_with(sa, a, sb, b, rng, watch, usize::MAX, Faults::default())
 }
 
-fn run_pair_until(
+#[allow(clippy::too_many_arguments)]
+fn run_pair_with(
     sa: &mut Session,
     a: &mut MemoryReplica,
     sb: &mut Session,
@@ -82,6 +119,7 @@ fn run_pair_until(
     rng: &mut Rng,
     watch: &mut dyn FnMut(&[u8]),
     max_frames: usize,
+    faults: Faults,
 ) -> Result<(Stats, Stats), SyncError> {
     let mut to_b: VecDeque<Frame> = sa.start(a).into();
     let mut to_a: VecDeque<Frame> = sb.start(b).into();
@@ -105,7 +143,7 @@ fn run_pair_until(
                     "one side finished while the other still waits".into(),
                 ));
             }
-            (true, true) => return Err(SyncError::Protocol("both sides wait: deadlock".into())),
+            (true, true) => return Err(SyncError::Protocol(STALLED.into())),
             (false, true) => true,
             (true, false) => false,
             (false, false) => rng.below(2) == 0,
@@ -158,8 +196,14 @@ fn run_pair_until(
             };
             eprintln!("{} {text}", if a_turn { "  ->a" } else { "  ->b" });
         }
-        let frame = decode(&wire[4..])?;
-        out.extend(session.handle(replica, frame)?);
+        if rng.chance(faults.lose) {
+            continue;
+        }
+        let copies = if rng.chance(faults.duplicate) { 2 } else { 1 };
+        for _ in 0..copies {
+            let frame = decode(&wire[4..])?;
+            out.extend(session.handle(replica, frame)?);
+        }
     }
     Err(SyncError::Protocol("too many steps".into()))
 }

@@ -487,15 +487,22 @@ impl Session {
                 Err(e) => return Err(SyncError::Refused(format!("{name}: {e}"))),
             }
         }
-        if !self.late.is_empty() && !accepted.is_empty() {
+        let waiting = self
+            .out_of_order
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let builds_on = !accepted.is_empty() || !waiting.is_empty();
+        if !self.late.is_empty() && builds_on {
             // A removed member's later change that an accepted change builds
-            // on stays after all (`trust::removal`).
+            // on stays after all (`trust::removal`), also when that change
+            // came earlier and waits for it.
             let mut late = LateChanges::default();
             for (hash, change) in &self.late {
                 let deps = change.deps().iter().map(|d| d.0);
                 late.add(*hash, deps, Standing::AfterRemoval);
             }
-            for change in &accepted {
+            for change in accepted.iter().chain(waiting) {
                 let deps = change.deps().iter().map(|d| d.0);
                 late.add(change.hash().0, deps, Standing::Current);
             }

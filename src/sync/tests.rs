@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use automerge::ChangeHash;
 
 use super::frame::decode;
-use super::harness::{Rng, run_pair, sync_pair};
+use super::harness::{Faults, Rng, STALLED, run_pair, sync_pair, sync_pair_faulty};
 use super::memory::MemoryReplica;
 use super::{Frame, Replica, Session, SyncError};
 use crate::trust::signed_change::ChangeSignature;
@@ -457,5 +457,47 @@ fn a_change_overwriting_another_members_value_is_held_back() {
         values["draft-00bb"].contains("\"text\":2"),
         "{}",
         values["draft-00bb"]
+    );
+}
+
+#[test]
+fn sessions_end_when_frames_are_lost_or_duplicated_and_a_clean_one_converges() {
+    let c = community(2);
+    let (mut ended, mut stalled, mut failed, mut completed) = (0, 0, 0, 0);
+    for seed in 1..=300u64 {
+        let mut rng = Rng(seed);
+        let mut a = replica(&c, 0);
+        let mut b = replica(&c, 1);
+        for i in 0..(seed % 7) as usize {
+            a.write(DOCS[i % 3], &format!("a{i}"), i as i64)
+                .unwrap_or_else(|e| panic!("{e}"));
+            b.write(DOCS[(i + 1) % 3], &format!("b{i}"), i as i64)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let faults = Faults {
+            lose: seed % 20,
+            duplicate: (seed / 20) % 20,
+        };
+        // Every session ends, well or not, within the step bound (the
+        // harness reports "too many steps" otherwise), and nothing panics.
+        match sync_pair_faulty(&mut a, c.device(0), &mut b, c.device(1), &mut rng, faults) {
+            Ok(_) => completed += 1,
+            Err(SyncError::Protocol(m)) if m == STALLED => stalled += 1,
+            Err(SyncError::Protocol(m)) if m.contains("too many steps") => {
+                panic!("seed {seed}: the session did not end: {faults:?}")
+            }
+            Err(_) => failed += 1,
+        }
+        ended += 1;
+        // A clean session afterwards converges whatever the faulty one did.
+        sync_pair(&mut a, c.device(0), &mut b, c.device(1), &mut rng)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_converged(&mut [a, b]);
+    }
+    assert_eq!(ended, 300);
+    // The faults did bite, in every way.
+    assert!(
+        completed > 0 && stalled > 0 && failed > 0,
+        "{completed} {stalled} {failed}"
     );
 }

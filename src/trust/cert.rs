@@ -375,4 +375,47 @@ mod tests {
             Err(TrustError::MalformedCert(_))
         ));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                if let Ok(cert) = Certificate::from_bytes(&bytes) {
+                    let _ = cert.verify(&CommunityId([0; 32]));
+                }
+            }
+
+            /// A certificate changed anywhere never verifies with other
+            /// content than what was signed.
+            #[test]
+            fn a_mutated_certificate_never_verifies_with_other_content(
+                seed in any::<[u8; 32]>(),
+                label in "[a-z]{0,12}",
+                pos in any::<prop::sample::Index>(),
+                byte in any::<u8>(),
+            ) {
+                let founder = SecretKey::from_bytes(seed);
+                let (id, _) = genesis(&founder);
+                let device = SecretKey::from_bytes([seed[0] ^ 0x55; 32]);
+                let body = CertBody::Device {
+                    member: MemberId(founder.public()),
+                    device: DeviceId(device.public()),
+                    label,
+                    at: 3,
+                };
+                let mut bytes = Certificate::issue(&id, &body, &[&founder, &device]).to_bytes();
+                let i = pos.index(bytes.len());
+                bytes[i] = byte;
+                if let Ok(verified) = Certificate::from_bytes(&bytes).and_then(|c| c.verify(&id)) {
+                    prop_assert_eq!(verified.body(), &body);
+                }
+            }
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod bundles;
 mod cli_errors;
 mod cli_walkthrough;
 mod concurrency;
+mod durability;
 mod lan;
 mod members;
 mod network;

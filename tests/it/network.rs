@@ -158,47 +158,95 @@ fn strangers_reused_invites_and_removed_members_are_refused() {
     assert_eq!(bo_entry["removed"], true);
 }
 
-/// Dial `ticket` on the sync protocol from a bare endpoint with no gate, send
-/// a Hello, and count the bytes that come back.
-fn raw_dial_receives(ticket: &str) -> usize {
+/// What a stranger got from a dial.
+struct Probe {
+    /// Bytes read from the stream.
+    bytes: usize,
+    /// The connection was closed with the gate's code 403.
+    refused: bool,
+}
+
+/// Dial `ticket` on the sync protocol `attempts` times, each from a new
+/// bare endpoint with a fresh key and no gate, send a Hello each time, and
+/// count the bytes that come back.
+fn strangers_dial(ticket: &str, attempts: usize) -> Vec<Probe> {
     use convene::net::{PeerTicket, SYNC_ALPN};
     use iroh::endpoint::presets;
     let ticket = PeerTicket::decode(ticket).unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     rt.block_on(async {
-        let ep = iroh::Endpoint::builder(presets::Minimal)
-            .relay_mode(iroh::RelayMode::Disabled)
-            .clear_ip_transports()
-            .bind_addr("127.0.0.1:0")
-            .unwrap_or_else(|e| panic!("{e}"))
-            .bind()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let id = iroh::EndpointId::from_bytes(&ticket.device).unwrap_or_else(|e| panic!("{e}"));
-        let addr = ticket
-            .addrs
-            .iter()
-            .fold(iroh::EndpointAddr::new(id), |a, s| a.with_ip_addr(*s));
-        let mut received = 0;
-        if let Ok(conn) = ep.connect(addr, SYNC_ALPN).await
-            && let Ok((mut send, mut recv)) = conn.open_bi().await
-        {
-            let hello = convene::sync::frame::encode(&convene::sync::Frame::Hello {
-                version: 1,
-                community: [0; 32],
-                certificates: vec![],
-            });
-            let _ = tokio::io::AsyncWriteExt::write_all(&mut send, &hello).await;
-            let mut buf = vec![0u8; 1024];
-            if let Ok(Ok(n)) =
-                tokio::time::timeout(Duration::from_secs(5), recv.read(&mut buf)).await
-            {
-                received = n.unwrap_or(0);
+        let mut probes = Vec::new();
+        for _ in 0..attempts {
+            let ep = iroh::Endpoint::builder(presets::Minimal)
+                .relay_mode(iroh::RelayMode::Disabled)
+                .clear_ip_transports()
+                .bind_addr("127.0.0.1:0")
+                .unwrap_or_else(|e| panic!("{e}"))
+                .bind()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let id = iroh::EndpointId::from_bytes(&ticket.device).unwrap_or_else(|e| panic!("{e}"));
+            let addr = ticket
+                .addrs
+                .iter()
+                .fold(iroh::EndpointAddr::new(id), |a, s| a.with_ip_addr(*s));
+            let mut probe = Probe {
+                bytes: 0,
+                refused: false,
+            };
+            let connected =
+                tokio::time::timeout(Duration::from_secs(5), ep.connect(addr, SYNC_ALPN)).await;
+            if let Ok(Ok(conn)) = connected {
+                if let Ok((mut send, mut recv)) = conn.open_bi().await {
+                    let hello = convene::sync::frame::encode(&convene::sync::Frame::Hello {
+                        version: 1,
+                        community: [0; 32],
+                        certificates: vec![],
+                    });
+                    let _ = tokio::io::AsyncWriteExt::write_all(&mut send, &hello).await;
+                    let mut buf = vec![0u8; 1024];
+                    loop {
+                        match tokio::time::timeout(Duration::from_secs(5), recv.read(&mut buf))
+                            .await
+                        {
+                            Ok(Ok(Some(n))) if n > 0 => probe.bytes += n,
+                            _ => break,
+                        }
+                    }
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+                probe.refused = conn
+                    .close_reason()
+                    .is_some_and(|r| r.to_string().contains("403"));
+            } else {
+                // Refused during the handshake: nothing was sent either.
+                probe.refused = true;
             }
+            ep.close().await;
+            probes.push(probe);
         }
-        ep.close().await;
-        received
+        probes
     })
+}
+
+fn raw_dial_receives(ticket: &str) -> usize {
+    strangers_dial(ticket, 1).iter().map(|p| p.bytes).sum()
+}
+
+#[test]
+fn a_hundred_strangers_are_all_refused_and_receive_nothing() {
+    let ana = TestHome::founded("Ana");
+    ana.ok(&["open", "development", "Policy", "--summary", "secret plans"]);
+    let server = Server::start(&ana);
+    let probes = strangers_dial(&server.ticket, 100);
+    let refused = probes.iter().filter(|p| p.refused).count();
+    let bytes: usize = probes.iter().map(|p| p.bytes).sum();
+    eprintln!("100 strangers: {refused} refused, {bytes} community bytes received");
+    assert_eq!(refused, 100);
+    assert_eq!(bytes, 0);
+    // And serve still serves members.
+    let bo = joined(&ana, "Bo");
+    assert!(bo.ok(&["--json", "responses"]).stdout.contains("Policy"));
 }
 
 #[test]
