@@ -10,6 +10,8 @@
 pub mod bundle;
 pub mod cli;
 pub mod clock;
+#[cfg(test)]
+mod forgery;
 pub mod ids;
 pub mod model;
 pub mod net;

@@ -20,7 +20,7 @@ use crate::model::DocId;
 use crate::sync::chunks::guarded;
 use crate::trust::ownership::check_ownership;
 use crate::trust::removal::LateChanges;
-use crate::trust::signed_change::{ChangeSignature, Standing, verify_signed};
+use crate::trust::signed_change::{ChangeSignature, Standing, decode_change, verify_signed};
 use crate::trust::{Certificate, Membership, TrustError};
 
 /// What an import did (`bundle import --json`).
@@ -118,7 +118,7 @@ fn remember_seen(
 ) {
     let mut per_doc: BTreeMap<&str, Vec<Change>> = BTreeMap::new();
     for (name, _, bytes) in changes {
-        if let Ok(Ok(c)) = std::panic::catch_unwind(|| Change::from_bytes(bytes.clone())) {
+        if let Ok(Ok(c)) = std::panic::catch_unwind(|| decode_change(bytes)) {
             per_doc.entry(name).or_default().push(c);
         }
     }
@@ -206,7 +206,7 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
         let mut accepted = Vec::new();
         let mut late = Vec::new();
         for (i, (sig, bytes)) in records.into_iter().enumerate() {
-            let change = guarded(|| Change::from_bytes(bytes.clone()).map_err(|e| e.to_string()))
+            let change = guarded(|| decode_change(bytes))
                 .map_err(|e| refused(store, format!("{name} change {i}: {e}")))?;
             let hash = change.hash();
             // Every signature is checked, even for changes already held: an

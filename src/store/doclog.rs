@@ -17,7 +17,7 @@ use super::fsutil::{append_durably, cut_torn_tail, read_if_exists, write_atomic}
 use super::{Result, StoreError};
 use crate::trust::Membership;
 use crate::trust::removal::LateChanges;
-use crate::trust::signed_change::{ChangeSignature, verify_signed};
+use crate::trust::signed_change::{ChangeSignature, decode_change, verify_signed};
 
 /// Bytes of a signature-table entry in a snapshot: hash (32) ‖ signature (64).
 const SIG_ENTRY: usize = 96;
@@ -176,7 +176,7 @@ pub fn load(
             let mut sig = [0u8; 64];
             sig.copy_from_slice(&record[..64]);
             let change = guarded(path, &format!("record {i} is not a change"), || {
-                Change::from_bytes(record[64..].to_vec()).map_err(|e| e.to_string())
+                decode_change(&record[64..])
             })?;
             let deps = change.deps().iter().map(|d| d.0).collect();
             check(

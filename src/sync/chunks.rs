@@ -10,6 +10,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use automerge::Change;
 use automerge::sync::{ChunkList, Message};
 
+use crate::trust::signed_change::decode_change;
+
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
 /// Split a blob into (chunk type, chunk bytes).
@@ -54,9 +56,7 @@ pub fn changes_in(message: &Message) -> Result<Vec<Change>, String> {
     for blob in message.changes.iter() {
         for (kind, bytes) in split(blob)? {
             match kind {
-                1 => out.push(guarded(|| {
-                    Change::try_from(bytes).map_err(|e| e.to_string())
-                })?),
+                1 => out.push(guarded(|| decode_change(bytes))?),
                 // Whole documents (type 0) and compressed changes (type 2) can
                 // inflate without bound, and convene peers never send them:
                 // V2 is never advertised.

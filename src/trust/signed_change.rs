@@ -56,6 +56,19 @@ pub fn device_of_actor(actor: &[u8]) -> Option<DeviceId> {
     Some(DeviceId(actor[..32].try_into().ok()?))
 }
 
+/// Parse one Automerge change chunk, refusing one whose checksum field does
+/// not match its hash. The hash (which the signature covers) does not cover
+/// the checksum field, and Automerge does not check it on parsing: without
+/// this, the same signed change could travel in many encodings, some of
+/// which a later load might refuse.
+pub fn decode_change(bytes: &[u8]) -> Result<automerge::Change, String> {
+    let change = automerge::Change::try_from(bytes).map_err(|e| e.to_string())?;
+    if bytes.get(4..8) != Some(&change.hash().0[..4]) {
+        return Err("the change's checksum does not match its content".into());
+    }
+    Ok(change)
+}
+
 /// What a device signs for a change: the document's name, a NUL byte, and
 /// the change hash, so that a signed change cannot be replayed into another
 /// document.
