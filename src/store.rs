@@ -7,6 +7,8 @@
 
 pub mod bundle;
 pub mod community;
+#[cfg(test)]
+mod corruption;
 pub mod doclog;
 pub mod frame;
 pub mod fsutil;

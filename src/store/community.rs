@@ -165,6 +165,7 @@ impl CommunityStore {
             .ok_or_else(|| StoreError::corrupt(&certs_path, "the certificate log is missing"))?;
         let parsed = frame::parse(&bytes, CERTS_MAGIC)
             .map_err(|e| StoreError::corrupt(&certs_path, e.to_string()))?;
+        super::fsutil::check_seal(&certs_path, bytes.len() as u64, true, crate::clock::now())?;
         if let Some(at) = parsed.torn_at {
             tracing::warn!(
                 "{} has a torn tail of {} bytes; it is skipped",

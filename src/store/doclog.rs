@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use automerge::{AutoCommit, Change, ReadDoc};
 
 use super::frame::{self, CHANGES_MAGIC, SNAPSHOT_MAGIC};
-use super::fsutil::{append_durably, cut_torn_tail, read_if_exists, write_atomic};
+use super::fsutil::{
+    append_durably, check_seal, cut_torn_tail, read_if_exists, write_atomic, write_seal,
+};
 use super::{Result, StoreError};
 use crate::trust::Membership;
 use crate::trust::removal::LateChanges;
@@ -154,6 +156,7 @@ pub fn load(
         let path = &files.log;
         let parsed = frame::parse(bytes, CHANGES_MAGIC)
             .map_err(|e| StoreError::corrupt(path, e.to_string()))?;
+        check_seal(path, bytes.len() as u64, repair, now)?;
         if let Some(at) = parsed.torn_at {
             if repair {
                 cut_torn_tail(path, bytes, at, now)?;
@@ -284,6 +287,9 @@ pub fn compact(files: &DocFiles, loaded: &mut LoadedDoc) -> Result<()> {
     snapshot.extend(frame::encode(&saved));
     snapshot.extend(frame::encode(&table));
     write_atomic(&files.snapshot, &snapshot)?;
+    // The seal first: a crash between the two leaves a log longer than its
+    // seal, which is fine; the other order would look like lost records.
+    write_seal(&files.log, CHANGES_MAGIC.len() as u64)?;
     write_atomic(&files.log, CHANGES_MAGIC)?;
     loaded.log_records = 0;
     Ok(())

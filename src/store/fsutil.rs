@@ -5,7 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Result, StoreError};
 
@@ -72,7 +72,81 @@ pub fn append_durably(path: &Path, header: &[u8], bytes: &[u8]) -> Result<()> {
     if !exists && let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }
-    Ok(())
+    let header_len = if len == 0 { header.len() as u64 } else { 0 };
+    write_seal(path, len + header_len + bytes.len() as u64)
+}
+
+/// First bytes of a seal file.
+const SEAL_MAGIC: &[u8; 8] = b"CVSEAL1\0";
+
+fn seal_path(log: &Path) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(".seal");
+    PathBuf::from(name)
+}
+
+/// Record beside a log (`<log>.seal`: magic ‖ length u64 BE ‖ CRC-32 of
+/// the length) how long it is after an acknowledged write. A log cut at a
+/// record boundary looks whole from the inside; the seal tells.
+pub fn write_seal(log: &Path, len: u64) -> Result<()> {
+    let mut bytes = SEAL_MAGIC.to_vec();
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&len.to_be_bytes()).to_le_bytes());
+    write_atomic(&seal_path(log), &bytes)
+}
+
+/// The length a log had after its last acknowledged write, if sealed. A
+/// damaged seal is reported and ignored: the log's own checks still hold.
+pub fn sealed_len(log: &Path) -> Result<Option<u64>> {
+    let path = seal_path(log);
+    let Some(bytes) = read_if_exists(&path)? else {
+        return Ok(None);
+    };
+    let valid = bytes.len() == 20 && bytes[..8] == SEAL_MAGIC[..];
+    let len: [u8; 8] = bytes
+        .get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or([0; 8]);
+    let crc: [u8; 4] = bytes
+        .get(16..20)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or([0; 4]);
+    if !valid || crc32fast::hash(&len) != u32::from_le_bytes(crc) {
+        tracing::warn!("{} is damaged; it is ignored", path.display());
+        return Ok(None);
+    }
+    Ok(Some(u64::from_be_bytes(len)))
+}
+
+/// Compare a log with its seal. If it is shorter (records lost at its end,
+/// which nothing inside the log can show), say so loudly and, with
+/// `repair`, leave a note beside it (`<log>.truncated-<time>`) and seal the
+/// shorter length: what is left still loads, and a sync or a bundle brings
+/// the lost changes back from other devices. Returns the bytes missing.
+pub fn check_seal(log: &Path, actual: u64, repair: bool, now: i64) -> Result<u64> {
+    let Some(sealed) = sealed_len(log)? else {
+        return Ok(0);
+    };
+    if actual >= sealed {
+        return Ok(0);
+    }
+    let missing = sealed - actual;
+    tracing::warn!(
+        "{} lost its last {missing} bytes (it held {sealed} after its last write): \
+         sync with another device or import a bundle to recover them",
+        log.display()
+    );
+    if repair {
+        let mut note = log.as_os_str().to_owned();
+        note.push(format!(".truncated-{now}"));
+        write_atomic(
+            Path::new(&note),
+            format!("{missing} bytes were missing at the end (sealed length {sealed})\n")
+                .as_bytes(),
+        )?;
+        write_seal(log, actual)?;
+    }
+    Ok(missing)
 }
 
 /// Read a whole file, or `None` if it does not exist.

@@ -13,10 +13,6 @@ use super::fsutil::{private_dir, read_if_exists, write_atomic};
 use super::{Result, StoreError};
 use crate::trust::{DeviceId, MemberId, SecretKey};
 
-fn member_secret(identity: &Identity) -> Result<[u8; 32]> {
-    Ok(identity.member_key()?.to_bytes())
-}
-
 /// The member and device keys of this home, and the member's name.
 #[derive(Debug)]
 pub struct Identity {
@@ -46,15 +42,40 @@ fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
+/// A key file: the secret half in hex, then the public half in hex, which
+/// catches any damage to the secret (a file with the secret alone, as
+/// written before, is still read).
+fn key_file(key: &SecretKey) -> String {
+    format!(
+        "{}\n{}\n",
+        hex::encode(key.to_bytes()),
+        hex::encode(key.public())
+    )
+}
+
 fn read_key(path: &Path) -> Result<SecretKey> {
     let bytes = read_if_exists(path)?
         .ok_or_else(|| StoreError::Missing(format!("{} is missing", path.display())))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let secret: [u8; 32] = hex::decode(text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| StoreError::corrupt(path, "a key file is text"))?;
+    let hex32 = |t: &str| -> Option<[u8; 32]> { hex::decode(t).ok()?.try_into().ok() };
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let (secret, public) = match tokens[..] {
+        [secret] => (hex32(secret), None),
+        [secret, public] => (hex32(secret), Some(hex32(public))),
+        _ => (None, None),
+    };
+    let key = secret
+        .map(SecretKey::from_bytes)
         .ok_or_else(|| StoreError::corrupt(path, "expected 64 hex digits"))?;
-    Ok(SecretKey::from_bytes(secret))
+    match public {
+        Some(Some(p)) if p == key.public() => Ok(key),
+        None => Ok(key),
+        _ => Err(StoreError::corrupt(
+            path,
+            "the key does not match its public half: the file is damaged",
+        )),
+    }
 }
 
 impl Identity {
@@ -81,10 +102,7 @@ impl Identity {
             member: Some(member),
             device: SecretKey::generate(),
         };
-        write_atomic(
-            &device_path,
-            format!("{}\n", hex::encode(identity.device.to_bytes())).as_bytes(),
-        )?;
+        write_atomic(&device_path, key_file(&identity.device).as_bytes())?;
         let profile = serde_json::to_vec_pretty(&Profile {
             name: identity.name.clone(),
             member: None,
@@ -92,10 +110,7 @@ impl Identity {
         .unwrap_or_default();
         write_atomic(&profile_path, &profile)?;
         // The member key last: its presence marks a complete identity.
-        write_atomic(
-            &member_path,
-            format!("{}\n", hex::encode(member_secret(&identity)?)).as_bytes(),
-        )?;
+        write_atomic(&member_path, key_file(identity.member_key()?).as_bytes())?;
         Ok(identity)
     }
 
@@ -145,10 +160,7 @@ impl Identity {
             member_public: member,
             device: SecretKey::generate(),
         };
-        write_atomic(
-            &device_path,
-            format!("{}\n", hex::encode(identity.device.to_bytes())).as_bytes(),
-        )?;
+        write_atomic(&device_path, key_file(&identity.device).as_bytes())?;
         let profile = serde_json::to_vec_pretty(&Profile {
             name: identity.name.clone(),
             member: Some(member),

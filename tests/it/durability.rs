@@ -86,7 +86,7 @@ fn acknowledged_writes_survive_kill_9() {
     let mut imported: Vec<String> = Vec::new();
     let n = trials();
     for trial in 0..n {
-        let delay = Duration::from_micros(rng.below(span.as_micros() as u64 * 3 / 2));
+        let delay = Duration::from_micros(rng.below(span.as_micros() as u64 * 3));
         let ok = match trial % 4 {
             0 => {
                 let text = format!("post {trial}");
