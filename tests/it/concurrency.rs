@@ -47,3 +47,72 @@ fn concurrent_posts_are_all_kept_exactly_once() {
         );
     }
 }
+
+#[test]
+fn commands_and_serve_write_one_home_at_once_without_loss() {
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let tid = ana.ok(&["thread", &rid, "Busy thread"]).id();
+    let server = crate::common::Server::start(&ana);
+    let ticket = ana.ok(&["invite"]).id();
+    let bo = TestHome::new();
+    bo.ok(&["init", "--name", "Bo"]);
+    bo.ok(&["join", &ticket, "--bind", "127.0.0.1:0"]);
+    const EACH: usize = 6;
+    for i in 0..EACH {
+        bo.ok(&["post", &tid, "-m", &format!("from Bo {i}")]);
+    }
+    // Ana's commands and Bo's sync into Ana's serve, all at once.
+    let mut children: Vec<_> = (0..EACH)
+        .map(|i| {
+            ana.command(&["post", &tid, "-m", &format!("from Ana {i}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    children.push(
+        bo.command(&[
+            "sync",
+            &server.ticket,
+            "--bind",
+            "127.0.0.1:0",
+            "--timeout",
+            "10",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    for child in children {
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let shown = ana.ok(&["--json", "show", &rid]).json();
+    let comments = shown["threads"][0]["comments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for who in ["Ana", "Bo"] {
+        for i in 0..EACH {
+            let body = format!("from {who} {i}");
+            let count = comments
+                .iter()
+                .filter(|c| c["body"] == body.as_str())
+                .count();
+            assert_eq!(count, 1, "{body}");
+        }
+    }
+    assert_eq!(comments.len(), 2 * EACH);
+    drop(server);
+    // And the home loads cleanly with nothing torn.
+    ana.ok(&["--json", "show", &rid]);
+}
