@@ -9,6 +9,7 @@ mod community;
 mod demo;
 mod device;
 mod discuss;
+mod doctor;
 mod draft;
 mod identity;
 mod input;
@@ -222,6 +223,10 @@ enum Command {
     },
     /// Show who changed what, when
     Log,
+    /// Check every file of this home, say what is damaged and how to recover it
+    ///
+    /// Nothing is changed. Exit 4 if a file is damaged. Example: convene doctor --json
+    Doctor,
     /// Run a whole joint response among simulated members, each in their own home, over iroh on 127.0.0.1
     Demo,
 }
@@ -605,6 +610,7 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         }
         Command::Verify { file } => publish::verify(ctx, &file),
         Command::Log => log::log(ctx),
+        Command::Doctor => doctor::doctor(ctx),
         Command::Demo => demo::demo(ctx),
     }
 }

@@ -261,3 +261,84 @@ fn a_damaged_snapshot_exits_4_and_compaction_keeps_everything() {
     let r = home.fails(4, &["show", &rid]);
     assert!(r.stderr.contains("snapshot"), "{}", r.stderr);
 }
+
+#[test]
+fn doctor_reports_damage_and_how_to_recover_it() {
+    let (home, rid) = with_thread();
+    let healthy = home.ok(&["--json", "doctor"]).json();
+    assert_eq!(healthy["ok"], true, "{healthy}");
+    let checked: Vec<String> = healthy["checks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c["file"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(checked.iter().any(|f| f == "identity"), "{checked:?}");
+    assert!(
+        checked.iter().any(|f| f.ends_with("certs.log")),
+        "{checked:?}"
+    );
+    assert!(
+        checked.iter().any(|f| f.contains("response-")),
+        "{checked:?}"
+    );
+
+    // A log cut at a record boundary: doctor says what is missing; the next
+    // write notes it and seals what is left, and doctor lists the note.
+    let log = doc_log(&home, "response-");
+    let bytes = std::fs::read(&log).unwrap_or_default();
+    let parsed = frame::parse(&bytes, frame::CHANGES_MAGIC).unwrap_or_else(|e| panic!("{e}"));
+    let first = frame::MAGIC_LEN + frame::HEADER_LEN + parsed.records[0].len();
+    std::fs::write(&log, &bytes[..first]).unwrap_or_else(|e| panic!("{e}"));
+    let cut = home.fails(4, &["--json", "doctor"]).json();
+    assert!(cut.to_string().contains("bytes are missing"), "{cut}");
+    let read = home.ok(&["--json", "show", &rid]);
+    assert!(read.stderr.contains("lost its last"), "{}", read.stderr);
+    home.ok(&["thread", &rid, "After the cut", "-m", "new"]);
+    let noted = home.ok(&["--json", "doctor"]).json();
+    assert!(
+        noted["checks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c["status"] == "note"
+                && c["file"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(".truncated-")),
+        "{noted}"
+    );
+
+    // A flipped byte: damaged, exit 4, with the way back.
+    let bytes = std::fs::read(&log).unwrap_or_default();
+    let mut flipped = bytes.clone();
+    flipped[frame::MAGIC_LEN + frame::HEADER_LEN + 70] ^= 0x20;
+    std::fs::write(&log, &flipped).unwrap_or_else(|e| panic!("{e}"));
+    let r = home.fails(4, &["--json", "doctor"]);
+    let report = r.json();
+    assert_eq!(report["ok"], false);
+    let damaged: Vec<_> = report["checks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c["status"] == "damaged")
+        .collect();
+    assert_eq!(damaged.len(), 1, "{report}");
+    assert!(
+        damaged[0]["file"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("response-")
+    );
+    assert!(
+        damaged[0]["recover"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("convene sync")
+    );
+    // Nothing was changed.
+    assert_eq!(std::fs::read(&log).unwrap_or_default(), flipped);
+}
