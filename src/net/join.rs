@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use iroh::Endpoint;
 use iroh::endpoint::Connection;
-use iroh::{Endpoint, EndpointAddr, EndpointId};
 
 use super::access::{Exclusive, StoreAccess};
 use super::link::drive;
@@ -110,11 +110,7 @@ pub async fn present(
     now: i64,
     idle: Duration,
 ) -> anyhow::Result<Joined> {
-    let id = EndpointId::from_bytes(&to.device)?;
-    let addr = to
-        .addrs
-        .iter()
-        .fold(EndpointAddr::new(id), |a, s| a.with_ip_addr(*s));
+    let addr = to.endpoint_addr().map_err(|e| anyhow::anyhow!(e))?;
     let wait = CONNECT_TIMEOUT.min(idle);
     let conn = match tokio::time::timeout(wait, endpoint.connect(addr, JOIN_ALPN)).await {
         Ok(Ok(conn)) => conn,

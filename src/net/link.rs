@@ -6,11 +6,10 @@
 //! side that wrote it waits for that close, because closing right after
 //! writing can lose the last bytes.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use iroh::Endpoint;
 use iroh::endpoint::{Connection, RecvStream, SendStream};
-use iroh::{Endpoint, EndpointAddr, EndpointId};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -184,15 +183,10 @@ pub async fn sync_with(
 ) -> PeerReport {
     let device = DeviceId(peer.device);
     let mut report = PeerReport::new(device);
-    let addr = match EndpointId::from_bytes(&peer.device) {
-        Ok(id) => peer
-            .addrs
-            .iter()
-            .fold(EndpointAddr::new(id), |a, s: &SocketAddr| {
-                a.with_ip_addr(*s)
-            }),
+    let addr = match peer.endpoint_addr() {
+        Ok(addr) => addr,
         Err(e) => {
-            report.error = Some(format!("invalid device id: {e}"));
+            report.error = Some(e);
             return report;
         }
     };

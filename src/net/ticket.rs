@@ -55,6 +55,16 @@ fn decode<T: for<'de> Deserialize<'de>>(prefix: &str, text: &str) -> Result<T, S
 }
 
 impl PeerTicket {
+    /// Where iroh should dial: the device id with its direct addresses.
+    pub fn endpoint_addr(&self) -> Result<iroh::EndpointAddr, String> {
+        let id = iroh::EndpointId::from_bytes(&self.device)
+            .map_err(|e| format!("invalid device id: {e}"))?;
+        Ok(self
+            .addrs
+            .iter()
+            .fold(iroh::EndpointAddr::new(id), |a, s| a.with_ip_addr(*s)))
+    }
+
     /// The text form.
     pub fn encode(&self) -> String {
         encode(PEER_PREFIX, self)

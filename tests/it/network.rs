@@ -158,6 +158,20 @@ fn strangers_reused_invites_and_removed_members_are_refused() {
     assert_eq!(bo_entry["removed"], true);
 }
 
+/// An endpoint on 127.0.0.1 with `key`, no relay, no address lookup and no
+/// gate.
+async fn bare_endpoint(key: iroh::SecretKey) -> iroh::Endpoint {
+    iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
+        .relay_mode(iroh::RelayMode::Disabled)
+        .secret_key(key)
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .bind()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// What a stranger got from a dial.
 struct Probe {
     /// Bytes read from the stream.
@@ -375,22 +389,9 @@ fn a_silent_member_does_not_hold_up_serve() {
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     rt.block_on(async {
         use convene::net::SYNC_ALPN;
-        use iroh::endpoint::presets;
         // Bo's own device key, so that Ana's gate lets the connection in.
-        let endpoint = iroh::Endpoint::builder(presets::Minimal)
-            .relay_mode(iroh::RelayMode::Disabled)
-            .secret_key(iroh::SecretKey::from_bytes(&bo_device.to_bytes()))
-            .clear_ip_transports()
-            .bind_addr("127.0.0.1:0")
-            .unwrap_or_else(|e| panic!("{e}"))
-            .bind()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let id = iroh::EndpointId::from_bytes(&ticket.device).unwrap_or_else(|e| panic!("{e}"));
-        let addr = ticket
-            .addrs
-            .iter()
-            .fold(iroh::EndpointAddr::new(id), |a, s| a.with_ip_addr(*s));
+        let endpoint = bare_endpoint(iroh::SecretKey::from_bytes(&bo_device.to_bytes())).await;
+        let addr = ticket.endpoint_addr().unwrap_or_else(|e| panic!("{e}"));
         let conn = endpoint
             .connect(addr, SYNC_ALPN)
             .await
