@@ -162,12 +162,23 @@ fn check_community(ctx: &Ctx, dir: &Path, id: crate::trust::CommunityId, out: &m
     }
     notes(root, dir, out);
     notes(root, &store.docs_dir(), out);
-    let known = peers::load(dir).map(|p| p.len()).unwrap_or(0);
-    out.push(Check {
-        file: relative(root, &dir.join("peers.json")),
-        status: "ok",
-        detail: format!("{known} known peers to recover from"),
-        recover: None,
+    out.push(match peers::load(dir) {
+        Ok(known) => Check {
+            file: relative(root, &dir.join("peers.json")),
+            status: "ok",
+            detail: format!("{} known peers to recover from", known.len()),
+            recover: None,
+        },
+        Err(e) => Check {
+            file: relative(root, &dir.join("peers.json")),
+            status: "damaged",
+            detail: e.to_string(),
+            recover: Some(
+                "delete it: it only lists where peers were; `convene sync TICKET` or LAN \
+                 discovery finds them again"
+                    .into(),
+            ),
+        },
     });
 }
 

@@ -152,7 +152,12 @@ pub fn serve(
                     }
                 }
                 _ = tick.tick() => {
-                    let known = peers::load(access.dir())?;
+                    // A damaged list of peers must not stop serve: it
+                    // still accepts connections, and `doctor` reports it.
+                    let known = peers::load(access.dir()).unwrap_or_else(|e| {
+                        tracing::warn!("{e}");
+                        Vec::new()
+                    });
                     let stamp = DiskStamp::read(access.dir());
                     if stamp != last_stamp {
                         let devices: Vec<DeviceId> = known.iter().map(|p| p.device).collect();
