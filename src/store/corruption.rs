@@ -95,7 +95,8 @@ fn open_everything(home: &Home) -> Result<String, String> {
     let mut ws = store.workspace(&identity, NOW, true);
     let members: Vec<_> = store.membership().members().collect();
     let mut out = format!(
-        "{}|{}|{members:?}|",
+        "{}|{}|{}|{members:?}|",
+        identity.name,
         identity.device_id().to_hex(),
         identity.member_id().to_hex(),
     );
@@ -182,6 +183,7 @@ fn every_mutation_is_detected_or_harmless() {
     let files: Vec<(&str, PathBuf)> = vec![
         ("member key", identity.join("member.key")),
         ("device key", identity.join("device.key")),
+        ("profile", identity.join("profile.json")),
         ("certificate log", dir.join("certs.log")),
         ("community log", find("community", ".log")),
         ("discussion log", find("response-", ".log")),

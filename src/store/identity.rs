@@ -32,6 +32,37 @@ struct Profile {
     /// Set on a linked device, which holds no member key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     member: Option<MemberId>,
+    /// A check over the fields above, so that damage to them is seen
+    /// (profiles written before it have none and are still read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    check: Option<String>,
+}
+
+impl Profile {
+    fn new(name: &str, member: Option<MemberId>) -> Self {
+        let mut profile = Profile {
+            name: name.to_string(),
+            member,
+            check: None,
+        };
+        profile.check = Some(profile.expected_check());
+        profile
+    }
+
+    fn expected_check(&self) -> String {
+        let mut input = self.name.as_bytes().to_vec();
+        input.push(0);
+        if let Some(m) = &self.member {
+            input.extend_from_slice(&m.0);
+        }
+        hex::encode(&crate::trust::sha256(&input)[..8])
+    }
+
+    fn intact(&self) -> bool {
+        self.check
+            .as_ref()
+            .is_none_or(|c| *c == self.expected_check())
+    }
 }
 
 fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -103,11 +134,8 @@ impl Identity {
             device: SecretKey::generate(),
         };
         write_atomic(&device_path, key_file(&identity.device).as_bytes())?;
-        let profile = serde_json::to_vec_pretty(&Profile {
-            name: identity.name.clone(),
-            member: None,
-        })
-        .unwrap_or_default();
+        let profile =
+            serde_json::to_vec_pretty(&Profile::new(&identity.name, None)).unwrap_or_default();
         write_atomic(&profile_path, &profile)?;
         // The member key last: its presence marks a complete identity.
         write_atomic(&member_path, key_file(identity.member_key()?).as_bytes())?;
@@ -127,6 +155,12 @@ impl Identity {
             .ok_or_else(|| StoreError::Missing(format!("{} is missing", profile_path.display())))?;
         let profile: Profile = serde_json::from_slice(&profile_bytes)
             .map_err(|e| StoreError::corrupt(&profile_path, e.to_string()))?;
+        if !profile.intact() {
+            return Err(StoreError::corrupt(
+                &profile_path,
+                "the profile does not match its check: the file is damaged",
+            ));
+        }
         let (member, member_public) = match profile.member {
             Some(id) if !member_path.exists() => (None, id),
             _ => {
@@ -161,11 +195,8 @@ impl Identity {
             device: SecretKey::generate(),
         };
         write_atomic(&device_path, key_file(&identity.device).as_bytes())?;
-        let profile = serde_json::to_vec_pretty(&Profile {
-            name: identity.name.clone(),
-            member: Some(member),
-        })
-        .unwrap_or_default();
+        let profile = serde_json::to_vec_pretty(&Profile::new(&identity.name, Some(member)))
+            .unwrap_or_default();
         // The profile last: its presence marks a complete linked identity.
         write_atomic(&profile_path, &profile)?;
         Ok(identity)
