@@ -165,7 +165,8 @@ impl CommunityStore {
             .ok_or_else(|| StoreError::corrupt(&certs_path, "the certificate log is missing"))?;
         let parsed = frame::parse(&bytes, CERTS_MAGIC)
             .map_err(|e| StoreError::corrupt(&certs_path, e.to_string()))?;
-        super::fsutil::check_seal(&certs_path, bytes.len() as u64, true, crate::clock::now())?;
+        // Readers only warn; `repair_certs` (writers) leaves the note.
+        super::fsutil::check_seal(&certs_path, bytes.len() as u64, false, 0)?;
         if let Some(at) = parsed.torn_at {
             tracing::warn!(
                 "{} has a torn tail of {} bytes; it is skipped",
@@ -236,13 +237,17 @@ impl CommunityStore {
         Ok(added)
     }
 
-    /// Cut a torn tail of the certificate log (under the write lock).
+    /// Cut a torn tail of the certificate log, and note bytes found missing
+    /// at its end (under the write lock).
     pub fn repair_certs(&self, now: i64) -> Result<()> {
         let path = self.dir.join("certs.log");
-        if let Some(bytes) = read_if_exists(&path)?
-            && let Ok(frame::Parsed {
-                torn_at: Some(at), ..
-            }) = frame::parse(&bytes, CERTS_MAGIC)
+        let Some(bytes) = read_if_exists(&path)? else {
+            return Ok(());
+        };
+        super::fsutil::check_seal(&path, bytes.len() as u64, true, now)?;
+        if let Ok(frame::Parsed {
+            torn_at: Some(at), ..
+        }) = frame::parse(&bytes, CERTS_MAGIC)
         {
             cut_torn_tail(&path, &bytes, at, now)?;
         }

@@ -92,6 +92,8 @@ fn pristine(root: &Path) -> (Home, PathBuf) {
 fn open_everything(home: &Home) -> Result<String, String> {
     let identity = home.identity().map_err(|e| e.to_string())?;
     let store = home.resolve(None).map_err(|e| e.to_string())?;
+    // As a writing command does: repair what can be repaired, noting it.
+    store.repair_certs(NOW).map_err(|e| e.to_string())?;
     let mut ws = store.workspace(&identity, NOW, true);
     let members: Vec<_> = store.membership().members().collect();
     let mut out = format!(
