@@ -19,7 +19,7 @@ use crate::bundle::Bundle;
 use crate::model::DocId;
 use crate::sync::chunks::guarded;
 use crate::trust::ownership::check_ownership;
-use crate::trust::removal::LateChanges;
+use crate::trust::removal::unanswered;
 use crate::trust::signed_change::{ChangeSignature, Standing, decode_change, verify_signed};
 use crate::trust::{Certificate, Membership, TrustError};
 
@@ -245,16 +245,7 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
             // A removed member's later change stays only if a change that
             // stays builds on it (`trust::removal`); any other is refused with
             // the whole bundle.
-            let mut standing = LateChanges::default();
-            for change in &late {
-                let deps = change.deps().iter().map(|d| d.0);
-                standing.add(change.hash().0, deps, Standing::AfterRemoval);
-            }
-            for change in &accepted {
-                let deps = change.deps().iter().map(|d| d.0);
-                standing.add(change.hash().0, deps, Standing::Current);
-            }
-            if let Some(hash) = standing.dropped().first() {
+            if let Some(hash) = unanswered(&late, &accepted).first() {
                 return Err(refused(
                     store,
                     format!(

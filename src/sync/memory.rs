@@ -198,7 +198,7 @@ impl MemoryReplica {
                 if let Ok((_, standing)) =
                     verify_signed(&self.membership, name, actor, &change.hash().0, sig)
                 {
-                    late.add(change.hash().0, change.deps().iter().map(|d| d.0), standing);
+                    late.add_change(change, standing);
                 }
             }
             let dropped = late.dropped();

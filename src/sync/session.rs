@@ -23,7 +23,7 @@ use super::frame::Frame;
 use super::{PROTOCOL_VERSION, Replica, SyncError};
 use crate::model::DocId;
 use crate::trust::ownership::check_ownership;
-use crate::trust::removal::LateChanges;
+use crate::trust::removal::unanswered;
 use crate::trust::signed_change::{ChangeSignature, Standing, verify_signed};
 use crate::trust::{Certificate, DeviceId, TrustError, sha256};
 
@@ -497,16 +497,7 @@ impl Session {
             // A removed member's later change that an accepted change builds
             // on stays after all (`trust::removal`), also when that change
             // came earlier and waits for it.
-            let mut late = LateChanges::default();
-            for (hash, change) in &self.late {
-                let deps = change.deps().iter().map(|d| d.0);
-                late.add(*hash, deps, Standing::AfterRemoval);
-            }
-            for change in accepted.iter().chain(waiting) {
-                let deps = change.deps().iter().map(|d| d.0);
-                late.add(change.hash().0, deps, Standing::Current);
-            }
-            let dropped = late.dropped();
+            let dropped = unanswered(self.late.values(), accepted.iter().chain(waiting));
             let kept: Vec<[u8; 32]> = self
                 .late
                 .keys()

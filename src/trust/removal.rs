@@ -44,6 +44,12 @@ impl LateChanges {
         }
     }
 
+    /// Note one verified change, with its hash and dependencies.
+    pub fn add_change(&mut self, change: &automerge::Change, standing: Standing) {
+        let deps = change.deps().iter().map(|d| d.0);
+        self.add(change.hash().0, deps, standing);
+    }
+
     /// The late changes that no change that stays builds on.
     pub fn dropped(&self) -> BTreeSet<Hash> {
         let kept = late_changes_kept(&self.late, &self.kept_deps);
@@ -53,6 +59,21 @@ impl LateChanges {
             .copied()
             .collect()
     }
+}
+
+/// Of the `late` changes, those that none of the `kept` changes builds on.
+pub fn unanswered<'a>(
+    late: impl IntoIterator<Item = &'a automerge::Change>,
+    kept: impl IntoIterator<Item = &'a automerge::Change>,
+) -> BTreeSet<Hash> {
+    let mut changes = LateChanges::default();
+    for change in late {
+        changes.add_change(change, Standing::AfterRemoval);
+    }
+    for change in kept {
+        changes.add_change(change, Standing::Current);
+    }
+    changes.dropped()
 }
 
 /// The later changes (`late`: hash → its dependencies) that stay, given the
