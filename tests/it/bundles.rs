@@ -1,6 +1,6 @@
 //! Bundles: the same verified bytes as sync, carried in a file.
 
-use crate::common::TestHome;
+use crate::common::{TestHome, joined_offline};
 
 fn path(home: &TestHome, name: &str) -> String {
     home.path().join(name).to_string_lossy().into_owned()
@@ -245,11 +245,7 @@ fn three_members_carry_bundles_onward_and_converge() {
     let ana = TestHome::founded("Ana");
     let mut members = Vec::new();
     for name in ["Bo", "Cy"] {
-        let ticket = ana.ok(&["invite", "--addr", "127.0.0.1:9"]).id();
-        let home = TestHome::new();
-        home.ok(&["init", "--name", name]);
-        home.ok(&["join", &ticket, "--bind", "127.0.0.1:0", "--timeout", "1"]);
-        members.push(home);
+        members.push(joined_offline(&ana, name));
     }
     let (bo, cy) = (&members[0], &members[1]);
     let rid = ana
@@ -326,10 +322,7 @@ fn three_members_carry_bundles_onward_and_converge() {
 #[test]
 fn a_removed_members_later_changes_in_a_bundle_are_refused() {
     let ana = TestHome::founded("Ana");
-    let ticket = ana.ok(&["invite", "--addr", "127.0.0.1:9"]).id();
-    let bo = TestHome::new();
-    bo.ok(&["init", "--name", "Bo"]);
-    bo.ok(&["join", &ticket, "--bind", "127.0.0.1:0", "--timeout", "1"]);
+    let bo = joined_offline(&ana, "Bo");
     let rid = ana
         .ok(&["open", "development", "Policy", "--summary", "s"])
         .id();
@@ -361,11 +354,7 @@ fn late_post_reaches_bo() -> (TestHome, TestHome, String, String) {
     let ana = TestHome::founded("Ana");
     let mut others = Vec::new();
     for name in ["Bo", "Cy"] {
-        let ticket = ana.ok(&["invite", "--addr", "127.0.0.1:9"]).id();
-        let home = TestHome::new();
-        home.ok(&["init", "--name", name]);
-        home.ok(&["join", &ticket, "--bind", "127.0.0.1:0", "--timeout", "1"]);
-        others.push(home);
+        others.push(joined_offline(&ana, name));
     }
     let cy = others.pop().unwrap_or_else(|| panic!("no Cy"));
     let bo = others.pop().unwrap_or_else(|| panic!("no Bo"));

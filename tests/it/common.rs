@@ -144,6 +144,27 @@ fn to_run(out: Output) -> Run {
     }
 }
 
+/// A new member `name` of `inviter`'s community, joined over the network
+/// (`inviter` must be serving).
+pub fn joined(inviter: &TestHome, name: &str) -> TestHome {
+    let ticket = inviter.ok(&["invite"]).id();
+    let home = TestHome::new();
+    home.ok(&["init", "--name", name]);
+    let r = home.ok(&["--json", "join", &ticket, "--bind", "127.0.0.1:0"]);
+    assert_eq!(r.json()["name"], "Water Network");
+    home
+}
+
+/// A new member `name` of `inviter`'s community, joined offline: the
+/// invite's address leads nowhere, and the claim waits for a bundle.
+pub fn joined_offline(inviter: &TestHome, name: &str) -> TestHome {
+    let ticket = inviter.ok(&["invite", "--addr", "127.0.0.1:9"]).id();
+    let home = TestHome::new();
+    home.ok(&["init", "--name", name]);
+    home.ok(&["join", &ticket, "--bind", "127.0.0.1:0", "--timeout", "1"]);
+    home
+}
+
 /// A `convene serve` process, stopped when dropped.
 pub struct Server {
     child: Child,

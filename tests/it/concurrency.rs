@@ -56,10 +56,7 @@ fn commands_and_serve_write_one_home_at_once_without_loss() {
         .id();
     let tid = ana.ok(&["thread", &rid, "Busy thread"]).id();
     let server = crate::common::Server::start(&ana);
-    let ticket = ana.ok(&["invite"]).id();
-    let bo = TestHome::new();
-    bo.ok(&["init", "--name", "Bo"]);
-    bo.ok(&["join", &ticket, "--bind", "127.0.0.1:0"]);
+    let bo = crate::common::joined(&ana, "Bo");
     const EACH: usize = 6;
     for i in 0..EACH {
         bo.ok(&["post", &tid, "-m", &format!("from Bo {i}")]);

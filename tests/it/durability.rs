@@ -9,7 +9,7 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Server, TestHome};
+use crate::common::{Server, TestHome, joined, joined_offline};
 
 fn trials() -> usize {
     std::env::var("CONVENE_KILL_TRIALS")
@@ -65,10 +65,7 @@ fn path(home: &TestHome, name: &str) -> String {
 #[test]
 fn acknowledged_writes_survive_kill_9() {
     let ana = TestHome::founded("Ana");
-    let ticket = ana.ok(&["invite", "--addr", "127.0.0.1:9"]).id();
-    let bo = TestHome::new();
-    bo.ok(&["init", "--name", "Bo"]);
-    bo.ok(&["join", &ticket, "--bind", "127.0.0.1:0", "--timeout", "1"]);
+    let bo = joined_offline(&ana, "Bo");
     let rid = ana
         .ok(&["open", "development", "Policy", "--summary", "s"])
         .id();
@@ -168,13 +165,8 @@ fn serve_killed_while_receiving_a_sync_keeps_what_it_acknowledged() {
         .id();
     let tid = ana.ok(&["thread", &rid, "Views"]).id();
     let bo = {
-        let server = Server::start(&ana);
-        let ticket = ana.ok(&["invite"]).id();
-        let bo = TestHome::new();
-        bo.ok(&["init", "--name", "Bo"]);
-        bo.ok(&["join", &ticket, "--bind", "127.0.0.1:0"]);
-        drop(server);
-        bo
+        let _server = Server::start(&ana);
+        joined(&ana, "Bo")
     };
     let mut rng = Rng(0xbeef);
     let (mut acked, mut killed) = (0, 0);

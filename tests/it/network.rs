@@ -3,16 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Server, TestHome, eventually};
-
-fn joined(server_home: &TestHome, name: &str) -> TestHome {
-    let ticket = server_home.ok(&["invite"]).id();
-    let home = TestHome::new();
-    home.ok(&["init", "--name", name]);
-    let r = home.ok(&["--json", "join", &ticket, "--bind", "127.0.0.1:0"]);
-    assert_eq!(r.json()["name"], "Water Network");
-    home
-}
+use crate::common::{Server, TestHome, eventually, joined};
 
 fn sync(home: &TestHome) -> serde_json::Value {
     home.ok(&["--json", "sync", "--bind", "127.0.0.1:0", "--timeout", "10"])
