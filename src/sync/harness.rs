@@ -40,9 +40,7 @@ pub fn sync_pair(
     b_device: DeviceId,
     rng: &mut Rng,
 ) -> Result<(Stats, Stats), SyncError> {
-    let mut sa = Session::new(b_device);
-    let mut sb = Session::new(a_device);
-    run_pair(&mut sa, a, &mut sb, b, rng, &mut |_| {})
+    fresh_pair(a, a_device, b, b_device, rng, usize::MAX, Faults::default())
 }
 
 /// The connection was lost before the session ended.
@@ -70,9 +68,7 @@ pub fn sync_pair_faulty(
     rng: &mut Rng,
     faults: Faults,
 ) -> Result<(Stats, Stats), SyncError> {
-    let mut sa = Session::new(b_device);
-    let mut sb = Session::new(a_device);
-    run_pair_with(&mut sa, a, &mut sb, b, rng, &mut |_| {}, usize::MAX, faults)
+    fresh_pair(a, a_device, b, b_device, rng, usize::MAX, faults)
 }
 
 /// Like [`sync_pair`], but the connection drops after `frames` frames.
@@ -84,18 +80,22 @@ pub fn sync_pair_dropping(
     rng: &mut Rng,
     frames: usize,
 ) -> Result<(Stats, Stats), SyncError> {
+    fresh_pair(a, a_device, b, b_device, rng, frames, Faults::default())
+}
+
+/// New sessions on both sides, run over a wire with these limits.
+fn fresh_pair(
+    a: &mut MemoryReplica,
+    a_device: DeviceId,
+    b: &mut MemoryReplica,
+    b_device: DeviceId,
+    rng: &mut Rng,
+    max_frames: usize,
+    faults: Faults,
+) -> Result<(Stats, Stats), SyncError> {
     let mut sa = Session::new(b_device);
     let mut sb = Session::new(a_device);
-    run_pair_with(
-        &mut sa,
-        a,
-        &mut sb,
-        b,
-        rng,
-        &mut |_| {},
-        frames,
-        Faults::default(),
-    )
+    run_pair_with(&mut sa, a, &mut sb, b, rng, &mut |_| {}, max_frames, faults)
 }
 
 /// Run two sessions to the end; `watch` sees every frame on the wire.
