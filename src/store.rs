@@ -10,6 +10,7 @@ pub mod community;
 #[cfg(test)]
 mod corruption;
 pub mod doclog;
+pub mod endpoint;
 pub mod frame;
 pub mod fsutil;
 pub mod home;

@@ -120,6 +120,18 @@ fn check_community(ctx: &Ctx, dir: &Path, id: crate::trust::CommunityId, out: &m
         ),
         recover: None,
     });
+    if store.actor_replaced() {
+        out.push(Check {
+            file: relative(root, &dir.join("actor")),
+            status: "damaged",
+            detail: "missing or damaged: this device's next changes go under a new Automerge actor"
+                .into(),
+            recover: Some(
+                "nothing is lost: the next writing command (post, sync, ...) writes a new one"
+                    .into(),
+            ),
+        });
+    }
     let names = match store.doc_names() {
         Ok(names) => names,
         Err(e) => {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::output::{Ctx, IntegrityFailure, table, usage};
 use crate::ids::resolve_prefix;
@@ -14,15 +14,6 @@ use crate::net::{Exclusive, Gate, PeerReport, PeerTicket, RelayChoice, StoreAcce
 use crate::store::peers::{self, KnownPeer};
 use crate::store::{CommunityStore, Home};
 use crate::trust::DeviceId;
-
-/// Where `serve` said it listens, for `ticket` and `invite`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EndpointInfo {
-    /// This device.
-    pub device: DeviceId,
-    /// Its direct addresses.
-    pub addrs: Vec<SocketAddr>,
-}
 
 /// The addresses `serve` last listened on (or `--addr`).
 pub fn endpoint_info(
@@ -36,16 +27,12 @@ pub fn endpoint_info(
             addrs: addr.to_vec(),
         });
     }
-    let path = home.root().join("endpoint.json");
-    let info: Option<EndpointInfo> = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    match info {
-        Some(info) if info.device == device => Ok(PeerTicket {
+    match crate::store::endpoint::load(home, device) {
+        Some(addrs) => Ok(PeerTicket {
             device: device.0,
-            addrs: info.addrs,
+            addrs,
         }),
-        _ => Err(anyhow::anyhow!(
+        None => Err(anyhow::anyhow!(
             "this device has no known address yet: run `convene serve` first, or pass --addr IP:PORT"
         )),
     }

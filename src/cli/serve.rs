@@ -19,7 +19,7 @@ use iroh::endpoint::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::output::Ctx;
-use super::peer::{EndpointInfo, runtime};
+use super::peer::runtime;
 use crate::net::access::DiskStamp;
 use crate::net::endpoint::bind;
 use crate::net::join::{accept_join, read_join_request};
@@ -30,6 +30,7 @@ use crate::net::{
     sync_with,
 };
 use crate::store::Identity;
+use crate::store::endpoint::{self, EndpointInfo};
 use crate::store::peers::{self, KnownPeer};
 use crate::trust::DeviceId;
 
@@ -66,10 +67,7 @@ pub fn serve(
             device: identity.device_id(),
             addrs: addrs.clone(),
         };
-        crate::store::fsutil::write_atomic(
-            &ctx.home.root().join("endpoint.json"),
-            &serde_json::to_vec_pretty(&info)?,
-        )?;
+        endpoint::save(&ctx.home, &info)?;
         let ticket = PeerTicket {
             device: identity.device_id().0,
             addrs: addrs.clone(),

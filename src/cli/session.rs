@@ -19,7 +19,7 @@ pub fn write<T>(
     let mut lock = ctx.home.lock_file()?;
     let _guard = lock.write().context("taking the home's write lock")?;
     let store = ctx.home.resolve(ctx.community.as_deref())?;
-    store.repair_certs(ctx.now)?;
+    store.repair(ctx.now)?;
     let mut ws = store.workspace(&identity, ctx.now, true);
     let out = work(&mut ws, &identity, &store)?;
     store.persist(&mut ws, &identity)?;

@@ -32,6 +32,9 @@ pub struct CommunityStore {
     certs: Vec<VerifiedCert>,
     membership: Membership,
     actor_suffix: [u8; 8],
+    /// The actor file was missing or damaged: `actor_suffix` is a fresh one
+    /// that [`CommunityStore::repair`] writes down.
+    actor_replaced: bool,
 }
 
 /// Loads documents from a community folder, verifying every signature.
@@ -165,7 +168,7 @@ impl CommunityStore {
             .ok_or_else(|| StoreError::corrupt(&certs_path, "the certificate log is missing"))?;
         let parsed = frame::parse(&bytes, CERTS_MAGIC)
             .map_err(|e| StoreError::corrupt(&certs_path, e.to_string()))?;
-        // Readers only warn; `repair_certs` (writers) leaves the note.
+        // Readers only warn; `repair` (writers) leaves the note.
         super::fsutil::check_seal(&certs_path, bytes.len() as u64, false, 0)?;
         if let Some(at) = parsed.torn_at {
             tracing::warn!(
@@ -190,19 +193,28 @@ impl CommunityStore {
             path: certs_path.clone(),
             source,
         })?;
+        // The actor file only keeps this device's changes under one Automerge
+        // actor. A fresh actor is always safe (its sequence starts anew), so
+        // a damaged file is replaced rather than refused.
         let actor_path = dir.join("actor");
-        let actor_text = read_if_exists(&actor_path)?
-            .ok_or_else(|| StoreError::corrupt(&actor_path, "the actor file is missing"))?;
-        let actor_suffix: [u8; 8] = hex::decode(String::from_utf8_lossy(&actor_text).trim())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| StoreError::corrupt(&actor_path, "expected 16 hex digits"))?;
+        let actor_suffix: Option<[u8; 8]> = read_if_exists(&actor_path)?.and_then(|text| {
+            let text = std::str::from_utf8(&text).ok()?.trim();
+            let bytes = hex::decode(text).ok()?;
+            (text.len() == 16).then_some(bytes.try_into().ok()?)
+        });
+        if actor_suffix.is_none() {
+            tracing::warn!(
+                "{} is missing or damaged; this device writes under a new actor",
+                actor_path.display()
+            );
+        }
         Ok(CommunityStore {
             dir: dir.to_path_buf(),
             id,
             certs,
             membership,
-            actor_suffix,
+            actor_replaced: actor_suffix.is_none(),
+            actor_suffix: actor_suffix.unwrap_or_else(crate::ids::random_bytes::<8>),
         })
     }
 
@@ -237,9 +249,16 @@ impl CommunityStore {
         Ok(added)
     }
 
-    /// Cut a torn tail of the certificate log, and note bytes found missing
-    /// at its end (under the write lock).
-    pub fn repair_certs(&self, now: i64) -> Result<()> {
+    /// What a writing command mends on opening, under the write lock: a
+    /// replaced actor file is written down, a torn tail of the certificate
+    /// log is cut, and bytes found missing at its end are noted.
+    pub fn repair(&self, now: i64) -> Result<()> {
+        if self.actor_replaced {
+            write_atomic(
+                &self.dir.join("actor"),
+                hex::encode(self.actor_suffix).as_bytes(),
+            )?;
+        }
         let path = self.dir.join("certs.log");
         let Some(bytes) = read_if_exists(&path)? else {
             return Ok(());
@@ -252,6 +271,11 @@ impl CommunityStore {
             cut_torn_tail(&path, &bytes, at, now)?;
         }
         Ok(())
+    }
+
+    /// Whether the actor file was missing or damaged when the store opened.
+    pub fn actor_replaced(&self) -> bool {
+        self.actor_replaced
     }
 
     /// The community id.

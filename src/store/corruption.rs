@@ -8,6 +8,10 @@
 //!
 //! `CONVENE_CORRUPTIONS` sets the mutations per kind of file (1,000 by
 //! default).
+//!
+//! Hint files (what a device remembers to work faster or reach peers) have
+//! their own campaign: no view may change, a sync must still converge and
+//! writing must go on.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -24,6 +28,15 @@ fn mutations() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000)
+}
+
+/// Hint files cost a sync and a write per mutation: `CONVENE_HINT_CORRUPTIONS`
+/// sets how many per file (200 by default; docs/reliability.md records 1,000).
+fn hint_mutations() -> usize {
+    std::env::var("CONVENE_HINT_CORRUPTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
 }
 
 struct Rng(u64);
@@ -93,7 +106,7 @@ fn open_everything(home: &Home) -> Result<String, String> {
     let identity = home.identity().map_err(|e| e.to_string())?;
     let store = home.resolve(None).map_err(|e| e.to_string())?;
     // As a writing command does: repair what can be repaired, noting it.
-    store.repair_certs(NOW).map_err(|e| e.to_string())?;
+    store.repair(NOW).map_err(|e| e.to_string())?;
     let mut ws = store.workspace(&identity, NOW, true);
     let members: Vec<_> = store.membership().members().collect();
     let mut out = format!(
@@ -241,4 +254,176 @@ fn every_mutation_is_detected_or_harmless() {
     // The home is intact again.
     assert_eq!(open_everything(&home), Ok(expected));
     let _ = CommunityStore::open(&dir, home.community_ids().unwrap_or_default()[0]);
+}
+
+/// Post one more comment in the first thread of the first response, as a
+/// writing command does (mending what it can first).
+fn post_one(home: &Home, store: &CommunityStore, body: &str) -> Result<(), String> {
+    let identity = home.identity().map_err(|e| e.to_string())?;
+    store.repair(NOW).map_err(|e| e.to_string())?;
+    let mut ws = store.workspace(&identity, NOW, true);
+    let index = ws.index().map_err(|e| e.to_string())?;
+    let response = &index.first().ok_or("no response")?.id;
+    let threads = ws.threads(response).map_err(|e| e.to_string())?;
+    let thread = crate::ids::ObjectId::parse(&threads.first().ok_or("no thread")?.id)
+        .ok_or("a bad thread id")?;
+    ws.post(response, &thread, body, None)
+        .map_err(|e| e.to_string())?;
+    store
+        .persist(&mut ws, &identity)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")) {
+        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+fn heads(replica: &mut dyn crate::sync::Replica) -> Vec<(String, Vec<automerge::ChangeHash>)> {
+    let names = replica.doc_names().unwrap_or_else(|e| panic!("{e}"));
+    names
+        .into_iter()
+        .map(|name| {
+            let heads = replica
+                .doc(&name)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .get_heads();
+            (name, heads)
+        })
+        .collect()
+}
+
+/// The hint files: what a device remembers to work faster or reach peers
+/// (`current`, `actor`, `peers.json`, the sync states in `peers/`,
+/// `endpoint.json`). Their content is not the community's: each mutation
+/// must leave every view as it was (or be refused), writing must still
+/// work, and a damaged sync state must not stop a sync from converging.
+#[test]
+fn every_mutation_of_a_hint_file_is_harmless() {
+    use crate::store::replica::StoreReplica;
+    use crate::sync::harness::{Rng as WireRng, sync_replicas};
+
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (home, dir) = pristine(&root.path().join("a"));
+    let identity = home.identity().unwrap_or_else(|e| panic!("{e}"));
+    let device = identity.device_id();
+    let id = home.community_ids().unwrap_or_else(|e| panic!("{e}"))[0];
+    home.set_current(&id).unwrap_or_else(|e| panic!("{e}"));
+    crate::store::peers::remember(
+        &dir,
+        crate::store::peers::KnownPeer {
+            device,
+            addrs: vec!["127.0.0.1:4433".parse().unwrap_or_else(|e| panic!("{e}"))],
+            last_synced: Some(NOW),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let endpoint = crate::store::endpoint::EndpointInfo {
+        device,
+        addrs: vec!["127.0.0.1:4434".parse().unwrap_or_else(|e| panic!("{e}"))],
+    };
+    crate::store::endpoint::save(&home, &endpoint).unwrap_or_else(|e| panic!("{e}"));
+
+    // Another copy of the community (as on another device) runs ahead: it
+    // is synced once, so that a sync state is kept for it, then writes more.
+    let other = root.path().join("b");
+    copy_dir(&dir, &other);
+    std::fs::write(other.join("actor"), "00000000000000b0").unwrap_or_else(|e| panic!("{e}"));
+    let open = |d: &Path| CommunityStore::open(d, id).unwrap_or_else(|e| panic!("{e}"));
+    post_one(&home, &open(&other), "Ahead, first.").unwrap_or_else(|e| panic!("{e}"));
+    let mut wire = WireRng(7);
+    let sync = |wire: &mut WireRng| {
+        let mut a = StoreReplica::new(open(&dir), NOW);
+        let mut b = StoreReplica::new(open(&other), NOW);
+        let outcome = sync_replicas(&mut a, device, &mut b, device, wire);
+        (outcome, heads(&mut a), heads(&mut b))
+    };
+    let (first, _, _) = sync(&mut wire);
+    first.unwrap_or_else(|e| panic!("{e}"));
+    post_one(&home, &open(&other), "Ahead, second.").unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.join("peers").join(format!("{}.json", device.to_hex()));
+    let other_state = other
+        .join("peers")
+        .join(format!("{}.json", device.to_hex()));
+    let saved = root.path().join("saved");
+    copy_dir(&dir, &saved);
+    let other_state_bytes = std::fs::read(&other_state).unwrap_or_else(|e| panic!("{e}"));
+    let expected = open_everything(&home).unwrap_or_else(|e| panic!("{e}"));
+
+    let files: Vec<(&str, PathBuf)> = vec![
+        ("current", home.root().join("current")),
+        ("actor", dir.join("actor")),
+        ("peers.json", dir.join("peers.json")),
+        ("endpoint.json", home.root().join("endpoint.json")),
+        ("sync state", state),
+    ];
+    let n = hint_mutations();
+    let mut rng = Rng(0xBADC0DE);
+    for (kind, path) in &files {
+        let original = std::fs::read(path).unwrap_or_else(|e| panic!("{e}"));
+        let (mut hint_read, mut hint_refused) = (0, 0);
+        for round in 0..n {
+            let mutated = mutate(&mut rng, &original, round);
+            std::fs::write(path, &mutated).unwrap_or_else(|e| panic!("{e}"));
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                // Every view is as it was: hints carry no content.
+                assert_eq!(
+                    open_everything(&home).as_ref(),
+                    Ok(&expected),
+                    "{kind}, round {round}: a view changed"
+                );
+                // The hint's own reader refuses it or reads something.
+                let read = match *kind {
+                    "peers.json" => crate::store::peers::load(&dir).is_ok(),
+                    "endpoint.json" => crate::store::endpoint::load(&home, device).is_some(),
+                    "current" => home.current().ok().flatten() == Some(id),
+                    "actor" => !open(&dir).actor_replaced(),
+                    _ => std::fs::read(path)
+                        .ok()
+                        .and_then(|b| {
+                            serde_json::from_slice::<std::collections::BTreeMap<String, String>>(&b)
+                                .ok()
+                        })
+                        .is_some_and(|states| {
+                            states.values().all(|h| {
+                                hex::decode(h)
+                                    .ok()
+                                    .is_some_and(|b| automerge::sync::State::decode(&b).is_ok())
+                            })
+                        }),
+                };
+                // A sync with the copy that ran ahead converges.
+                let (outcome, a, b) = sync(&mut WireRng(round as u64 + 1));
+                outcome.unwrap_or_else(|e| panic!("{kind}, round {round}: sync failed: {e}"));
+                assert_eq!(a, b, "{kind}, round {round}: the sync did not converge");
+                // And this device still writes.
+                post_one(&home, &open(&dir), "Still writing.")
+                    .unwrap_or_else(|e| panic!("{kind}, round {round}: cannot write: {e}"));
+                read
+            }))
+            .unwrap_or_else(|_| panic!("{kind}, round {round}: a panic or a check failed"));
+            if outcome {
+                hint_read += 1;
+            } else {
+                hint_refused += 1;
+            }
+            std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+            copy_dir(&saved, &dir);
+            std::fs::write(path, &original).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&other_state, &other_state_bytes).unwrap_or_else(|e| panic!("{e}"));
+        }
+        eprintln!(
+            "corruption, {kind}: {n} mutations: every view unchanged, sync converged, writes \
+             went on; the hint itself read {hint_read}, refused {hint_refused}"
+        );
+    }
 }

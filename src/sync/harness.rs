@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use super::frame::{decode, encode};
 use super::memory::MemoryReplica;
-use super::{Frame, Session, Stats, SyncError};
+use super::{Frame, Replica, Session, Stats, SyncError};
 use crate::trust::DeviceId;
 
 /// A small seeded generator (xorshift64).
@@ -83,11 +83,23 @@ pub fn sync_pair_dropping(
     fresh_pair(a, a_device, b, b_device, rng, frames, Faults::default())
 }
 
+/// Run a session between any two replicas (a store and a memory replica,
+/// say) to the end.
+pub fn sync_replicas(
+    a: &mut dyn Replica,
+    a_device: DeviceId,
+    b: &mut dyn Replica,
+    b_device: DeviceId,
+    rng: &mut Rng,
+) -> Result<(Stats, Stats), SyncError> {
+    fresh_pair(a, a_device, b, b_device, rng, usize::MAX, Faults::default())
+}
+
 /// New sessions on both sides, run over a wire with these limits.
 fn fresh_pair(
-    a: &mut MemoryReplica,
+    a: &mut dyn Replica,
     a_device: DeviceId,
-    b: &mut MemoryReplica,
+    b: &mut dyn Replica,
     b_device: DeviceId,
     rng: &mut Rng,
     max_frames: usize,
@@ -113,9 +125,9 @@ pub fn run_pair(
 #[allow(clippy::too_many_arguments)]
 fn run_pair_with(
     sa: &mut Session,
-    a: &mut MemoryReplica,
+    a: &mut dyn Replica,
     sb: &mut Session,
-    b: &mut MemoryReplica,
+    b: &mut dyn Replica,
     rng: &mut Rng,
     watch: &mut dyn FnMut(&[u8]),
     max_frames: usize,
@@ -148,7 +160,7 @@ fn run_pair_with(
             (true, false) => false,
             (false, false) => rng.below(2) == 0,
         };
-        let (frame, session, replica, out) = if a_turn {
+        let (frame, session, replica, out): (_, _, &mut dyn Replica, _) = if a_turn {
             (to_a.pop_front(), &mut *sa, &mut *a, &mut to_b)
         } else {
             (to_b.pop_front(), &mut *sb, &mut *b, &mut to_a)

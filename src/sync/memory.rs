@@ -22,6 +22,9 @@ pub struct MemoryReplica {
     signatures: BTreeMap<String, BTreeMap<ChangeHash, ChangeSignature>>,
     device: SecretKey,
     actor: ActorId,
+    /// Sync states remembered per peer and document, encoded as the store
+    /// keeps them (only the shared heads survive).
+    states: BTreeMap<(DeviceId, String), Vec<u8>>,
     /// Tests only: behave like a peer that ignores removals.
     ignore_removals: bool,
 }
@@ -44,6 +47,7 @@ impl MemoryReplica {
             signatures: BTreeMap::new(),
             device,
             actor,
+            states: BTreeMap::new(),
             ignore_removals: false,
         })
     }
@@ -143,6 +147,20 @@ impl MemoryReplica {
         if !self.ignore_removals {
             self.drop_late_changes();
         }
+    }
+
+    /// Replace the sync state remembered with `peer` for `doc` by one that
+    /// claims these shared heads (as a damaged or outdated state would).
+    pub fn remember_shared_heads(&mut self, peer: DeviceId, doc: &str, heads: Vec<ChangeHash>) {
+        let mut state = automerge::sync::State::new();
+        state.shared_heads = heads;
+        self.states.insert((peer, doc.to_string()), state.encode());
+    }
+
+    /// The shared heads remembered with `peer` for `doc`.
+    pub fn remembered_shared_heads(&self, peer: DeviceId, doc: &str) -> Option<Vec<ChangeHash>> {
+        let bytes = self.states.get(&(peer, doc.to_string()))?;
+        Some(automerge::sync::State::decode(bytes).ok()?.shared_heads)
     }
 
     /// Every change of a document, with its signature when held.
@@ -273,6 +291,22 @@ impl Replica for MemoryReplica {
         let sigs = self.signatures.entry(doc.to_string()).or_default();
         for (sig, change) in changes {
             sigs.insert(change.hash(), *sig);
+        }
+        Ok(())
+    }
+
+    fn sync_state(&mut self, peer: &DeviceId, doc: &str) -> Option<automerge::sync::State> {
+        let bytes = self.states.get(&(*peer, doc.to_string()))?;
+        automerge::sync::State::decode(bytes).ok()
+    }
+
+    fn save_sync_states(
+        &mut self,
+        peer: &DeviceId,
+        states: &BTreeMap<String, automerge::sync::State>,
+    ) -> Result<(), SyncError> {
+        for (doc, state) in states {
+            self.states.insert((*peer, doc.clone()), state.encode());
         }
         Ok(())
     }

@@ -318,7 +318,7 @@ impl Session {
                 if ours.is_empty() {
                     self.waiting.insert(name.clone());
                 }
-                let state = replica.sync_state(&self.peer, &name).unwrap_or_default();
+                let state = remembered_state(replica, &self.peer, &name)?;
                 self.states.insert(name, state);
             }
         }
@@ -349,11 +349,30 @@ impl Session {
                 continue;
             };
             let doc = replica.doc(&name)?;
+            // A peer whose last sync names a change we do not hold (it
+            // remembers one we dropped) gets a reset from Automerge on every
+            // call, in flight or not: send it once per message received.
+            let resetting = state
+                .their_have
+                .as_ref()
+                .and_then(|have| have.first())
+                .is_some_and(|have| {
+                    !have
+                        .last_sync
+                        .iter()
+                        .all(|h| doc.get_change_meta_by_hash(h).is_some())
+                });
+            if resetting && state.in_flight {
+                continue;
+            }
             let generated = guarded(|| Ok(doc.sync().generate_sync_message(state)))
                 .map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
             let Some(mut message) = generated else {
                 continue;
             };
+            if resetting {
+                state.in_flight = true;
+            }
             // Never advertise Automerge's V2 capability: peers then send
             // single change chunks, which are checked one by one.
             message.flags = None;
@@ -676,4 +695,26 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::LinkRequest { .. } => "LinkRequest",
         Frame::JoinAccepted { .. } => "JoinAccepted",
     }
+}
+
+/// The sync state remembered with `peer` for a document, if it still
+/// holds: every shared head it names must be in our document. A state
+/// naming a change we do not hold (the file was damaged, or a repair cut
+/// the log's tail since) would make the peer answer each of our messages
+/// with a reset and never send what we lack; a fresh state costs only a
+/// slower first round.
+fn remembered_state(
+    replica: &mut dyn Replica,
+    peer: &DeviceId,
+    name: &str,
+) -> Result<State, SyncError> {
+    let Some(state) = replica.sync_state(peer, name) else {
+        return Ok(State::new());
+    };
+    let doc = replica.doc(name)?;
+    let holds = state
+        .shared_heads
+        .iter()
+        .all(|h| doc.get_change_meta_by_hash(h).is_some());
+    Ok(if holds { state } else { State::new() })
 }

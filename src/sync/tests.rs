@@ -501,3 +501,66 @@ fn sessions_end_when_frames_are_lost_or_duplicated_and_a_clean_one_converges() {
         "{completed} {stalled} {failed}"
     );
 }
+
+#[test]
+fn a_remembered_state_naming_a_change_we_lack_is_set_aside() {
+    let c = community(2);
+    let (da, db) = (
+        DeviceId(c.devices[0].public()),
+        DeviceId(c.devices[1].public()),
+    );
+    let mut rng = Rng(11);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    b.write("response-00aa", "first", 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    sync_pair(&mut a, da, &mut b, db, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        a.remembered_shared_heads(db, "response-00aa")
+            .is_some_and(|heads| !heads.is_empty()),
+        "a finished session leaves its shared heads remembered"
+    );
+    b.write("response-00aa", "second", 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // What A remembers sharing with B names a change A does not hold: a
+    // damaged state file, or a log whose tail a repair cut since.
+    a.remember_shared_heads(db, "response-00aa", vec![ChangeHash([7; 32])]);
+    let (sa, _) = sync_pair(&mut a, da, &mut b, db, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sa.received_changes, 1);
+    assert_converged(&mut [a, b]);
+}
+
+#[test]
+fn a_peer_remembering_a_change_we_dropped_gets_one_reset_per_message_and_converges() {
+    let c = community(2);
+    let (da, db) = (
+        DeviceId(c.devices[0].public()),
+        DeviceId(c.devices[1].public()),
+    );
+    let mut rng = Rng(5);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    for i in 0..30 {
+        b.write(DOCS[i % 3], &format!("b{i}"), i as i64)
+            .unwrap_or_else(|e| panic!("{e}"));
+        a.write(DOCS[(i + 1) % 3], &format!("a{i}"), i as i64)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // B believes A holds its latest change of each document, which A does
+    // not (A dropped it, say, as a removed member's late change).
+    for doc in DOCS {
+        let heads = b.doc(doc).unwrap_or_else(|e| panic!("{e}")).get_heads();
+        b.remember_shared_heads(da, doc, heads);
+    }
+    let mut sa = Session::new(db);
+    let mut sb = Session::new(da);
+    let mut frames = 0;
+    run_pair(&mut sa, &mut a, &mut sb, &mut b, &mut rng, &mut |_| {
+        frames += 1
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_converged(&mut [a, b]);
+    // Each side speaks once per message received, plus the opening and
+    // closing frames: no flood of resets.
+    assert!(frames < 40, "{frames} frames");
+}
