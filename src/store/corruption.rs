@@ -375,12 +375,6 @@ fn every_mutation_of_a_hint_file_is_harmless() {
             let mutated = mutate(&mut rng, &original, round);
             std::fs::write(path, &mutated).unwrap_or_else(|e| panic!("{e}"));
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                // Every view is as it was: hints carry no content.
-                assert_eq!(
-                    open_everything(&home).as_ref(),
-                    Ok(&expected),
-                    "{kind}, round {round}: a view changed"
-                );
                 // The hint's own reader refuses it or reads something.
                 let read = match *kind {
                     "peers.json" => crate::store::peers::load(&dir).is_ok(),
@@ -401,6 +395,12 @@ fn every_mutation_of_a_hint_file_is_harmless() {
                             })
                         }),
                 };
+                // Every view is as it was: hints carry no content.
+                assert_eq!(
+                    open_everything(&home).as_ref(),
+                    Ok(&expected),
+                    "{kind}, round {round}: a view changed"
+                );
                 // A sync with the copy that ran ahead converges.
                 let (outcome, a, b) = sync(&mut WireRng(round as u64 + 1));
                 outcome.unwrap_or_else(|e| panic!("{kind}, round {round}: sync failed: {e}"));
@@ -408,6 +408,11 @@ fn every_mutation_of_a_hint_file_is_harmless() {
                 // And this device still writes.
                 post_one(&home, &open(&dir), "Still writing.")
                     .unwrap_or_else(|e| panic!("{kind}, round {round}: cannot write: {e}"));
+                // A writer mends a damaged actor file.
+                assert!(
+                    !open(&dir).actor_replaced(),
+                    "{kind}, round {round}: the actor file was not mended"
+                );
                 read
             }))
             .unwrap_or_else(|_| panic!("{kind}, round {round}: a panic or a check failed"));

@@ -1,0 +1,108 @@
+//! One device syncing with a `serve` over iroh on loopback, in process so
+//! that only the connection and the session are timed; and the same
+//! documents synced by Automerge's own protocol in memory, the limit a
+//! protocol over Automerge can approach.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use automerge::sync::{State, SyncDoc};
+use automerge::{AutoCommit, ChangeHash};
+use convene::net::endpoint::bind;
+use convene::net::{Exclusive, Gate, PeerReport, PeerTicket, RelayChoice, sync_with};
+use convene::store::doclog::{self, DocFiles};
+use convene::store::{CommunityStore, Home};
+
+/// Sync `home`'s current community with the device behind `ticket`. The
+/// time covers connecting, the session and every write it made; the store
+/// is opened and the endpoint bound before the clock starts.
+pub fn dial(home: &Home, ticket: &str) -> anyhow::Result<(Duration, PeerReport)> {
+    let identity = home.identity()?;
+    let store = home.resolve(None)?;
+    let gate = Gate::for_store(&store);
+    let ticket = PeerTicket::decode(ticket).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let endpoint = bind(
+            &identity.device,
+            "127.0.0.1:0".parse()?,
+            &RelayChoice::Off,
+            gate,
+        )
+        .await?;
+        let access = Exclusive::new(store, convene::clock::now());
+        let start = Instant::now();
+        let report = sync_with(&endpoint, &ticket, &access, Duration::from_secs(120)).await;
+        let took = start.elapsed();
+        endpoint.close().await;
+        if let Some(e) = &report.error {
+            anyhow::bail!("sync failed: {e}");
+        }
+        Ok((took, report))
+    })
+}
+
+/// Every document of a community, loaded and verified.
+pub fn load_docs(store: &CommunityStore) -> anyhow::Result<BTreeMap<String, AutoCommit>> {
+    let mut out = BTreeMap::new();
+    for name in store.doc_names()? {
+        let files = DocFiles::new(&store.docs_dir(), &name);
+        if let Some(loaded) = doclog::load(&files, store.membership(), false, convene::clock::now())? {
+            out.insert(name, loaded.doc);
+        }
+    }
+    Ok(out)
+}
+
+/// The heads of every document.
+pub fn heads(docs: &mut BTreeMap<String, AutoCommit>) -> BTreeMap<String, Vec<ChangeHash>> {
+    docs.iter_mut()
+        .map(|(name, doc)| (name.clone(), doc.get_heads()))
+        .collect()
+}
+
+/// Automerge's sync protocol between `ahead` and `behind`, in memory, for
+/// every document that differs: (time, bytes of every message). Documents
+/// are loaded before the clock starts.
+pub fn automerge_in_memory(
+    ahead: &BTreeMap<String, AutoCommit>,
+    behind: &BTreeMap<String, AutoCommit>,
+) -> (Duration, u64) {
+    let mut pairs: Vec<(AutoCommit, AutoCommit)> = ahead
+        .iter()
+        .map(|(name, doc)| {
+            let other = behind.get(name).cloned().unwrap_or_else(AutoCommit::new);
+            (doc.clone(), other)
+        })
+        .filter(|(a, b)| a.clone().get_heads() != b.clone().get_heads())
+        .collect();
+    let start = Instant::now();
+    let mut bytes = 0u64;
+    for (a, b) in &mut pairs {
+        let (mut sa, mut sb) = (State::new(), State::new());
+        loop {
+            let mut moved = false;
+            if let Some(m) = a.sync().generate_sync_message(&mut sa) {
+                let encoded = m.encode();
+                bytes += encoded.len() as u64;
+                let m = automerge::sync::Message::decode(&encoded).unwrap_or_else(|e| panic!("{e}"));
+                let _ = b.sync().receive_sync_message(&mut sb, m);
+                moved = true;
+            }
+            if let Some(m) = b.sync().generate_sync_message(&mut sb) {
+                let encoded = m.encode();
+                bytes += encoded.len() as u64;
+                let m = automerge::sync::Message::decode(&encoded).unwrap_or_else(|e| panic!("{e}"));
+                let _ = a.sync().receive_sync_message(&mut sa, m);
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+    (start.elapsed(), bytes)
+}
