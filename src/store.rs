@@ -18,6 +18,7 @@ pub mod identity;
 pub mod peers;
 pub mod pending;
 pub mod replica;
+pub mod thread_hints;
 
 pub use community::CommunityStore;
 pub use home::Home;

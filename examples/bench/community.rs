@@ -9,9 +9,9 @@
 //! signed and stored as a command would store it.
 
 use convene::ids::ObjectId;
+use convene::model::Workspace;
 use convene::model::response::NewResponse;
 use convene::model::views::{ResponseKind, Stance};
-use convene::model::Workspace;
 use convene::store::{CommunityStore, Home, Identity};
 use convene::trust::{CertBody, Certificate, Role};
 
@@ -54,18 +54,116 @@ pub struct Member {
 }
 
 const WORDS: &[&str] = &[
-    "the", "policy", "would", "our", "members", "in", "field", "monitoring", "costs", "we",
-    "support", "aim", "but", "timeline", "is", "too", "short", "for", "small", "operators",
-    "data", "sharing", "agreement", "needs", "clear", "consent", "rules", "and", "region",
-    "laboratories", "capacity", "training", "funding", "a", "transition", "period", "of",
-    "two", "years", "seems", "fair", "to", "most", "people", "I", "spoke", "with", "evidence",
-    "from", "pilot", "shows", "that", "reporting", "burden", "doubles", "when", "forms",
-    "change", "every", "season", "ministry", "consultation", "asks", "whether", "should",
-    "apply", "cooperatives", "as", "well", "this", "point", "matters", "because", "it",
-    "affects", "women", "farmers", "first", "could", "propose", "an", "amendment", "on",
-    "paragraph", "three", "not", "sure", "agree", "with", "wording", "risk", "standards",
-    "practice", "community", "network", "local", "partners", "schedule", "audit", "water",
-    "soil", "quality", "safety", "market", "access", "price", "review", "after", "one", "year",
+    "the",
+    "policy",
+    "would",
+    "our",
+    "members",
+    "in",
+    "field",
+    "monitoring",
+    "costs",
+    "we",
+    "support",
+    "aim",
+    "but",
+    "timeline",
+    "is",
+    "too",
+    "short",
+    "for",
+    "small",
+    "operators",
+    "data",
+    "sharing",
+    "agreement",
+    "needs",
+    "clear",
+    "consent",
+    "rules",
+    "and",
+    "region",
+    "laboratories",
+    "capacity",
+    "training",
+    "funding",
+    "a",
+    "transition",
+    "period",
+    "of",
+    "two",
+    "years",
+    "seems",
+    "fair",
+    "to",
+    "most",
+    "people",
+    "I",
+    "spoke",
+    "with",
+    "evidence",
+    "from",
+    "pilot",
+    "shows",
+    "that",
+    "reporting",
+    "burden",
+    "doubles",
+    "when",
+    "forms",
+    "change",
+    "every",
+    "season",
+    "ministry",
+    "consultation",
+    "asks",
+    "whether",
+    "should",
+    "apply",
+    "cooperatives",
+    "as",
+    "well",
+    "this",
+    "point",
+    "matters",
+    "because",
+    "it",
+    "affects",
+    "women",
+    "farmers",
+    "first",
+    "could",
+    "propose",
+    "an",
+    "amendment",
+    "on",
+    "paragraph",
+    "three",
+    "not",
+    "sure",
+    "agree",
+    "with",
+    "wording",
+    "risk",
+    "standards",
+    "practice",
+    "community",
+    "network",
+    "local",
+    "partners",
+    "schedule",
+    "audit",
+    "water",
+    "soil",
+    "quality",
+    "safety",
+    "market",
+    "access",
+    "price",
+    "review",
+    "after",
+    "one",
+    "year",
 ];
 
 /// A comment of realistic length: most are a few sentences, some are long.
@@ -95,7 +193,11 @@ fn sentence_of(rng: &mut Rng, words: usize) -> String {
 }
 
 /// Admit a member: the founder's admission and the member's device.
-pub fn admit(store: &mut CommunityStore, founder: &Identity, member: &Identity) -> anyhow::Result<()> {
+pub fn admit(
+    store: &mut CommunityStore,
+    founder: &Identity,
+    member: &Identity,
+) -> anyhow::Result<()> {
     let id = store.id();
     store.add_certificates(&[
         Certificate::issue(
@@ -136,10 +238,12 @@ impl Community {
             let identity = home.init(&format!("Member {i}"))?;
             members.push(Member { identity, home });
         }
-        let mut store =
-            members[0]
-                .home
-                .create_community(&members[0].identity, "Bench Network", "benchmark", NOW)?;
+        let mut store = members[0].home.create_community(
+            &members[0].identity,
+            "Bench Network",
+            "benchmark",
+            NOW,
+        )?;
         for m in &members[1..] {
             admit(&mut store, &members[0].identity, &m.identity)?;
         }
@@ -172,7 +276,9 @@ impl Community {
                 thread = Some(t);
                 Ok(())
             })?;
-            let (response, thread) = response.zip(thread).ok_or_else(|| anyhow::anyhow!("no ids"))?;
+            let (response, thread) = response
+                .zip(thread)
+                .ok_or_else(|| anyhow::anyhow!("no ids"))?;
             community.responses.push(response.clone());
             community.threads.push((response, thread));
             community.recent.push(Vec::new());
@@ -182,10 +288,13 @@ impl Community {
             let who = (d * 7 + 1) % community.members.len();
             let mut draft = None;
             community.act(who, |ws, rng| {
-                draft = Some(ws.new_draft(&response, &format!("Draft {d}"), &sentence_of(rng, 250))?);
+                draft =
+                    Some(ws.new_draft(&response, &format!("Draft {d}"), &sentence_of(rng, 250))?);
                 Ok(())
             })?;
-            community.drafts.push(draft.ok_or_else(|| anyhow::anyhow!("no draft"))?);
+            community
+                .drafts
+                .push(draft.ok_or_else(|| anyhow::anyhow!("no draft"))?);
         }
         Ok(community)
     }
@@ -217,9 +326,15 @@ impl Community {
             self.act(who, |ws, rng| {
                 for _ in 0..batch {
                     let body = comment_text(rng);
-                    let reply_to = (!recent.is_empty() && rng.below(3) == 0)
-                        .then(|| recent[recent.len() - 1 - rng.below(recent.len().min(20))].clone());
-                    let id = ws.post(&response, &thread, &body, reply_to.as_ref().map(|c| c.as_str()))?;
+                    let reply_to = (!recent.is_empty() && rng.below(3) == 0).then(|| {
+                        recent[recent.len() - 1 - rng.below(recent.len().min(20))].clone()
+                    });
+                    let id = ws.post(
+                        &response,
+                        &thread,
+                        &body,
+                        reply_to.as_ref().map(|c| c.as_str()),
+                    )?;
                     written += body.len();
                     recent.push(id);
                 }
@@ -268,7 +383,12 @@ impl Community {
     /// Most members (four in five) take a stance on the first draft of each
     /// response, with a reason one time in three.
     pub fn take_stances(&mut self) -> anyhow::Result<()> {
-        let firsts: Vec<ObjectId> = self.drafts.iter().take(self.responses.len()).cloned().collect();
+        let firsts: Vec<ObjectId> = self
+            .drafts
+            .iter()
+            .take(self.responses.len())
+            .cloned()
+            .collect();
         for who in 0..self.members.len() {
             if who % 5 == 4 {
                 continue;
@@ -293,11 +413,39 @@ impl Community {
         Ok(())
     }
 
+    /// The same community after its whole folder of homes was copied from
+    /// `from` to `to` (built on tmpfs, measured on disk).
+    pub fn moved(self, from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<Self> {
+        copy_dir(from, to)?;
+        let relocate = |p: &std::path::Path| -> anyhow::Result<std::path::PathBuf> {
+            Ok(to.join(p.strip_prefix(from)?))
+        };
+        let members = self
+            .members
+            .into_iter()
+            .map(|m| {
+                Ok(Member {
+                    home: Home::new(relocate(m.home.root())?),
+                    identity: m.identity,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let store = CommunityStore::open(&relocate(self.store.dir())?, self.store.id())?;
+        Ok(Community {
+            store,
+            members,
+            ..self
+        })
+    }
+
     /// Copy the community folder into `member`'s home, as that member's
     /// device would hold it after a sync (its own actor file).
     pub fn copy_to(&self, member: usize) -> anyhow::Result<()> {
         let home = &self.members[member].home;
-        let target = home.root().join("communities").join(self.store.id().to_hex());
+        let target = home
+            .root()
+            .join("communities")
+            .join(self.store.id().to_hex());
         if target.exists() {
             std::fs::remove_dir_all(&target)?;
         }

@@ -30,6 +30,8 @@ struct Options {
     edits: usize,
     runs: usize,
     docs: Option<PathBuf>,
+    /// Build under this folder and leave the homes there (for profiling).
+    keep: Option<PathBuf>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -40,7 +42,9 @@ fn options() -> anyhow::Result<Options> {
         comments: if quick { 2_000 } else { 10_000 },
         edits: if quick { 30 } else { 300 },
         runs: if quick { 5 } else { 11 },
-        docs: (!quick).then(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md")),
+        docs: (!quick)
+            .then(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md")),
+        keep: None,
     };
     let mut i = 0;
     while i < args.len() {
@@ -64,12 +68,20 @@ fn options() -> anyhow::Result<Options> {
                 i += 1;
             }
             "--no-docs" => options.docs = None,
+            "--keep" => {
+                options.keep = Some(PathBuf::from(
+                    args.get(i + 1)
+                        .ok_or_else(|| anyhow::anyhow!("--keep needs a folder"))?,
+                ));
+                i += 1;
+            }
             "--help" | "-h" => {
                 println!(
-                    "bench [--quick] [--comments N] [--edits N] [--runs N] [--no-docs]\n\
+                    "bench [--quick] [--comments N] [--edits N] [--runs N] [--no-docs] [--keep DIR]\n\
                      Builds a community of 50 members, 20 responses, N comments (10,000),\n\
                      40 drafts edited N times (300) and stances, then prints one JSON line\n\
-                     per figure and (unless --quick or --no-docs) writes docs/performance.md."
+                     per figure and (unless --quick or --no-docs) writes docs/performance.md.\n\
+                     --keep DIR builds the homes under DIR and leaves them there."
                 );
                 std::process::exit(0);
             }
@@ -77,7 +89,10 @@ fn options() -> anyhow::Result<Options> {
         }
         i += 1;
     }
-    anyhow::ensure!(options.comments >= 2_000, "--comments must be at least 2000");
+    anyhow::ensure!(
+        options.comments >= 2_000,
+        "--comments must be at least 2000"
+    );
     Ok(options)
 }
 
@@ -87,7 +102,19 @@ const MISSED: usize = 1_000;
 fn main() -> anyhow::Result<()> {
     let options = options()?;
     let bin = measure::convene_binary()?;
-    let root = tempfile::tempdir()?;
+    // Built on tmpfs when there is one (every write is fsynced, which on a
+    // disk makes building slow), then copied to disk, where it is measured.
+    let scratch = match std::path::Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm")?,
+        false => tempfile::tempdir()?,
+    };
+    let root = match &options.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            tempfile::tempdir_in(dir)?
+        }
+        None => tempfile::tempdir()?,
+    };
     let size = Size {
         members: 50,
         responses: 20,
@@ -98,13 +125,13 @@ fn main() -> anyhow::Result<()> {
     let mut figures: Vec<Figure> = Vec::new();
 
     let built = std::time::Instant::now();
-    let mut community = Community::found(root.path(), size, 0x5EED)?;
+    let mut community = Community::found(scratch.path(), size, 0x5EED)?;
     community.edit_drafts(size.edits_per_draft)?;
     community.take_stances()?;
     community.add_comments(size.comments - MISSED)?;
     // Member 1's device stops syncing here: it will miss the last comments.
     community.copy_to(1)?;
-    let behind = root.path().join("behind-pristine");
+    let behind = scratch.path().join("behind-pristine");
     community::copy_dir(
         &community.members[1]
             .home
@@ -114,6 +141,9 @@ fn main() -> anyhow::Result<()> {
         &behind,
     )?;
     community.add_comments(MISSED)?;
+    let mut community = community.moved(scratch.path(), root.path())?;
+    let behind = root.path().join("behind-pristine");
+    drop(scratch);
     eprintln!(
         "bench: built {} members, {} responses, {} comments, {} drafts x {} edits in {:.1} s",
         size.members,
@@ -123,8 +153,18 @@ fn main() -> anyhow::Result<()> {
         size.edits_per_draft,
         built.elapsed().as_secs_f64()
     );
-    report(&mut figures, "comments", community.comments() as f64, "count");
-    report(&mut figures, "text_bytes", community.text_bytes as f64, "bytes");
+    report(
+        &mut figures,
+        "comments",
+        community.comments() as f64,
+        "count",
+    );
+    report(
+        &mut figures,
+        "text_bytes",
+        community.text_bytes as f64,
+        "bytes",
+    );
 
     // Loading the community store: certificates and every document, verified.
     let ahead_home = community.members[0].home.root().to_path_buf();
@@ -149,7 +189,11 @@ fn main() -> anyhow::Result<()> {
     let mut posts = Vec::new();
     for i in 0..options.runs {
         let text = format!("Benchmark comment {i}: we agree with the transition period.");
-        posts.push(run(&bin, &ahead_home, &["-q", "post", thread.as_str(), "-m", &text])?);
+        posts.push(run(
+            &bin,
+            &ahead_home,
+            &["-q", "post", thread.as_str(), "-m", &text],
+        )?);
     }
     report(&mut figures, "post_ms_p50", median_ms(posts), "ms");
     let mut shows = Vec::new();
@@ -164,7 +208,11 @@ fn main() -> anyhow::Result<()> {
     // A new member, admitted before serve starts (serve owns the home then).
     let joiner = convene::store::Home::new(root.path().join("joiner"));
     let joiner_identity = joiner.init("Newcomer")?;
-    community::admit(&mut community.store, &community.members[0].identity, &joiner_identity)?;
+    community::admit(
+        &mut community.store,
+        &community.members[0].identity,
+        &joiner_identity,
+    )?;
 
     // Catch-up over iroh on loopback, against Automerge in memory.
     let serve = Serve::start(&bin, &ahead_home)?;
@@ -195,7 +243,12 @@ fn main() -> anyhow::Result<()> {
     report(&mut figures, "catchup_ms_p50", catchup_ms, "ms");
     report(&mut figures, "catchup_bytes", wire_bytes as f64, "bytes");
     report(&mut figures, "automerge_catchup_ms_p50", automerge_ms, "ms");
-    report(&mut figures, "automerge_catchup_bytes", automerge_bytes as f64, "bytes");
+    report(
+        &mut figures,
+        "automerge_catchup_bytes",
+        automerge_bytes as f64,
+        "bytes",
+    );
     report(
         &mut figures,
         "catchup_bytes_ratio",
@@ -252,7 +305,12 @@ fn main() -> anyhow::Result<()> {
         took.as_secs_f64() * 1000.0,
         "ms",
     );
-    report(&mut figures, "converge_rounds_10peers", rounds as f64, "count");
+    report(
+        &mut figures,
+        "converge_rounds_10peers",
+        rounds as f64,
+        "count",
+    );
     report(
         &mut figures,
         "serve_rss_mb_after_converge",
@@ -261,6 +319,9 @@ fn main() -> anyhow::Result<()> {
     );
     drop(serve);
 
+    if options.keep.is_some() {
+        eprintln!("bench: the homes are kept in {}", root.keep().display());
+    }
     if let Some(path) = &options.docs {
         write_docs(path, &options, &figures)?;
         eprintln!("bench: wrote {}", path.display());
@@ -274,7 +335,9 @@ fn write_docs(path: &PathBuf, options: &Options, figures: &[Figure]) -> anyhow::
     const END: &str = "<!-- bench:end -->";
     let machine = format!(
         "{} cores, {}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|c| c

@@ -47,7 +47,10 @@ pub fn convene_binary() -> anyhow::Result<PathBuf> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "--quiet", "--bin", "convene"])
         .status()?;
-    anyhow::ensure!(status.success(), "cargo build --release --bin convene failed");
+    anyhow::ensure!(
+        status.success(),
+        "cargo build --release --bin convene failed"
+    );
     let exe = std::env::current_exe()?;
     // target/release/examples/bench → target/release/convene
     let release = exe
@@ -104,7 +107,10 @@ impl Serve {
             .ok_or_else(|| anyhow::anyhow!("serve has no stdout"))?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
-        anyhow::ensure!(line.starts_with("cvpeer"), "serve printed no ticket: {line}");
+        anyhow::ensure!(
+            line.starts_with("cvpeer"),
+            "serve printed no ticket: {line}"
+        );
         Ok(Serve {
             child,
             ticket: line.trim().to_string(),

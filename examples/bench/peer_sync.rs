@@ -50,7 +50,9 @@ pub fn load_docs(store: &CommunityStore) -> anyhow::Result<BTreeMap<String, Auto
     let mut out = BTreeMap::new();
     for name in store.doc_names()? {
         let files = DocFiles::new(&store.docs_dir(), &name);
-        if let Some(loaded) = doclog::load(&files, store.membership(), false, convene::clock::now())? {
+        if let Some(loaded) =
+            doclog::load(&files, store.membership(), false, convene::clock::now())?
+        {
             out.insert(name, loaded.doc);
         }
     }
@@ -88,14 +90,16 @@ pub fn automerge_in_memory(
             if let Some(m) = a.sync().generate_sync_message(&mut sa) {
                 let encoded = m.encode();
                 bytes += encoded.len() as u64;
-                let m = automerge::sync::Message::decode(&encoded).unwrap_or_else(|e| panic!("{e}"));
+                let m =
+                    automerge::sync::Message::decode(&encoded).unwrap_or_else(|e| panic!("{e}"));
                 let _ = b.sync().receive_sync_message(&mut sb, m);
                 moved = true;
             }
             if let Some(m) = b.sync().generate_sync_message(&mut sb) {
                 let encoded = m.encode();
                 bytes += encoded.len() as u64;
-                let m = automerge::sync::Message::decode(&encoded).unwrap_or_else(|e| panic!("{e}"));
+                let m =
+                    automerge::sync::Message::decode(&encoded).unwrap_or_else(|e| panic!("{e}"));
                 let _ = a.sync().receive_sync_message(&mut sa, m);
                 moved = true;
             }

@@ -6,6 +6,7 @@ use super::input;
 use super::output::Ctx;
 use super::session;
 use crate::ids::short;
+use crate::store::thread_hints::StoredThreadHints;
 
 #[derive(Serialize)]
 struct ThreadCreated {
@@ -53,8 +54,11 @@ pub fn thread(ctx: &Ctx, response: &str, title: &str, message: Option<&str>) -> 
 /// `convene post THREAD -m TEXT [--reply-to COMMENT]`
 pub fn post(ctx: &Ctx, thread: &str, message: &str, reply_to: Option<&str>) -> anyhow::Result<()> {
     let body = input::message(message)?;
-    let posted = session::write(ctx, |ws, _, _| {
-        let (rid, tid) = ws.resolve_thread(thread)?;
+    let posted = session::write(ctx, |ws, _, store| {
+        let mut hints = StoredThreadHints::open(store);
+        let found = ws.resolve_thread_with(thread, &mut hints);
+        hints.save();
+        let (rid, tid) = found?;
         let cid = ws.post(&rid, &tid, &body, reply_to)?;
         let comment = ws
             .threads(&rid)?

@@ -178,7 +178,7 @@ impl Workspace {
         // short) is not listed yet.
         let mut present = Vec::with_capacity(out.len());
         for entry in out {
-            if self.load(&DocId::Response(entry.id.clone()))? {
+            if self.has_doc(&DocId::Response(entry.id.clone()))? {
                 present.push(entry);
             }
         }

@@ -430,3 +430,53 @@ fn a_read_only_workspace_refuses_to_write() {
     assert!(not_allowed(ws.open_response(request())));
     assert!(ws.index().unwrap_or_default().is_empty());
 }
+
+/// Hints that lie: a thread placed under the wrong response, and a response
+/// whose threads are said to be none.
+struct LyingHints {
+    wrong: (ObjectId, Vec<String>),
+    empty: ObjectId,
+    asked: usize,
+}
+
+impl super::thread::ThreadHints for LyingHints {
+    fn thread_ids(&mut self, response: &ObjectId) -> Option<Vec<String>> {
+        self.asked += 1;
+        if *response == self.wrong.0 {
+            Some(self.wrong.1.clone())
+        } else if *response == self.empty {
+            Some(Vec::new())
+        } else {
+            None
+        }
+    }
+
+    fn remember(&mut self, _: &ObjectId, _: &[String]) {}
+}
+
+#[test]
+fn thread_hints_spare_loading_but_wrong_hints_never_misdirect_a_post() {
+    let w = World::new();
+    let first = w.ok("Ana", |ws| ws.open_response(request()));
+    let second = w.ok("Ana", |ws| ws.open_response(request()));
+    let (t1, _) = w.ok("Bo", |ws| ws.start_thread(&first, "One", None));
+    let (t2, _) = w.ok("Bo", |ws| ws.start_thread(&second, "Two", None));
+    // t2 is claimed to live in the first response, t1's response is said
+    // to hold none: both are still found where they are.
+    for (thread, response) in [(&t2, &second), (&t1, &first)] {
+        let mut hints = LyingHints {
+            wrong: (first.clone(), vec![t2.to_string()]),
+            empty: if thread == &t1 {
+                first.clone()
+            } else {
+                second.clone()
+            },
+            asked: 0,
+        };
+        let found = w.ok("Ana", |ws| {
+            ws.resolve_thread_with(&thread.as_str()[..6], &mut hints)
+        });
+        assert_eq!(found, (response.clone(), thread.clone()));
+        assert!(hints.asked >= 2, "the hints were consulted");
+    }
+}

@@ -145,17 +145,56 @@ impl Workspace {
         Ok(out)
     }
 
+    /// The ids of a response's threads (without reading the threads).
+    pub fn thread_ids(&mut self, response: &ObjectId) -> Result<Vec<String>> {
+        let threads = self.discussion_map(response, "threads")?;
+        let (doc, _) = self.discussion(response)?;
+        Ok(doc::keys(doc, &threads))
+    }
+
     /// Find a thread by id prefix across all responses: (response, thread).
     pub fn resolve_thread(&mut self, prefix: &str) -> Result<(ObjectId, ObjectId)> {
+        self.resolve_thread_with(prefix, &mut NoThreadHints)
+    }
+
+    /// Like [`Workspace::resolve_thread`], reading each response's thread ids
+    /// from `hints` where they are still valid, so that only the discussions
+    /// that changed since are loaded. A thread found in the hints is checked
+    /// in its document before it is returned.
+    pub fn resolve_thread_with(
+        &mut self,
+        prefix: &str,
+        hints: &mut dyn ThreadHints,
+    ) -> Result<(ObjectId, ObjectId)> {
         let mut all = Vec::new();
+        let mut hinted = false;
         for entry in self.index()? {
-            for t in self.threads(&entry.id)? {
-                if let Some(tid) = ObjectId::parse(&t.id) {
-                    all.push((t.id.clone(), (entry.id.clone(), tid)));
+            let ids = match hints.thread_ids(&entry.id) {
+                Some(ids) => {
+                    hinted = true;
+                    ids
+                }
+                None => {
+                    let ids = self.thread_ids(&entry.id)?;
+                    hints.remember(&entry.id, &ids);
+                    ids
+                }
+            };
+            for id in ids {
+                if let Some(tid) = ObjectId::parse(&id) {
+                    all.push((id, (entry.id.clone(), tid)));
                 }
             }
         }
-        Ok(resolve_prefix(prefix, all, "thread")?)
+        match resolve_prefix(prefix, all, "thread") {
+            Ok((response, thread)) if self.thread_ids(&response)?.contains(&thread.to_string()) => {
+                Ok((response, thread))
+            }
+            // The hints may be wrong: read every discussion.
+            _ if hinted => self.resolve_thread_with(prefix, &mut NoThreadHints),
+            Ok((_, thread)) => Err(ModelError::Invalid(format!("no thread {}", thread.short()))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Find a comment by id prefix within a thread.
@@ -176,4 +215,26 @@ impl Workspace {
             .filter_map(|c| ObjectId::parse(&c.id).map(|id| (c.id, id)));
         Ok(resolve_prefix(prefix, ids, "comment in this thread")?)
     }
+}
+
+/// Thread ids per response remembered between commands: a hint that
+/// spares loading every discussion to find a thread. An implementation
+/// returns `None` for a response whose document changed since it
+/// remembered it.
+pub trait ThreadHints {
+    /// The thread ids remembered for `response`, if still valid.
+    fn thread_ids(&mut self, response: &ObjectId) -> Option<Vec<String>>;
+    /// Remember the thread ids of `response` as its document is now.
+    fn remember(&mut self, response: &ObjectId, ids: &[String]);
+}
+
+/// No hints: every discussion is read.
+pub struct NoThreadHints;
+
+impl ThreadHints for NoThreadHints {
+    fn thread_ids(&mut self, _: &ObjectId) -> Option<Vec<String>> {
+        None
+    }
+
+    fn remember(&mut self, _: &ObjectId, _: &[String]) {}
 }

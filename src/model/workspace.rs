@@ -28,6 +28,12 @@ pub struct LoadError {
 pub trait DocLoader {
     /// Load a document, fully verified, or `None` if it does not exist.
     fn load(&mut self, id: &DocId) -> std::result::Result<Option<AutoCommit>, LoadError>;
+
+    /// Whether the document is here, without loading it (by default, by
+    /// loading it).
+    fn exists(&mut self, id: &DocId) -> std::result::Result<bool, LoadError> {
+        Ok(self.load(id)?.is_some())
+    }
 }
 
 /// A loader with no documents (a community seen for the first time, tests).
@@ -121,6 +127,14 @@ impl Workspace {
             )));
         }
         Ok(member)
+    }
+
+    /// Whether a document is here (loaded, or on disk), without loading it.
+    pub fn has_doc(&mut self, id: &DocId) -> Result<bool> {
+        if self.docs.contains_key(id) {
+            return Ok(true);
+        }
+        Ok(self.loader.exists(id)?)
     }
 
     /// Make sure a document is loaded; false if it does not exist.

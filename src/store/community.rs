@@ -58,6 +58,11 @@ impl DocLoader for StoreLoader {
                 message: e.to_string(),
             })
     }
+
+    fn exists(&mut self, id: &DocId) -> std::result::Result<bool, LoadError> {
+        let files = DocFiles::new(&self.docs_dir, &id.name());
+        Ok(files.log.exists() || files.snapshot.exists())
+    }
 }
 
 impl CommunityStore {

@@ -304,7 +304,7 @@ fn heads(replica: &mut dyn crate::sync::Replica) -> Vec<(String, Vec<automerge::
 
 /// The hint files: what a device remembers to work faster or reach peers
 /// (`current`, `actor`, `peers.json`, the sync states in `peers/`,
-/// `endpoint.json`). Their content is not the community's: each mutation
+/// `endpoint.json`, `threads.json`). Their content is not the community's: each mutation
 /// must leave every view as it was (or be refused), writing must still
 /// work, and a damaged sync state must not stop a sync from converging.
 #[test]
@@ -357,9 +357,25 @@ fn every_mutation_of_a_hint_file_is_harmless() {
     let saved = root.path().join("saved");
     copy_dir(&dir, &saved);
     let other_state_bytes = std::fs::read(&other_state).unwrap_or_else(|e| panic!("{e}"));
+    // `post` leaves the thread ids it read in threads.json.
+    let thread_of =
+        |store: &CommunityStore| -> Result<(crate::ids::ObjectId, crate::ids::ObjectId), String> {
+            let mut ws = store.workspace(&identity, NOW, false);
+            let response = ws.index().map_err(|e| e.to_string())?[0].id.clone();
+            let thread = ws.thread_ids(&response).map_err(|e| e.to_string())?[0].clone();
+            let mut hints = crate::store::thread_hints::StoredThreadHints::open(store);
+            let found = ws
+                .resolve_thread_with(&thread[..8], &mut hints)
+                .map_err(|e| e.to_string())?;
+            hints.save();
+            Ok(found)
+        };
+    let expected_thread = thread_of(&open(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(dir.join("threads.json").exists());
     let expected = open_everything(&home).unwrap_or_else(|e| panic!("{e}"));
 
     let files: Vec<(&str, PathBuf)> = vec![
+        ("threads.json", dir.join("threads.json")),
         ("current", home.root().join("current")),
         ("actor", dir.join("actor")),
         ("peers.json", dir.join("peers.json")),
@@ -381,6 +397,15 @@ fn every_mutation_of_a_hint_file_is_harmless() {
                     "endpoint.json" => crate::store::endpoint::load(&home, device).is_some(),
                     "current" => home.current().ok().flatten() == Some(id),
                     "actor" => !open(&dir).actor_replaced(),
+                    "threads.json" => {
+                        let readable = std::fs::read(path)
+                            .ok()
+                            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                            .is_some();
+                        // Whatever it says, the thread is found where it is.
+                        assert_eq!(thread_of(&open(&dir)).as_ref(), Ok(&expected_thread));
+                        readable
+                    }
                     _ => std::fs::read(path)
                         .ok()
                         .and_then(|b| {
