@@ -318,7 +318,8 @@ impl Session {
                 if ours.is_empty() {
                     self.waiting.insert(name.clone());
                 }
-                let state = remembered_state(replica, &self.peer, &name)?;
+                let their_heads: Vec<ChangeHash> = other.iter().map(|h| ChangeHash(*h)).collect();
+                let state = remembered_state(replica, &self.peer, &name, &their_heads)?;
                 self.states.insert(name, state);
             }
         }
@@ -698,23 +699,39 @@ fn frame_name(frame: &Frame) -> &'static str {
 }
 
 /// The sync state remembered with `peer` for a document, if it still
-/// holds: every shared head it names must be in our document. A state
+/// holds. Every shared head it names must be in our document: a state
 /// naming a change we do not hold (the file was damaged, or a repair cut
 /// the log's tail since) would make the peer answer each of our messages
-/// with a reset and never send what we lack; a fresh state costs only a
-/// slower first round.
+/// with a reset and never send what we lack. And when we hold all of the
+/// peer's heads (from its `Heads` frame), every shared head must be in the
+/// peer's history: a peer that restored an older copy, or dropped a removed
+/// member's late change, would otherwise answer with a reset, and we would
+/// send it the whole document again. A fresh state costs only a slower
+/// first round.
 fn remembered_state(
     replica: &mut dyn Replica,
     peer: &DeviceId,
     name: &str,
+    their_heads: &[ChangeHash],
 ) -> Result<State, SyncError> {
     let Some(state) = replica.sync_state(peer, name) else {
         return Ok(State::new());
     };
     let doc = replica.doc(name)?;
-    let holds = state
-        .shared_heads
-        .iter()
-        .all(|h| doc.get_change_meta_by_hash(h).is_some());
-    Ok(if holds { state } else { State::new() })
+    let mut ours = |h: &ChangeHash| doc.get_change_meta_by_hash(h).is_some();
+    if !state.shared_heads.iter().all(&mut ours) {
+        return Ok(State::new());
+    }
+    if their_heads.iter().all(&mut ours) {
+        // Our changes that the peer does not hold.
+        let beyond: BTreeSet<ChangeHash> = doc
+            .get_changes(their_heads)
+            .iter()
+            .map(|c| c.hash())
+            .collect();
+        if state.shared_heads.iter().any(|h| beyond.contains(h)) {
+            return Ok(State::new());
+        }
+    }
+    Ok(state)
 }

@@ -564,3 +564,33 @@ fn a_peer_remembering_a_change_we_dropped_gets_one_reset_per_message_and_converg
     // closing frames: no flood of resets.
     assert!(frames < 40, "{frames} frames");
 }
+
+#[test]
+fn a_peer_restored_from_an_older_copy_is_sent_only_what_it_lacks() {
+    let c = community(2);
+    let (da, db) = (
+        DeviceId(c.devices[0].public()),
+        DeviceId(c.devices[1].public()),
+    );
+    let mut rng = Rng(9);
+    let mut a = replica(&c, 0);
+    // The same device, twice: its copy now, and a backup taken earlier.
+    let mut now = replica(&c, 1);
+    let mut backup = replica(&c, 1);
+    for i in 0..5 {
+        a.write("response-00aa", &format!("k{i}"), i)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    sync_pair(&mut a, da, &mut backup, db, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    for i in 5..10 {
+        a.write("response-00aa", &format!("k{i}"), i)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    sync_pair(&mut a, da, &mut now, db, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    // A remembers sharing all ten with that device, which comes back with
+    // the backup's five.
+    let (sa, sb) =
+        sync_pair(&mut a, da, &mut backup, db, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((sa.sent_changes, sb.received_changes), (5, 5));
+    assert_converged(&mut [a, backup]);
+}
