@@ -18,6 +18,7 @@ mod converge;
 mod measure;
 mod peer_sync;
 mod rng;
+mod samod_catchup;
 
 use std::path::PathBuf;
 
@@ -259,6 +260,50 @@ fn main() -> anyhow::Result<()> {
         &mut figures,
         "catchup_time_ratio",
         catchup_ms / automerge_ms.max(0.001),
+        "ratio",
+    );
+
+    // The same documents caught up by samod over a loopback connection.
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for (name, doc) in &ahead_docs {
+        let mut ahead_doc = doc.clone();
+        let mut behind_doc = behind_docs.get(name).cloned().unwrap_or_default();
+        if ahead_doc.get_heads() != behind_doc.get_heads() {
+            after.push(ahead_doc.save());
+            before.push(behind_doc.save());
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut samod_times = Vec::new();
+    let mut samod_bytes = 0;
+    for _ in 0..options.runs.min(5) {
+        let (took, bytes) =
+            runtime.block_on(samod_catchup::samod_catchup(before.clone(), after.clone()))?;
+        samod_times.push(took);
+        samod_bytes = bytes;
+    }
+    drop(runtime);
+    let samod_ms = median_ms(samod_times);
+    report(&mut figures, "samod_catchup_ms_p50", samod_ms, "ms");
+    report(
+        &mut figures,
+        "samod_catchup_bytes",
+        samod_bytes as f64,
+        "bytes",
+    );
+    report(
+        &mut figures,
+        "catchup_vs_samod_ratio",
+        catchup_ms / samod_ms.max(0.001),
+        "ratio",
+    );
+    report(
+        &mut figures,
+        "catchup_vs_samod_bytes_ratio",
+        wire_bytes as f64 / samod_bytes.max(1) as f64,
         "ratio",
     );
 

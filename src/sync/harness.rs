@@ -113,9 +113,9 @@ fn fresh_pair(
 /// Run two sessions to the end; `watch` sees every frame on the wire.
 pub fn run_pair(
     sa: &mut Session,
-    a: &mut MemoryReplica,
+    a: &mut dyn Replica,
     sb: &mut Session,
-    b: &mut MemoryReplica,
+    b: &mut dyn Replica,
     rng: &mut Rng,
     watch: &mut dyn FnMut(&[u8]),
 ) -> Result<(Stats, Stats), SyncError> {
