@@ -48,6 +48,9 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 pub struct ObjectId(String);
 
 impl ObjectId {
+    /// Hex digits in a whole id.
+    pub const LEN: usize = 16;
+
     /// A fresh random id.
     pub fn random() -> Self {
         ObjectId(hex::encode(random_bytes::<8>()))

@@ -87,7 +87,10 @@ pub fn automerge_in_memory(
         let (mut sa, mut sb) = (State::new(), State::new());
         loop {
             let mut moved = false;
-            if let Some(m) = a.sync().generate_sync_message(&mut sa) {
+            if let Some(mut m) = a.sync().generate_sync_message(&mut sa) {
+                // As convene does: no V2 capability, so single changes go
+                // across, never a compressed whole document.
+                m.flags = None;
                 let encoded = m.encode();
                 bytes += encoded.len() as u64;
                 let m =
@@ -95,7 +98,8 @@ pub fn automerge_in_memory(
                 let _ = b.sync().receive_sync_message(&mut sb, m);
                 moved = true;
             }
-            if let Some(m) = b.sync().generate_sync_message(&mut sb) {
+            if let Some(mut m) = b.sync().generate_sync_message(&mut sb) {
+                m.flags = None;
                 let encoded = m.encode();
                 bytes += encoded.len() as u64;
                 let m =

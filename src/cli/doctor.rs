@@ -123,11 +123,12 @@ fn check_community(ctx: &Ctx, dir: &Path, id: crate::trust::CommunityId, out: &m
     if store.actor_replaced() {
         out.push(Check {
             file: relative(root, &dir.join("actor")),
-            status: "damaged",
+            status: "note",
             detail: "missing or damaged: this device's next changes go under a new Automerge actor"
                 .into(),
             recover: Some(
-                "nothing is lost: the next writing command (post, sync, ...) writes a new one"
+                "nothing is lost: the next command that writes (post, thread, draft, stance, ...) \
+                 writes a new one"
                     .into(),
             ),
         });

@@ -474,9 +474,46 @@ fn thread_hints_spare_loading_but_wrong_hints_never_misdirect_a_post() {
             asked: 0,
         };
         let found = w.ok("Ana", |ws| {
-            ws.resolve_thread_with(&thread.as_str()[..6], &mut hints)
+            ws.resolve_thread_with(thread.as_str(), &mut hints)
         });
         assert_eq!(found, (response.clone(), thread.clone()));
         assert!(hints.asked >= 2, "the hints were consulted");
+        // A prefix is checked against every thread: the hints are not asked.
+        hints.asked = 0;
+        let found = w.ok("Ana", |ws| {
+            ws.resolve_thread_with(&thread.as_str()[..6], &mut hints)
+        });
+        assert_eq!(found, (response.clone(), thread.clone()));
+        assert_eq!(hints.asked, 0);
     }
+}
+
+#[test]
+fn a_prefix_shared_by_two_threads_is_ambiguous_even_when_hints_leave_one_out() {
+    let w = World::new();
+    let first = w.ok("Ana", |ws| ws.open_response(request()));
+    let second = w.ok("Ana", |ws| ws.open_response(request()));
+    let mut threads = Vec::new();
+    for i in 0..40 {
+        let response = if i % 2 == 0 { &first } else { &second };
+        threads.push((
+            response.clone(),
+            w.ok("Bo", |ws| ws.start_thread(response, "T", None)).0,
+        ));
+    }
+    // Two threads in different responses whose ids start alike.
+    let (a, b) = threads
+        .iter()
+        .flat_map(|a| threads.iter().map(move |b| (a, b)))
+        .find(|(a, b)| a.0 != b.0 && a.1.as_str()[..1] == b.1.as_str()[..1])
+        .unwrap_or_else(|| panic!("no shared first digit among 40 threads"));
+    let mut hints = LyingHints {
+        wrong: (b.0.clone(), vec![b.1.to_string()]),
+        empty: a.0.clone(),
+        asked: 0,
+    };
+    let found = w.act("Ana", |ws| {
+        ws.resolve_thread_with(&a.1.as_str()[..1], &mut hints)
+    });
+    assert!(matches!(found, Err(ModelError::Reference(_))), "{found:?}");
 }

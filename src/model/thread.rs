@@ -39,8 +39,16 @@ fn put_comment(
     Ok(())
 }
 
-fn read_thread(doc: &AutoCommit, m: &Membership, key: &str, obj: &ObjId) -> Option<ThreadView> {
+/// A thread's author, if the thread is well formed (a known author and a
+/// title they wrote): the threads every view shows.
+fn thread_author(doc: &AutoCommit, m: &Membership, obj: &ObjId) -> Option<crate::trust::MemberId> {
     let author = doc::author_of(m, obj)?;
+    doc::authored_string(doc, m, obj, "title", &author)?;
+    Some(author)
+}
+
+fn read_thread(doc: &AutoCommit, m: &Membership, key: &str, obj: &ObjId) -> Option<ThreadView> {
+    let author = thread_author(doc, m, obj)?;
     let title = doc::authored_string(doc, m, obj, "title", &author)?;
     let at = doc::authored_int(doc, m, obj, "at", &author).unwrap_or(0);
     let mut comments = Vec::new();
@@ -145,11 +153,18 @@ impl Workspace {
         Ok(out)
     }
 
-    /// The ids of a response's threads (without reading the threads).
+    /// The ids of a response's threads, the same ones [`Workspace::threads`]
+    /// shows, without reading their comments.
     pub fn thread_ids(&mut self, response: &ObjectId) -> Result<Vec<String>> {
         let threads = self.discussion_map(response, "threads")?;
-        let (doc, _) = self.discussion(response)?;
-        Ok(doc::keys(doc, &threads))
+        let (doc, m) = self.discussion(response)?;
+        Ok(doc::keys(doc, &threads)
+            .into_iter()
+            .filter(|key| {
+                doc::map(doc, &threads, key)
+                    .is_some_and(|obj| thread_author(doc, m, &obj).is_some())
+            })
+            .collect())
     }
 
     /// Find a thread by id prefix across all responses: (response, thread).
@@ -159,17 +174,25 @@ impl Workspace {
 
     /// Like [`Workspace::resolve_thread`], reading each response's thread ids
     /// from `hints` where they are still valid, so that only the discussions
-    /// that changed since are loaded. A thread found in the hints is checked
-    /// in its document before it is returned.
+    /// that changed since are loaded. Hints serve only a whole thread id (a
+    /// prefix must be checked against every thread, which hints that left
+    /// one out could not do), and a thread found through them is checked in
+    /// its document before it is returned.
     pub fn resolve_thread_with(
         &mut self,
         prefix: &str,
         hints: &mut dyn ThreadHints,
     ) -> Result<(ObjectId, ObjectId)> {
+        let whole_id = prefix.len() == ObjectId::LEN && ObjectId::parse(prefix).is_some();
         let mut all = Vec::new();
         let mut hinted = false;
         for entry in self.index()? {
-            let ids = match hints.thread_ids(&entry.id) {
+            let remembered = if whole_id {
+                hints.thread_ids(&entry.id)
+            } else {
+                None
+            };
+            let ids = match remembered {
                 Some(ids) => {
                     hinted = true;
                     ids

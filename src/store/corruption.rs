@@ -365,7 +365,7 @@ fn every_mutation_of_a_hint_file_is_harmless() {
             let thread = ws.thread_ids(&response).map_err(|e| e.to_string())?[0].clone();
             let mut hints = crate::store::thread_hints::StoredThreadHints::open(store);
             let found = ws
-                .resolve_thread_with(&thread[..8], &mut hints)
+                .resolve_thread_with(&thread, &mut hints)
                 .map_err(|e| e.to_string())?;
             hints.save();
             Ok(found)

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::CommunityStore;
 use super::doclog::DocFiles;
 use crate::ids::ObjectId;
+use crate::model::DocId;
 use crate::model::thread::ThreadHints;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -46,8 +47,8 @@ impl StoredThreadHints {
         }
     }
 
-    /// Write the hints back if they changed. Not fsynced: losing them costs
-    /// only a slower next lookup.
+    /// Write the hints back if they changed (a failure costs only a slower
+    /// next lookup).
     pub fn save(&self) {
         if !self.changed {
             return;
@@ -55,14 +56,11 @@ impl StoredThreadHints {
         let Ok(bytes) = serde_json::to_vec(&self.entries) else {
             return;
         };
-        let tmp = self.path.with_extension("json.tmp");
-        if std::fs::write(&tmp, bytes).is_ok() {
-            let _ = std::fs::rename(&tmp, &self.path);
-        }
+        let _ = super::fsutil::write_atomic(&self.path, &bytes);
     }
 
     fn stamp(&self, response: &ObjectId) -> (u64, u64) {
-        let files = DocFiles::new(&self.docs_dir, &format!("response-{response}"));
+        let files = DocFiles::new(&self.docs_dir, &DocId::Response(response.clone()).name());
         let len = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         (len(&files.log), len(&files.snapshot))
     }

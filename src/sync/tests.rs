@@ -531,7 +531,7 @@ fn a_remembered_state_naming_a_change_we_lack_is_set_aside() {
 }
 
 #[test]
-fn a_peer_remembering_a_change_we_dropped_gets_one_reset_per_message_and_converges() {
+fn a_peer_whose_state_names_a_change_we_lack_gets_one_reset_per_message_and_converges() {
     let c = community(2);
     let (da, db) = (
         DeviceId(c.devices[0].public()),
@@ -547,7 +547,8 @@ fn a_peer_remembering_a_change_we_dropped_gets_one_reset_per_message_and_converg
             .unwrap_or_else(|e| panic!("{e}"));
     }
     // B believes A holds its latest change of each document, which A does
-    // not (A dropped it, say, as a removed member's late change).
+    // not (as when A dropped a removed member's late change, or restored an
+    // older copy).
     for doc in DOCS {
         let heads = b.doc(doc).unwrap_or_else(|e| panic!("{e}")).get_heads();
         b.remember_shared_heads(da, doc, heads);
