@@ -114,7 +114,7 @@ impl Workspace {
         // listed.
         let mut present = Vec::with_capacity(out.len());
         for entry in out {
-            if self.load(&DocId::Draft(entry.id.clone()))? {
+            if self.has_doc(&DocId::Draft(entry.id.clone()))? {
                 present.push(entry);
             }
         }
