@@ -86,31 +86,33 @@ pub fn automerge_in_memory(
     for (a, b) in &mut pairs {
         let (mut sa, mut sb) = (State::new(), State::new());
         loop {
-            let mut moved = false;
-            if let Some(mut m) = a.sync().generate_sync_message(&mut sa) {
-                // As convene does: no V2 capability, so single changes go
-                // across, never a compressed whole document.
-                m.flags = None;
-                let encoded = m.encode();
-                bytes += encoded.len() as u64;
-                let m =
-                    automerge::sync::Message::decode(&encoded).unwrap_or_else(|e| panic!("{e}"));
-                let _ = b.sync().receive_sync_message(&mut sb, m);
-                moved = true;
-            }
-            if let Some(mut m) = b.sync().generate_sync_message(&mut sb) {
-                m.flags = None;
-                let encoded = m.encode();
-                bytes += encoded.len() as u64;
-                let m =
-                    automerge::sync::Message::decode(&encoded).unwrap_or_else(|e| panic!("{e}"));
-                let _ = a.sync().receive_sync_message(&mut sa, m);
-                moved = true;
-            }
-            if !moved {
+            let a_spoke = exchange(a, &mut sa, b, &mut sb, &mut bytes);
+            let b_spoke = exchange(b, &mut sb, a, &mut sa, &mut bytes);
+            if !a_spoke && !b_spoke {
                 break;
             }
         }
     }
     (start.elapsed(), bytes)
+}
+
+/// One message from `from` to `to`, if `from` has one, encoded and decoded
+/// as on a wire and counted. As convene does, without the V2 capability:
+/// single changes go across, never a compressed whole document.
+fn exchange(
+    from: &mut AutoCommit,
+    from_state: &mut State,
+    to: &mut AutoCommit,
+    to_state: &mut State,
+    bytes: &mut u64,
+) -> bool {
+    let Some(mut message) = from.sync().generate_sync_message(from_state) else {
+        return false;
+    };
+    message.flags = None;
+    let encoded = message.encode();
+    *bytes += encoded.len() as u64;
+    let message = automerge::sync::Message::decode(&encoded).unwrap_or_else(|e| panic!("{e}"));
+    let _ = to.sync().receive_sync_message(to_state, message);
+    true
 }

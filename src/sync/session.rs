@@ -357,12 +357,7 @@ impl Session {
                 .their_have
                 .as_ref()
                 .and_then(|have| have.first())
-                .is_some_and(|have| {
-                    !have
-                        .last_sync
-                        .iter()
-                        .all(|h| doc.get_change_meta_by_hash(h).is_some())
-                });
+                .is_some_and(|have| !holds_all(doc, &have.last_sync));
             if resetting && state.in_flight {
                 continue;
             }
@@ -718,11 +713,10 @@ fn remembered_state(
         return Ok(State::new());
     };
     let doc = replica.doc(name)?;
-    let mut ours = |h: &ChangeHash| doc.get_change_meta_by_hash(h).is_some();
-    if !state.shared_heads.iter().all(&mut ours) {
+    if !holds_all(doc, &state.shared_heads) {
         return Ok(State::new());
     }
-    if their_heads.iter().all(&mut ours) {
+    if holds_all(doc, their_heads) {
         // Our changes that the peer does not hold.
         let beyond: BTreeSet<ChangeHash> = doc
             .get_changes(their_heads)
@@ -734,4 +728,11 @@ fn remembered_state(
         }
     }
     Ok(state)
+}
+
+/// Whether `doc` holds every one of `hashes`.
+fn holds_all(doc: &mut automerge::AutoCommit, hashes: &[ChangeHash]) -> bool {
+    hashes
+        .iter()
+        .all(|h| doc.get_change_meta_by_hash(h).is_some())
 }
