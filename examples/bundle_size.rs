@@ -24,7 +24,7 @@ fn admit(store: &mut CommunityStore, founder: &Identity, i: usize) -> anyhow::Re
         name: format!("Member {i}"),
         member_public: MemberId(key.public()),
         member: Some(key),
-        device: SecretKey::generate(),
+        device: std::sync::Arc::new(SecretKey::generate()),
     };
     let id = store.id();
     let founder_key = founder.member_key()?;
@@ -156,8 +156,7 @@ fn main() -> anyhow::Result<()> {
     // What a member who has everything so far would be missing after a week.
     let mut heads = BTreeMap::new();
     for name in store.doc_names()? {
-        let files = convene::store::doclog::DocFiles::new(&store.docs_dir(), &name);
-        if let Some(mut l) = convene::store::doclog::load(&files, store.membership(), false, NOW)? {
+        if let Some(mut l) = store.load_doc(&name, false, NOW)? {
             heads.insert(name, l.doc.get_heads());
         }
     }

@@ -5,6 +5,9 @@
 //! hands every byte it reads to `trust` for verification before anything
 //! reaches a document. The layout and record format are in `docs/storage.md`.
 
+#[cfg(test)]
+mod arrival_tests;
+pub mod attestation;
 pub mod bundle;
 pub mod community;
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub const PUBLISH_DOMAIN: &[u8] = b"convene/publish/v1";
 pub const ENDORSE_DOMAIN: &[u8] = b"convene/endorse/v1";
 /// Domain tag from which a community id is derived.
 pub const COMMUNITY_DOMAIN: &[u8] = b"convene/community/v1";
+/// Domain tag for a device's attestation on a snapshot it wrote (`store::attestation`).
+pub const SNAPSHOT_ATTESTATION_DOMAIN: &[u8] = b"convene/snapshot-attestation/v1";
 
 /// Why signed bytes were refused. Every variant is an integrity or security
 /// rejection (exit code 4 at the command line).

@@ -455,6 +455,23 @@ impl Community {
             format!("{:016x}", 0xbe00 + member as u64),
         )?;
         home.set_current(&self.store.id())?;
+        self.compact_as(member, &target)
+    }
+
+    /// Compact every document in the community folder `dir` as `member`'s
+    /// device. The generator's writers all share one store, so its
+    /// snapshots were attested by whichever member wrote last; a device that
+    /// received the community by sync holds snapshots it compacted and
+    /// attested itself as the changes arrived. (Its logs would then hold up
+    /// to `COMPACT_AT_BYTES` of changes since; here they end empty.)
+    pub fn compact_as(&self, member: usize, dir: &std::path::Path) -> anyhow::Result<()> {
+        let device = self.members[member].identity.device.clone();
+        let store = CommunityStore::open(dir, self.store.id())?.with_device(device);
+        for name in store.doc_names()? {
+            if let Some(mut loaded) = store.load_doc(&name, true, NOW)? {
+                store.compact_doc(&name, &mut loaded)?;
+            }
+        }
         Ok(())
     }
 

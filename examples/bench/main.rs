@@ -143,6 +143,7 @@ fn main() -> anyhow::Result<()> {
     )?;
     community.add_comments(MISSED)?;
     let mut community = community.moved(scratch.path(), root.path())?;
+    community.compact_as(0, community.store.dir())?;
     let behind = root.path().join("behind-pristine");
     drop(scratch);
     eprintln!(

@@ -10,7 +10,6 @@ use automerge::sync::{State, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
 use convene::net::endpoint::bind;
 use convene::net::{Exclusive, Gate, PeerReport, PeerTicket, RelayChoice, sync_with};
-use convene::store::doclog::{self, DocFiles};
 use convene::store::{CommunityStore, Home};
 
 /// Sync `home`'s current community with the device behind `ticket`. The
@@ -49,10 +48,7 @@ pub fn dial(home: &Home, ticket: &str) -> anyhow::Result<(Duration, PeerReport)>
 pub fn load_docs(store: &CommunityStore) -> anyhow::Result<BTreeMap<String, AutoCommit>> {
     let mut out = BTreeMap::new();
     for name in store.doc_names()? {
-        let files = DocFiles::new(&store.docs_dir(), &name);
-        if let Some(loaded) =
-            doclog::load(&files, store.membership(), false, convene::clock::now())?
-        {
+        if let Some(loaded) = store.load_doc(&name, false, convene::clock::now())? {
             out.insert(name, loaded.doc);
         }
     }

@@ -58,10 +58,11 @@ fn loopback() -> SocketAddr {
 
 /// The member's community, opened afresh for a session.
 fn access(store: &CommunityStore, now: i64) -> anyhow::Result<Exclusive> {
-    Ok(Exclusive::new(
-        CommunityStore::open(store.dir(), store.id())?,
-        now,
-    ))
+    let mut fresh = CommunityStore::open(store.dir(), store.id())?;
+    if let Some(device) = store.device() {
+        fresh = fresh.with_device(device.clone());
+    }
+    Ok(Exclusive::new(fresh, now))
 }
 
 /// `b` dials `a`; both run their side of the session concurrently.

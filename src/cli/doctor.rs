@@ -154,7 +154,9 @@ fn check_community(ctx: &Ctx, dir: &Path, id: crate::trust::CommunityId, out: &m
             out.push(check);
         }
         let (status, detail, recover) =
-            match doclog::load(&files, store.membership(), false, ctx.now) {
+            // Every signature, even under this device's own attestations: doctor
+            // checks more deeply than a command does.
+            match doclog::load(&files, store.membership(), None, false, ctx.now) {
                 Ok(Some(loaded)) => (
                     "ok",
                     format!(

@@ -11,7 +11,6 @@ use super::peer::{endpoint_info, runtime};
 use crate::net::endpoint::bind;
 use crate::net::join::join as join_over;
 use crate::net::{Gate, InviteTicket, RelayChoice};
-use crate::store::doclog::{self, DocFiles};
 use crate::store::peers::{self, KnownPeer};
 use crate::store::{CommunityStore, Identity};
 use crate::trust::{CertBody, Certificate, CommunityId, DeviceId, MemberId, Role, SecretKey};
@@ -244,8 +243,7 @@ pub fn remove(ctx: &Ctx, member: &str, reason: &str) -> anyhow::Result<()> {
     // holds. Any other change of theirs will be refused.
     let mut cutoff = std::collections::BTreeMap::new();
     for name in store.doc_names()? {
-        let files = DocFiles::new(&store.docs_dir(), &name);
-        let Some(mut loaded) = doclog::load(&files, &membership, true, ctx.now)? else {
+        let Some(mut loaded) = store.load_doc(&name, true, ctx.now)? else {
             continue;
         };
         let mut hashes = Vec::new();

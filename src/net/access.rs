@@ -102,7 +102,10 @@ impl Shared {
         let now_on_disk = DiskStamp::read(&self.dir);
         if now_on_disk != *stamp {
             // Another command wrote: start again from what is on disk.
-            let store = CommunityStore::open(&self.dir, self.id).map_err(|e| local(&e))?;
+            let mut store = CommunityStore::open(&self.dir, self.id).map_err(|e| local(&e))?;
+            if let Some(device) = replica.store().device() {
+                store = store.with_device(device.clone());
+            }
             *replica = StoreReplica::new(store, crate::clock::now());
         }
         replica.set_now(crate::clock::now());

@@ -225,6 +225,7 @@ pub async fn add_device(
         request,
         community,
         communities_dir,
+        &identity.device,
         now,
         idle,
     )

@@ -4,6 +4,7 @@
 //! else), records it, sends every certificate, and a normal sync session
 //! follows on the same stream.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use iroh::Endpoint;
@@ -83,6 +84,7 @@ pub async fn join(
         request,
         CommunityId(ticket.community),
         communities_dir,
+        &identity.device,
         now,
         idle,
     )
@@ -100,13 +102,16 @@ pub async fn join(
 
 /// The joining side of `convene/join/1`, for a claim or a device link: dial,
 /// send `request`, build the local copy from the certificates that come
-/// back, and run the first sync on the same stream.
+/// back, and run the first sync on the same stream. `device` is this
+/// device's key, which attests the snapshots the sync writes.
+#[allow(clippy::too_many_arguments)]
 pub async fn present(
     endpoint: &Endpoint,
     to: &PeerTicket,
     request: Frame,
     community: CommunityId,
     communities_dir: &std::path::Path,
+    device: &Arc<SecretKey>,
     now: i64,
     idle: Duration,
 ) -> anyhow::Result<Joined> {
@@ -131,7 +136,8 @@ pub async fn present(
     for bytes in &certificates {
         certs.push(Certificate::from_bytes(bytes)?);
     }
-    let store = CommunityStore::create_joined(communities_dir, community, &certs)?;
+    let store = CommunityStore::create_joined(communities_dir, community, &certs)?
+        .with_device(device.clone());
     let access = Exclusive::new(store, now);
     let mut session = Session::new(DeviceId(to.device));
     let first = access.with(|replica| session.start(replica))?;
@@ -142,7 +148,7 @@ pub async fn present(
     conn.close(0u32.into(), b"done");
     let stats = session.stats().clone();
     let dir = access.into_store().dir().to_path_buf();
-    let store = CommunityStore::open(&dir, community)?;
+    let store = CommunityStore::open(&dir, community)?.with_device(device.clone());
     Ok(Joined { store, stats })
 }
 

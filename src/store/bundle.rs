@@ -10,10 +10,10 @@
 use std::collections::BTreeMap;
 
 use automerge::sync::State;
-use automerge::{AutoCommit, Change, ChangeHash};
+use automerge::{Change, ChangeHash};
 
 use super::community::CommunityStore;
-use super::doclog::{self, DocFiles};
+use super::doclog::{self, DocFiles, LoadedDoc};
 use super::{Result, StoreError};
 use crate::bundle::Bundle;
 use crate::model::DocId;
@@ -47,8 +47,7 @@ pub fn export(
         from: None,
     };
     for name in store.doc_names()? {
-        let files = DocFiles::new(&store.docs_dir(), &name);
-        let Some(mut loaded) = doclog::load(&files, store.membership(), false, now)? else {
+        let Some(mut loaded) = store.load_doc(&name, false, now)? else {
             continue;
         };
         let base = since.get(&name).cloned().unwrap_or_default();
@@ -63,7 +62,7 @@ pub fn export(
                 .copied()
                 .ok_or_else(|| {
                     StoreError::corrupt(
-                        &files.log,
+                        &DocFiles::new(&store.docs_dir(), &name).log,
                         format!("change {} has no signature", change.hash()),
                     )
                 })?;
@@ -196,12 +195,14 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
         }
         by_doc.entry(name.clone()).or_default().push((*sig, bytes));
     }
-    let mut writes: Vec<(String, Vec<(ChangeSignature, Change)>)> = Vec::new();
+    // Per document: the new signed changes, and the loaded copy holding them.
+    type Write = (String, Vec<(ChangeSignature, Change)>, LoadedDoc);
+    let mut writes: Vec<Write> = Vec::new();
     for (name, records) in by_doc {
-        let files = DocFiles::new(&store.docs_dir(), &name);
-        let mut doc = doclog::load(&files, store.membership(), false, now)?
-            .map(|l| l.doc)
-            .unwrap_or_else(AutoCommit::new);
+        let mut loaded = store
+            .load_doc(&name, false, now)?
+            .unwrap_or_else(LoadedDoc::empty);
+        let doc = &mut loaded.doc;
         let mut sigs = BTreeMap::new();
         let mut accepted = Vec::new();
         let mut late = Vec::new();
@@ -269,7 +270,7 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
             .collect();
         report.applied_changes += signed.len();
         if !signed.is_empty() {
-            writes.push((name, signed));
+            writes.push((name, signed, loaded));
         }
     }
 
@@ -278,13 +279,24 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
     if let Some(device) = bundle.from {
         remember_seen(store, &crate::trust::DeviceId(device), &bundle.changes);
     }
-    for (name, signed) in writes {
+    for (name, signed, mut loaded) in writes {
         let files = DocFiles::new(&store.docs_dir(), &name);
         let records: Vec<(ChangeSignature, Vec<u8>)> = signed
             .iter()
             .map(|(s, c)| (*s, c.raw_bytes().to_vec()))
             .collect();
         doclog::append(&files, &records)?;
+        // Fold a long log into an attested snapshot, as a sync does: `loaded`
+        // now holds exactly the files.
+        let size = std::fs::metadata(&files.log).map_or(0, |m| m.len());
+        if size > super::community::COMPACT_AT_BYTES {
+            loaded
+                .signatures
+                .extend(signed.iter().map(|(s, c)| (c.hash().0, *s)));
+            if let Err(e) = store.compact_doc(&name, &mut loaded) {
+                tracing::warn!("could not compact {}: {e}", files.log.display());
+            }
+        }
     }
     Ok(report)
 }

@@ -7,10 +7,11 @@
 //! workspace's new changes with the device key and appends them durably.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use automerge::ActorId;
 
-use super::doclog::{self, DocFiles};
+use super::doclog::{self, DocFiles, LoadedDoc};
 use super::frame::{self, CERTS_MAGIC};
 use super::fsutil::{
     append_durably, cut_torn_tail, private_dir, read_if_exists, sync_dir, write_atomic,
@@ -20,7 +21,9 @@ use super::{Result, StoreError};
 use crate::model::workspace::Writer;
 use crate::model::{DocId, DocLoader, LoadError, Workspace};
 use crate::trust::signed_change::{actor_bytes, sign_change};
-use crate::trust::{CertBody, Certificate, CommunityId, Membership, VerifiedCert};
+use crate::trust::{
+    CertBody, Certificate, CommunityId, DeviceId, Membership, SecretKey, VerifiedCert,
+};
 
 /// A document log larger than this is folded into its snapshot after a write.
 pub const COMPACT_AT_BYTES: u64 = 256 * 1024;
@@ -35,12 +38,17 @@ pub struct CommunityStore {
     /// The actor file was missing or damaged: `actor_suffix` is a fresh one
     /// that [`CommunityStore::repair`] writes down.
     actor_replaced: bool,
+    /// This device's key, to attest the snapshots it compacts and to trust
+    /// its own attestations on load (`super::attestation`); see [`CommunityStore::with_device`].
+    device: Option<Arc<SecretKey>>,
 }
 
-/// Loads documents from a community folder, verifying every signature.
+/// Loads documents from a community folder, verifying every signature
+/// (except in snapshots `own_device` attested).
 pub struct StoreLoader {
     docs_dir: PathBuf,
     membership: Membership,
+    own_device: Option<DeviceId>,
     repair: bool,
     now: i64,
 }
@@ -51,12 +59,18 @@ impl DocLoader for StoreLoader {
         id: &DocId,
     ) -> std::result::Result<Option<automerge::AutoCommit>, LoadError> {
         let files = DocFiles::new(&self.docs_dir, &id.name());
-        doclog::load(&files, &self.membership, self.repair, self.now)
-            .map(|loaded| loaded.map(|l| l.doc))
-            .map_err(|e| LoadError {
-                integrity: e.is_integrity(),
-                message: e.to_string(),
-            })
+        doclog::load(
+            &files,
+            &self.membership,
+            self.own_device.as_ref(),
+            self.repair,
+            self.now,
+        )
+        .map(|loaded| loaded.map(|l| l.doc))
+        .map_err(|e| LoadError {
+            integrity: e.is_integrity(),
+            message: e.to_string(),
+        })
     }
 
     fn exists(&mut self, id: &DocId) -> std::result::Result<bool, LoadError> {
@@ -114,7 +128,7 @@ impl CommunityStore {
             &tmp.join("actor"),
             hex::encode(crate::ids::random_bytes::<8>()).as_bytes(),
         )?;
-        let staged = CommunityStore::open(&tmp, id)?;
+        let staged = CommunityStore::open(&tmp, id)?.with_device(identity.device.clone());
         let mut ws = staged.workspace(identity, now, true);
         ws.init_community_doc()
             .map_err(|e| StoreError::Missing(e.to_string()))?;
@@ -123,7 +137,7 @@ impl CommunityStore {
         let dir = communities_dir.join(id.to_hex());
         std::fs::rename(&tmp, &dir).map_err(|e| StoreError::io(&dir, e))?;
         sync_dir(communities_dir)?;
-        CommunityStore::open(&dir, id)
+        Ok(CommunityStore::open(&dir, id)?.with_device(identity.device.clone()))
     }
 
     /// Make the local copy of a community this device joins: its
@@ -220,7 +234,44 @@ impl CommunityStore {
             membership,
             actor_replaced: actor_suffix.is_none(),
             actor_suffix: actor_suffix.unwrap_or_else(crate::ids::random_bytes::<8>),
+            device: None,
         })
+    }
+
+    /// Give the store this device's key. Compaction then attests the snapshots
+    /// it writes, and loading trusts this device's own attestations instead of
+    /// checking every signature again (`super::attestation`). Without it, loading
+    /// checks everything and snapshots are written unattested: correct, only
+    /// slower. [`super::Home::open_community`] does this for the home's
+    /// identity.
+    pub fn with_device(mut self, device: Arc<SecretKey>) -> Self {
+        self.device = Some(device);
+        self
+    }
+
+    /// This device's key, if the store was given it.
+    pub fn device(&self) -> Option<&Arc<SecretKey>> {
+        self.device.as_ref()
+    }
+
+    /// Load and verify document `name`, trusting this device's own attestations.
+    pub fn load_doc(&self, name: &str, repair: bool, now: i64) -> Result<Option<LoadedDoc>> {
+        let own = self.device.as_ref().map(|d| DeviceId(d.public()));
+        doclog::load(
+            &DocFiles::new(&self.docs_dir(), name),
+            &self.membership,
+            own.as_ref(),
+            repair,
+            now,
+        )
+    }
+
+    /// Fold document `name`'s log into a new snapshot, attested if the store
+    /// has this device's key. `loaded` must be what [`Self::load_doc`] gave
+    /// (plus verified changes appended since).
+    pub fn compact_doc(&self, name: &str, loaded: &mut LoadedDoc) -> Result<()> {
+        let files = DocFiles::new(&self.docs_dir(), name);
+        doclog::compact(&files, loaded, self.device.as_deref(), &self.id)
     }
 
     /// Verify certificates and append the new ones durably to the log, then
@@ -342,6 +393,7 @@ impl CommunityStore {
         let loader = StoreLoader {
             docs_dir: self.docs_dir(),
             membership: self.membership.clone(),
+            own_device: Some(identity.device_id()),
             repair,
             now,
         };
@@ -378,12 +430,13 @@ impl CommunityStore {
             if size > COMPACT_AT_BYTES {
                 // The changes are already durable: a failed compaction is
                 // only a warning, and the next write tries again.
-                let compacted =
-                    doclog::load(&files, &self.membership, true, ws.now()).and_then(|loaded| {
-                        match loaded {
-                            Some(mut loaded) => doclog::compact(&files, &mut loaded),
-                            None => Ok(()),
+                let own = identity.device_id();
+                let compacted = doclog::load(&files, &self.membership, Some(&own), true, ws.now())
+                    .and_then(|loaded| match loaded {
+                        Some(mut loaded) => {
+                            doclog::compact(&files, &mut loaded, Some(&identity.device), &self.id)
                         }
+                        None => Ok(()),
                     });
                 if let Err(e) = compacted {
                     tracing::warn!("could not compact {}: {e}", files.log.display());

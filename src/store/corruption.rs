@@ -16,7 +16,6 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use super::doclog::{self, DocFiles};
 use super::{CommunityStore, Home};
 use crate::model::response::NewResponse;
 use crate::model::views::{ResponseKind, Stance};
@@ -91,12 +90,20 @@ fn pristine(root: &Path) -> (Home, PathBuf) {
     store
         .persist(&mut ws, &identity)
         .unwrap_or_else(|e| panic!("{e}"));
-    // Compact the draft into a snapshot, so that snapshots are covered too.
-    let files = DocFiles::new(&store.docs_dir(), &format!("draft-{draft}"));
-    let mut loaded = doclog::load(&files, store.membership(), true, NOW)
+    // Compact the draft into a snapshot attested by this device, so that
+    // snapshots and their attestations are covered too.
+    let name = format!("draft-{draft}");
+    let mut loaded = store
+        .load_doc(&name, true, NOW)
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("no draft document"));
-    doclog::compact(&files, &mut loaded).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        store.device().is_some(),
+        "the snapshot would not be attested"
+    );
+    store
+        .compact_doc(&name, &mut loaded)
+        .unwrap_or_else(|e| panic!("{e}"));
     let dir = store.dir().to_path_buf();
     (home, dir)
 }

@@ -1,9 +1,11 @@
 //! One document on disk: `docs/<name>.snapshot` plus `docs/<name>.log`.
 //!
 //! The log holds one record per signed change (`signature (64) ‖ change
-//! chunk`); the snapshot holds a compacted Automerge save and the signatures
-//! of every change in it. Loading verifies every signature against the
-//! membership view before the document is handed over; Automerge calls on
+//! chunk`); the snapshot holds a compacted Automerge save, the signatures
+//! of every change in it, and this device's attestation. Loading verifies every
+//! signature against the membership view before the document is handed
+//! over, except those in a snapshot this device attested (`super::attestation`), whose
+//! authors are still checked against the membership; Automerge calls on
 //! bytes from disk are guarded so that damage is an error, never a panic.
 
 use std::collections::BTreeMap;
@@ -12,14 +14,15 @@ use std::path::{Path, PathBuf};
 
 use automerge::{AutoCommit, Change, ReadDoc};
 
+use super::attestation;
 use super::frame::{self, CHANGES_MAGIC, SNAPSHOT_MAGIC};
 use super::fsutil::{
     append_durably, check_seal, cut_torn_tail, read_if_exists, write_atomic, write_seal,
 };
 use super::{Result, StoreError};
-use crate::trust::Membership;
 use crate::trust::removal::LateChanges;
-use crate::trust::signed_change::{ChangeSignature, decode_change, verify_signed};
+use crate::trust::signed_change::{ChangeSignature, check_author, decode_change, verify_signed};
+use crate::trust::{CommunityId, DeviceId, Membership, SecretKey};
 
 /// Bytes of a signature-table entry in a snapshot: hash (32) ‖ signature (64).
 const SIG_ENTRY: usize = 96;
@@ -32,6 +35,17 @@ pub struct LoadedDoc {
     pub signatures: BTreeMap<[u8; 32], ChangeSignature>,
     /// How many records the log holds (a compaction hint).
     pub log_records: usize,
+}
+
+impl LoadedDoc {
+    /// A document with no files yet.
+    pub fn empty() -> Self {
+        LoadedDoc {
+            doc: AutoCommit::new(),
+            signatures: BTreeMap::new(),
+            log_records: 0,
+        }
+    }
 }
 
 /// The two files of one document.
@@ -78,7 +92,9 @@ fn refused(path: &Path, source: crate::trust::TrustError) -> StoreError {
 }
 
 /// Load and verify a document; `None` if it has no files. With `repair`, a
-/// torn log tail is cut (and kept aside); without, it is only skipped.
+/// torn log tail is cut (and kept aside); without, it is only skipped. A
+/// snapshot attested by `own_device` has its authors checked but not its
+/// signatures again; with `None`, every signature is checked.
 ///
 /// A removed member's later change is dropped unless a change that stays
 /// builds on it (`trust::removal`), also when it sits in the snapshot or the
@@ -86,6 +102,7 @@ fn refused(path: &Path, source: crate::trust::TrustError) -> StoreError {
 pub fn load(
     files: &DocFiles,
     membership: &Membership,
+    own_device: Option<&DeviceId>,
     repair: bool,
     now: i64,
 ) -> Result<Option<LoadedDoc>> {
@@ -95,15 +112,21 @@ pub fn load(
         return Ok(None);
     }
     let mut verified = LateChanges::default();
-    // Verify one change read from disk and note its standing.
+    // Verify one change read from disk (its signature unless `attested`) and
+    // note its standing.
     let mut check = |path: &Path,
                      actor: &[u8],
                      hash: [u8; 32],
                      deps: Vec<[u8; 32]>,
-                     sig: &ChangeSignature|
+                     sig: &ChangeSignature,
+                     attested: bool|
      -> Result<()> {
-        let (_, standing) = verify_signed(membership, &files.name, actor, &hash, sig)
-            .map_err(|e| refused(path, e))?;
+        let (_, standing) = if attested {
+            check_author(membership, &files.name, actor, &hash)
+        } else {
+            verify_signed(membership, &files.name, actor, &hash, sig)
+        }
+        .map_err(|e| refused(path, e))?;
         verified.add(hash, deps, standing);
         Ok(())
     };
@@ -114,11 +137,27 @@ pub fn load(
             let path = &files.snapshot;
             let parsed = frame::parse(bytes, SNAPSHOT_MAGIC)
                 .map_err(|e| StoreError::corrupt(path, e.to_string()))?;
-            let [saved, table] = parsed.records[..] else {
-                return Err(StoreError::corrupt(
-                    path,
-                    "a snapshot holds exactly two records",
-                ));
+            let (saved, table, attested) = match parsed.records[..] {
+                [saved, table] => (saved, table, false),
+                [saved, table, attestation] => {
+                    let attested = own_device.is_some_and(|device| {
+                        attestation::holds(
+                            attestation,
+                            device,
+                            &membership.community,
+                            &files.name,
+                            saved,
+                            table,
+                        )
+                    });
+                    (saved, table, attested)
+                }
+                _ => {
+                    return Err(StoreError::corrupt(
+                        path,
+                        "a snapshot holds two or three records",
+                    ));
+                }
             };
             if parsed.torn_at.is_some() || table.len() % SIG_ENTRY != 0 {
                 return Err(StoreError::corrupt(path, "the snapshot is incomplete"));
@@ -145,7 +184,7 @@ pub fn load(
                     )
                 })?;
                 let deps = meta.deps.iter().map(|d| d.0).collect();
-                check(path, meta.actor.to_bytes(), hash, deps, sig)?;
+                check(path, meta.actor.to_bytes(), hash, deps, sig, attested)?;
             }
             doc
         }
@@ -188,6 +227,7 @@ pub fn load(
                 change.hash().0,
                 deps,
                 &ChangeSignature(sig),
+                false,
             )?;
             logged.push((ChangeSignature(sig), change));
         }
@@ -271,9 +311,15 @@ pub fn append(files: &DocFiles, changes: &[(ChangeSignature, Vec<u8>)]) -> Resul
     append_durably(&files.log, CHANGES_MAGIC, &bytes)
 }
 
-/// Fold the log into a new snapshot: write the snapshot atomically, then an
-/// empty log. A crash in between leaves changes in both, which is harmless.
-pub fn compact(files: &DocFiles, loaded: &mut LoadedDoc) -> Result<()> {
+/// Fold the log into a new snapshot, attested by `device` if given: write the snapshot
+/// atomically, then an empty log. A crash in between leaves changes in both,
+/// which is harmless. `loaded` must have been verified, as [`load`] does.
+pub fn compact(
+    files: &DocFiles,
+    loaded: &mut LoadedDoc,
+    device: Option<&SecretKey>,
+    community: &CommunityId,
+) -> Result<()> {
     let saved = loaded.doc.save();
     let mut table = Vec::with_capacity(loaded.signatures.len() * SIG_ENTRY);
     for meta in loaded.doc.get_changes_meta(&[]) {
@@ -286,6 +332,15 @@ pub fn compact(files: &DocFiles, loaded: &mut LoadedDoc) -> Result<()> {
     let mut snapshot = SNAPSHOT_MAGIC.to_vec();
     snapshot.extend(frame::encode(&saved));
     snapshot.extend(frame::encode(&table));
+    if let Some(device) = device {
+        snapshot.extend(frame::encode(&attestation::attest(
+            device,
+            community,
+            &files.name,
+            &saved,
+            &table,
+        )));
+    }
     write_atomic(&files.snapshot, &snapshot)?;
     // The seal first: a crash between the two leaves a log longer than its
     // seal, which is fine; the other order would look like lost records.
@@ -359,8 +414,13 @@ mod tests {
         (files, before_hash)
     }
 
-    fn keys_after_load(files: &DocFiles, membership: &Membership) -> Vec<String> {
-        let loaded = load(files, membership, true, 0)
+    /// The keys of the document as device 0 loads it (trusting its attestation).
+    fn keys_after_load(
+        c: &TestCommunity,
+        files: &DocFiles,
+        membership: &Membership,
+    ) -> Vec<String> {
+        let loaded = load(files, membership, Some(&c.device(0)), true, 0)
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("no document"));
         loaded.doc.keys(ROOT).collect()
@@ -374,15 +434,19 @@ mod tests {
             let (files, before) = history(&c, dir.path(), false);
             if compacted {
                 // Compacted while this device did not know of the removal.
-                let mut loaded = load(&files, &c.membership(), true, 0)
+                let mut loaded = load(&files, &c.membership(), None, true, 0)
                     .unwrap_or_else(|e| panic!("{e}"))
                     .unwrap_or_else(|| panic!("no document"));
-                compact(&files, &mut loaded).unwrap_or_else(|e| panic!("{e}"));
+                compact(&files, &mut loaded, Some(&c.devices[0]), &c.id)
+                    .unwrap_or_else(|e| panic!("{e}"));
             }
-            assert_eq!(keys_after_load(&files, &c.membership()), ["before", "late"]);
+            assert_eq!(
+                keys_after_load(&c, &files, &c.membership()),
+                ["before", "late"]
+            );
             let after = removed(&c, 2, std::slice::from_ref(&before));
             assert_eq!(
-                keys_after_load(&files, &after),
+                keys_after_load(&c, &files, &after),
                 ["before"],
                 "compacted: {compacted}"
             );
@@ -396,17 +460,86 @@ mod tests {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
             let (files, before) = history(&c, dir.path(), true);
             if compacted {
-                let mut loaded = load(&files, &c.membership(), true, 0)
+                let mut loaded = load(&files, &c.membership(), None, true, 0)
                     .unwrap_or_else(|e| panic!("{e}"))
                     .unwrap_or_else(|| panic!("no document"));
-                compact(&files, &mut loaded).unwrap_or_else(|e| panic!("{e}"));
+                compact(&files, &mut loaded, Some(&c.devices[0]), &c.id)
+                    .unwrap_or_else(|e| panic!("{e}"));
             }
             let after = removed(&c, 2, &[before]);
             assert_eq!(
-                keys_after_load(&files, &after),
+                keys_after_load(&c, &files, &after),
                 ["answer", "before", "late"],
                 "compacted: {compacted}"
             );
         }
+    }
+
+    /// Device `attester` compacts a history whose first signature it forged
+    /// in memory; returns the files.
+    fn attested_with_a_bad_signature(c: &TestCommunity, dir: &Path, attester: usize) -> DocFiles {
+        let (files, _) = history(c, dir, true);
+        let mut loaded = load(&files, &c.membership(), None, true, 0)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no document"));
+        let first = loaded.doc.get_heads();
+        let first = loaded
+            .doc
+            .get_changes(&[])
+            .first()
+            .map(|change| change.hash().0)
+            .unwrap_or_else(|| panic!("no change under {first:?}"));
+        loaded.signatures.insert(first, ChangeSignature([9; 64]));
+        compact(&files, &mut loaded, Some(&c.devices[attester]), &c.id)
+            .unwrap_or_else(|e| panic!("{e}"));
+        files
+    }
+
+    fn loads(c: &TestCommunity, files: &DocFiles, own: usize) -> bool {
+        load(files, &c.membership(), Some(&c.device(own)), false, 0).is_ok()
+    }
+
+    #[test]
+    fn only_this_devices_intact_attestation_spares_the_signature_checks() {
+        let c = community(3);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files = attested_with_a_bad_signature(&c, dir.path(), 0);
+        // Device 0 trusts what it attested: the forged signature is not checked
+        // again (which is what makes loading fast).
+        assert!(loads(&c, &files, 0));
+        // Anyone else's attestation, or none, means every signature is checked.
+        assert!(!loads(&c, &files, 1));
+        assert!(load(&files, &c.membership(), None, false, 0).is_err());
+
+        // Any changed byte of the snapshot breaks the attestation, so the forged
+        // signature is checked and refused, or the snapshot does not parse.
+        let original = std::fs::read(&files.snapshot).unwrap_or_else(|e| panic!("{e}"));
+        for at in (SNAPSHOT_MAGIC.len()..original.len()).step_by(7) {
+            let mut bent = original.clone();
+            bent[at] ^= 0x20;
+            std::fs::write(&files.snapshot, &bent).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!loads(&c, &files, 0), "byte {at} changed and still loaded");
+        }
+        // An attestation moved onto another document's name does not hold either.
+        let moved = DocFiles::new(dir.path(), "draft-00112233445566778899aabbccddeeff");
+        std::fs::write(&moved.snapshot, &original).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!loads(&c, &moved, 0));
+    }
+
+    #[test]
+    fn an_attested_snapshot_still_answers_to_the_membership() {
+        let c = community(3);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files = attested_with_a_bad_signature(&c, dir.path(), 0);
+        // Member 2 wrote the first changes; without its device in the
+        // membership, the attested snapshot is refused all the same.
+        let certs: Vec<_> = c
+            .certs
+            .iter()
+            .filter(|cert| !matches!(cert.body(), CertBody::Device { member, .. } if member.0 == c.members[2].public()))
+            .cloned()
+            .collect();
+        let without = Membership::build(c.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        assert!(load(&files, &without, Some(&c.device(0)), false, 0).is_err());
     }
 }

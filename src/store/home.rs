@@ -100,9 +100,14 @@ impl Home {
         Ok(ids)
     }
 
-    /// Open one community.
+    /// Open one community, with this home's device key if it has an
+    /// identity (see [`CommunityStore::with_device`]).
     pub fn open_community(&self, id: &CommunityId) -> Result<CommunityStore> {
-        CommunityStore::open(&self.communities_dir().join(id.to_hex()), *id)
+        let store = CommunityStore::open(&self.communities_dir().join(id.to_hex()), *id)?;
+        Ok(match self.identity() {
+            Ok(identity) => store.with_device(identity.device),
+            Err(_) => store,
+        })
     }
 
     /// Every community in this home.

@@ -6,6 +6,7 @@
 //! endpoint key. Secret keys are stored as hex and never printed.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +24,7 @@ pub struct Identity {
     /// The member id (public half of the member key).
     pub member_public: MemberId,
     /// Device key.
-    pub device: SecretKey,
+    pub device: Arc<SecretKey>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -131,7 +132,7 @@ impl Identity {
             name: name.to_string(),
             member_public: MemberId(member.public()),
             member: Some(member),
-            device: SecretKey::generate(),
+            device: Arc::new(SecretKey::generate()),
         };
         write_atomic(&device_path, key_file(&identity.device).as_bytes())?;
         let profile =
@@ -173,7 +174,7 @@ impl Identity {
             name: profile.name,
             member,
             member_public,
-            device: read_key(&device_path)?,
+            device: Arc::new(read_key(&device_path)?),
         })
     }
 
@@ -192,7 +193,7 @@ impl Identity {
             name: name.to_string(),
             member: None,
             member_public: member,
-            device: SecretKey::generate(),
+            device: Arc::new(SecretKey::generate()),
         };
         write_atomic(&device_path, key_file(&identity.device).as_bytes())?;
         let profile = serde_json::to_vec_pretty(&Profile::new(&identity.name, Some(member)))

@@ -1,13 +1,15 @@
 //! The store as a sync [`Replica`]: documents load (verified) on demand,
-//! received changes are appended durably with their signatures, and new
-//! certificates go to the certificate log.
+//! received changes are appended durably with their signatures (and a log
+//! grown past [`COMPACT_AT_BYTES`] is folded into an attested snapshot, so that
+//! later commands need not verify it all again), and new certificates go to
+//! the certificate log.
 
 use std::collections::BTreeMap;
 
 use automerge::sync::State;
 use automerge::{AutoCommit, Change, ChangeHash};
 
-use super::community::CommunityStore;
+use super::community::{COMPACT_AT_BYTES, CommunityStore};
 use super::doclog::{self, DocFiles, LoadedDoc};
 use crate::model::DocId;
 use crate::sync::{Replica, SyncError};
@@ -113,8 +115,9 @@ impl Replica for StoreReplica {
             )));
         }
         if !self.docs.contains_key(name) {
-            let files = DocFiles::new(&self.store.docs_dir(), name);
-            let loaded = doclog::load(&files, self.store.membership(), true, self.now)
+            let loaded = self
+                .store
+                .load_doc(name, true, self.now)
                 .map_err(|e| {
                     if e.is_integrity() {
                         SyncError::Local(format!("the local copy is damaged: {e}"))
@@ -122,11 +125,7 @@ impl Replica for StoreReplica {
                         Self::local(e)
                     }
                 })?
-                .unwrap_or_else(|| LoadedDoc {
-                    doc: AutoCommit::new(),
-                    signatures: BTreeMap::new(),
-                    log_records: 0,
-                });
+                .unwrap_or_else(LoadedDoc::empty);
             self.docs.insert(name.to_string(), loaded);
         }
         self.docs
@@ -179,6 +178,15 @@ impl Replica for StoreReplica {
         if let Some(loaded) = self.docs.get_mut(doc) {
             for (sig, change) in changes {
                 loaded.signatures.insert(change.hash().0, *sig);
+            }
+            // The session applied these changes to the loaded document
+            // before handing them here, so it now holds exactly the files.
+            let size = std::fs::metadata(&files.log).map_or(0, |m| m.len());
+            if size > COMPACT_AT_BYTES
+                && let Err(e) = self.store.compact_doc(doc, loaded)
+            {
+                // The changes are durable in the log: only a warning.
+                tracing::warn!("could not compact {}: {e}", files.log.display());
             }
         }
         Ok(())

@@ -129,6 +129,29 @@ pub fn verify_signed(
     hash: &[u8; 32],
     signature: &ChangeSignature,
 ) -> Result<(VerifiedChange, Standing), TrustError> {
+    let (verified, standing) = check_author(membership, doc, actor, hash)?;
+    keys::verify(
+        &verified.device.0,
+        CHANGE_DOMAIN,
+        &membership.community,
+        &change_message(doc, hash),
+        &signature.0,
+        &format!("change {}", crate::ids::short(&hex::encode(hash))),
+    )?;
+    Ok((verified, standing))
+}
+
+/// The membership half of [`verify_signed`], without the signature: the
+/// change's device belongs to a member with write rights, and where the
+/// change stands with respect to a removal. Only a caller that has already
+/// checked the signature itself may stop here: the store, for a snapshot
+/// that this device attested after verifying it (`store::attestation`).
+pub fn check_author(
+    membership: &Membership,
+    doc: &str,
+    actor: &[u8],
+    hash: &[u8; 32],
+) -> Result<(VerifiedChange, Standing), TrustError> {
     let refuse = |device: String, reason: &str| TrustError::ChangeRefused {
         change: crate::ids::short(&hex::encode(hash)).to_string(),
         device,
@@ -142,14 +165,6 @@ pub fn verify_signed(
     if !owner.role.can_write() {
         return Err(refuse(device.short(), "its member is an observer"));
     }
-    keys::verify(
-        &device.0,
-        CHANGE_DOMAIN,
-        &membership.community,
-        &change_message(doc, hash),
-        &signature.0,
-        &format!("change {}", crate::ids::short(&hex::encode(hash))),
-    )?;
     let kept = !owner.removed
         || owner
             .revocation

@@ -27,7 +27,7 @@ fn admit(store: &mut CommunityStore, by: &Identity, name: &str, role: Role) -> I
         name: name.into(),
         member_public: convene::trust::MemberId(key.public()),
         member: Some(key),
-        device: SecretKey::generate(),
+        device: std::sync::Arc::new(SecretKey::generate()),
     };
     let id = store.id();
     store

@@ -237,10 +237,13 @@ fn a_damaged_snapshot_exits_4_and_compaction_keeps_everything() {
         .unwrap_or_else(|e| panic!("{e}"));
     let before = home.ok(&["--json", "show", &rid]).stdout;
     let old_log = std::fs::read(&files.log).unwrap_or_default();
-    let mut loaded = convene::store::doclog::load(&files, store.membership(), true, 0)
+    let mut loaded = store
+        .load_doc(&files.name, true, 0)
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("document missing"));
-    convene::store::doclog::compact(&files, &mut loaded).unwrap_or_else(|e| panic!("{e}"));
+    store
+        .compact_doc(&files.name, &mut loaded)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         std::fs::read(&files.log).unwrap_or_default(),
         frame::CHANGES_MAGIC

@@ -1,0 +1,176 @@
+//! What arrives by sync or by bundle ends in a snapshot that the receiving
+//! device compacted and attested itself, once a document's log passes
+//! [`COMPACT_AT_BYTES`]. Without this, a device that mostly receives (a
+//! field member, a member who just joined) would check every signature of
+//! everything it received on every command.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::community::COMPACT_AT_BYTES;
+use super::doclog::DocFiles;
+use super::frame::{self, SNAPSHOT_MAGIC};
+use super::replica::StoreReplica;
+use super::{CommunityStore, Home, attestation};
+use crate::model::response::NewResponse;
+use crate::model::views::ResponseKind;
+use crate::sync::Replica;
+use crate::sync::harness::{Rng, sync_replicas};
+use crate::trust::{DeviceId, SecretKey};
+
+const NOW: i64 = 1_790_000_000;
+
+/// A copy of a community folder, as another device holds it.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")) {
+        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+/// Does `name`'s snapshot in `dir` carry an attestation by `device` that
+/// holds?
+fn attested_by(store: &CommunityStore, name: &str, device: &DeviceId) -> bool {
+    let files = DocFiles::new(&store.docs_dir(), name);
+    let Ok(bytes) = std::fs::read(&files.snapshot) else {
+        return false;
+    };
+    let parsed = frame::parse(&bytes, SNAPSHOT_MAGIC).unwrap_or_else(|e| panic!("{e}"));
+    match parsed.records[..] {
+        [saved, table, seal] => attestation::holds(seal, device, &store.id(), name, saved, table),
+        _ => false,
+    }
+}
+
+/// Ana's community with one discussion, a copy of it taken before that
+/// discussion grew past the compaction threshold, and the discussion's name.
+struct Grown {
+    _root: tempfile::TempDir,
+    ahead: CommunityStore,
+    behind: std::path::PathBuf,
+    discussion: String,
+}
+
+fn grown() -> Grown {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let home = Home::new(root.path().join("ana"));
+    let ana = home.init("Ana").unwrap_or_else(|e| panic!("{e}"));
+    let ahead = home
+        .create_community(&ana, "Net", "testing", NOW)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ws = ahead.workspace(&ana, NOW, true);
+    let response = ws
+        .open_response(NewResponse {
+            kind: ResponseKind::Development,
+            title: "Policy".into(),
+            summary: "Something happened.".into(),
+            source: None,
+            requester: None,
+            questions: Vec::new(),
+            due: None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (thread, _) = ws
+        .start_thread(&response, "Views", Some("First."))
+        .unwrap_or_else(|e| panic!("{e}"));
+    ahead
+        .persist(&mut ws, &ana)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let behind = root.path().join("behind");
+    copy_dir(ahead.dir(), &behind);
+    std::fs::write(behind.join("actor"), "00000000000000b0").unwrap_or_else(|e| panic!("{e}"));
+
+    // Comments of 700 bytes until the discussion holds half as much again
+    // as the threshold.
+    let body = "We support the aim but the timetable is too short. ".repeat(14);
+    let count = (COMPACT_AT_BYTES as usize * 3 / 2) / body.len() + 1;
+    for chunk in 0..count.div_ceil(50) {
+        let mut ws = ahead.workspace(&ana, NOW, true);
+        for i in 0..50.min(count - chunk * 50) {
+            ws.post(&response, &thread, &format!("{i}: {body}"), None)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        ahead
+            .persist(&mut ws, &ana)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    Grown {
+        _root: root,
+        ahead,
+        behind,
+        discussion: format!("response-{response}"),
+    }
+}
+
+/// The receiving device's key, and its store opened with it.
+fn receiver(dir: &Path, g: &Grown) -> (DeviceId, CommunityStore) {
+    let key = Arc::new(SecretKey::generate());
+    let id = DeviceId(key.public());
+    let store = CommunityStore::open(dir, g.ahead.id())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_device(key);
+    (id, store)
+}
+
+/// What the receiver holds is attested by it, its log is short again, and
+/// it loads to the sender's document.
+fn check_received(g: &Grown, device: &DeviceId, store: &CommunityStore) {
+    let name = &g.discussion;
+    assert!(
+        attested_by(store, name, device),
+        "no attestation by the receiver"
+    );
+    let log = DocFiles::new(&store.docs_dir(), name).log;
+    let log_bytes = std::fs::metadata(&log).map_or(0, |m| m.len());
+    assert!(
+        log_bytes <= COMPACT_AT_BYTES,
+        "the log was left at {log_bytes} bytes"
+    );
+    let heads = |s: &CommunityStore| {
+        s.load_doc(name, false, NOW)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no discussion"))
+            .doc
+            .get_heads()
+    };
+    assert_eq!(heads(store), heads(&g.ahead));
+    // Every signature in it holds for anyone who checks them all.
+    let files = DocFiles::new(&store.docs_dir(), name);
+    super::doclog::load(&files, store.membership(), None, false, NOW)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn what_arrives_by_sync_is_compacted_and_attested_by_the_receiver() {
+    let g = grown();
+    let (device, store) = receiver(&g.behind, &g);
+    let mut b = StoreReplica::new(store, NOW);
+    let ahead_store =
+        CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}"));
+    let mut a = StoreReplica::new(ahead_store, NOW);
+    // The sessions only need member devices to talk to: Ana's, on both
+    // sides. The receiver's own key only attests its snapshots.
+    let ana = g.ahead.membership().members().next().map(|m| m.devices[0]);
+    let ana = ana.unwrap_or_else(|| panic!("no member"));
+    sync_replicas(&mut a, ana, &mut b, ana, &mut Rng(11)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(b.doc_names().unwrap_or_default().contains(&g.discussion));
+    check_received(&g, &device, b.store());
+}
+
+#[test]
+fn what_arrives_by_bundle_is_compacted_and_attested_by_the_receiver() {
+    let g = grown();
+    let (device, mut store) = receiver(&g.behind, &g);
+    let bundle =
+        super::bundle::export(&g.ahead, &BTreeMap::new(), NOW).unwrap_or_else(|e| panic!("{e}"));
+    let report = super::bundle::import(&mut store, &bundle, NOW).unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.applied_changes > 0);
+    check_received(&g, &device, &store);
+}

@@ -1,0 +1,144 @@
+//! A device's attestation on a snapshot it wrote: the record that this device
+//! checked every change signature in it, so that loading it again need not.
+//!
+//! Every load verifies every change (trust.md), and ed25519 verification is
+//! most of what opening a large community costs. A snapshot is only ever
+//! written by compaction, from a document whose changes were all verified on
+//! the way in; the attestation lets this device trust that work later. It is an
+//! ed25519 signature by the device key over the document's name and digests
+//! of the snapshot's two records, so any change to a byte of it, a snapshot
+//! moved to another document's name, and a snapshot written by any other
+//! device all fall back to verifying every signature. The membership checks
+//! (is the author a member with write rights, was the change made after a
+//! removal) still run on every load: they depend on certificates that may
+//! have arrived since. What an attestation does not protect against is in trust.md.
+
+use crate::trust::keys::{self, CommunityId, DeviceId, SecretKey};
+use crate::trust::{SNAPSHOT_ATTESTATION_DOMAIN, sha256};
+
+/// Bytes of an attestation: the attesting device's public key (32) ‖ its signature (64).
+pub const ATTESTATION_LEN: usize = 96;
+
+/// Attest the snapshot of document `name` made of `saved` and `table`.
+pub fn attest(
+    device: &SecretKey,
+    community: &CommunityId,
+    name: &str,
+    saved: &[u8],
+    table: &[u8],
+) -> Vec<u8> {
+    let mut attestation = device.public().to_vec();
+    attestation.extend_from_slice(&device.sign(
+        SNAPSHOT_ATTESTATION_DOMAIN,
+        community,
+        &message(name, saved, table),
+    ));
+    attestation
+}
+
+/// Does `attestation` show that `own_device` wrote this snapshot of `name`?
+pub fn holds(
+    attestation: &[u8],
+    own_device: &DeviceId,
+    community: &CommunityId,
+    name: &str,
+    saved: &[u8],
+    table: &[u8],
+) -> bool {
+    if attestation.len() != ATTESTATION_LEN || attestation[..32] != own_device.0 {
+        return false;
+    }
+    let mut signature = [0u8; 64];
+    signature.copy_from_slice(&attestation[32..]);
+    keys::verify(
+        &own_device.0,
+        SNAPSHOT_ATTESTATION_DOMAIN,
+        community,
+        &message(name, saved, table),
+        &signature,
+        "snapshot attestation",
+    )
+    .is_ok()
+}
+
+/// What is signed: the name, a NUL byte, and the digests of both records.
+fn message(name: &str, saved: &[u8], table: &[u8]) -> Vec<u8> {
+    let mut message = name.as_bytes().to_vec();
+    message.push(0);
+    message.extend_from_slice(&sha256(saved));
+    message.extend_from_slice(&sha256(table));
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device() -> (SecretKey, DeviceId) {
+        let key = SecretKey::from_bytes([7; 32]);
+        let id = DeviceId(key.public());
+        (key, id)
+    }
+
+    #[test]
+    fn an_attestation_holds_only_for_the_same_device_document_and_bytes() {
+        let (key, id) = device();
+        let community = CommunityId([1; 32]);
+        let s = attest(&key, &community, "community", b"saved", b"table");
+        assert!(holds(&s, &id, &community, "community", b"saved", b"table"));
+
+        let other = SecretKey::from_bytes([8; 32]);
+        let other_id = DeviceId(other.public());
+        assert!(!holds(
+            &s,
+            &other_id,
+            &community,
+            "community",
+            b"saved",
+            b"table"
+        ));
+        let theirs = attest(&other, &community, "community", b"saved", b"table");
+        assert!(!holds(
+            &theirs,
+            &id,
+            &community,
+            "community",
+            b"saved",
+            b"table"
+        ));
+
+        assert!(!holds(
+            &s,
+            &id,
+            &CommunityId([2; 32]),
+            "community",
+            b"saved",
+            b"table"
+        ));
+        assert!(!holds(&s, &id, &community, "draft-x", b"saved", b"table"));
+        assert!(!holds(&s, &id, &community, "community", b"saveD", b"table"));
+        assert!(!holds(&s, &id, &community, "community", b"saved", b"tablE"));
+        // The boundary between name and records cannot be moved.
+        assert!(!holds(&s, &id, &community, "communit", b"saved", b"table"));
+        for i in 0..ATTESTATION_LEN {
+            let mut bent = s.clone();
+            bent[i] ^= 1;
+            assert!(!holds(
+                &bent,
+                &id,
+                &community,
+                "community",
+                b"saved",
+                b"table"
+            ));
+        }
+        assert!(!holds(
+            &s[..ATTESTATION_LEN - 1],
+            &id,
+            &community,
+            "community",
+            b"saved",
+            b"table"
+        ));
+    }
+}
