@@ -462,16 +462,24 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Warnings (errors with `-q`) on stderr; `CONVENE_LOG` (an `EnvFilter`
+/// such as `debug` or `convene=trace`) asks for more, with the time since
+/// the start of the process on each line, to see where time goes.
 fn init_tracing(quiet: bool) {
     let default = if quiet { "error" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CONVENE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match tracing_subscriber::EnvFilter::try_from_env("CONVENE_LOG") {
+        Ok(filter) => builder
+            .with_env_filter(filter)
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .try_init(),
+        Err(_) => builder
+            .with_env_filter(tracing_subscriber::EnvFilter::new(default))
+            .without_time()
+            .try_init(),
+    };
 }
 
 /// Run one parsed command.

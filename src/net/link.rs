@@ -130,10 +130,12 @@ pub async fn drive(
             }
         };
         received += n as u64;
+        tracing::debug!("received {} ({n} bytes)", frame.kind());
         // The store is held for this step only, never while waiting.
         let handled = access
             .with(|replica| session.handle(replica, frame))
             .and_then(|out| out);
+        tracing::debug!("handled it");
         match handled {
             Ok(out) => {
                 let wrote = !out.is_empty();

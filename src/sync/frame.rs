@@ -79,6 +79,26 @@ pub enum Frame {
 }
 
 impl Frame {
+    /// A short description for logs: the kind, and for a sync message its
+    /// document and how many signed changes it carries.
+    pub fn kind(&self) -> String {
+        match self {
+            Frame::Hello { .. } => "hello".into(),
+            Frame::Certificates { certificates } => {
+                format!("{} certificates", certificates.len())
+            }
+            Frame::Heads { docs } => format!("heads of {} documents", docs.len()),
+            Frame::Sync {
+                doc, signatures, ..
+            } => format!("sync {doc} with {} changes", signatures.len()),
+            Frame::Idle { .. } => "idle".into(),
+            Frame::Refuse { .. } => "refuse".into(),
+            Frame::JoinRequest { .. } => "join request".into(),
+            Frame::LinkRequest { .. } => "link request".into(),
+            Frame::JoinAccepted { .. } => "join accepted".into(),
+        }
+    }
+
     /// Does this frame count towards `Idle::received`?
     pub fn is_content(&self) -> bool {
         matches!(

@@ -136,8 +136,16 @@ pub fn verify_signed(
         &membership.community,
         &change_message(doc, hash),
         &signature.0,
-        &format!("change {}", crate::ids::short(&hex::encode(hash))),
-    )?;
+        "change",
+    )
+    .map_err(|e| match e {
+        // Name the change only when it failed: formatting it for every
+        // change that verifies showed in profiles.
+        TrustError::BadSignature(_) => {
+            TrustError::BadSignature(format!("change {}", crate::ids::short(&hex::encode(hash))))
+        }
+        other => other,
+    })?;
     Ok((verified, standing))
 }
 
