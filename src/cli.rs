@@ -205,7 +205,12 @@ enum Command {
         #[arg(long)]
         stance: Option<StanceArg>,
     },
-    /// Export a published response for people (md) or machines (json)
+    /// Export a published response for people (md) or machines (json), or
+    /// any response's comments and stances as a table (csv)
+    ///
+    /// csv has one row per comment and per stance (columns in
+    /// docs/schema.md) and works before publication too. Example: convene
+    /// export 3f2a --format csv -o views.csv
     Export {
         /// Response id (or unique prefix)
         response: String,
@@ -229,6 +234,15 @@ enum Command {
     Doctor,
     /// Run a whole joint response among simulated members, each in their own home, over iroh on 127.0.0.1
     Demo,
+    /// Print a shell completion script
+    ///
+    /// Example (bash): convene completions bash > ~/.local/share/bash-completion/completions/convene
+    /// Example (zsh): convene completions zsh > ~/.zfunc/_convene
+    /// Example (fish): convene completions fish > ~/.config/fish/completions/convene.fish
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +261,16 @@ enum CommunityCommand {
     Use {
         /// Id, unique id prefix or name
         community: String,
+    },
+    /// Write each raw Automerge document of the community to a folder
+    ///
+    /// One `<name>.automerge` file per document, which any Automerge
+    /// implementation can open; the schema is in docs/schema.md. The files
+    /// carry no signatures. Example: convene community export-doc -o raw/
+    ExportDoc {
+        /// The folder (created if missing; files of the same name are replaced)
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output: PathBuf,
     },
 }
 
@@ -435,10 +459,15 @@ impl From<RoleArg> for crate::trust::Role {
     }
 }
 
+/// What `export` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ExportFormat {
+pub enum ExportFormat {
+    /// Markdown for people, with the proof block.
     Md,
+    /// The signed export for machines.
     Json,
+    /// One row per comment and stance, for spreadsheets.
+    Csv,
 }
 
 /// Parse the process arguments, run, and return the exit code.
@@ -491,6 +520,7 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
             CommunityCommand::Create { name, purpose } => community::create(ctx, &name, &purpose),
             CommunityCommand::List => community::list(ctx),
             CommunityCommand::Use { community } => community::select(ctx, &community),
+            CommunityCommand::ExportDoc { output } => community::export_docs(ctx, &output),
         },
         Command::Members => community::members(ctx),
         Command::Invite {
@@ -610,16 +640,23 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
             format,
             output,
         } => {
-            let json = match format {
-                Some(f) => f == ExportFormat::Json,
-                None => ctx.json,
+            let format = match format {
+                Some(f) => f,
+                None if ctx.json => ExportFormat::Json,
+                None => ExportFormat::Md,
             };
-            publish::export(ctx, &response, json, output.as_deref())
+            publish::export(ctx, &response, format, output.as_deref())
         }
         Command::Verify { file } => publish::verify(ctx, &file),
         Command::Log => log::log(ctx),
         Command::Doctor => doctor::doctor(ctx),
         Command::Demo => demo::demo(ctx),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "convene", &mut script);
+            output::print_stdout(&String::from_utf8_lossy(&script))
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod history;
 pub mod outcome;
 pub mod response;
 pub mod stance;
+pub mod table;
 pub mod tally;
 pub mod thread;
 pub mod views;

@@ -97,7 +97,8 @@ fn options() -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// Comments the catching-up peer misses.
+/// Comments the catching-up peer misses (all of them in a smaller
+/// community).
 const MISSED: usize = 1_000;
 
 fn main() -> anyhow::Result<()> {
@@ -129,7 +130,8 @@ fn main() -> anyhow::Result<()> {
     let mut community = Community::found(scratch.path(), size, 0x5EED)?;
     community.edit_drafts(size.edits_per_draft)?;
     community.take_stances()?;
-    community.add_comments(size.comments - MISSED)?;
+    let missed = MISSED.min(size.comments);
+    community.add_comments(size.comments - missed)?;
     // Member 1's device stops syncing here: it will miss the last comments.
     community.copy_to(1)?;
     let behind = scratch.path().join("behind-pristine");
@@ -141,7 +143,7 @@ fn main() -> anyhow::Result<()> {
             .join(community.store.id().to_hex()),
         &behind,
     )?;
-    community.add_comments(MISSED)?;
+    community.add_comments(missed)?;
     let mut community = community.moved(scratch.path(), root.path())?;
     community.compact_as(0, community.store.dir())?;
     let behind = root.path().join("behind-pristine");

@@ -142,3 +142,53 @@ pub fn members(ctx: &Ctx) -> anyhow::Result<()> {
         table(&["ID", "NAME", "ROLE", "DEVICES", ""], &rows)
     })
 }
+
+/// One raw document written by `community export-doc`.
+#[derive(Serialize)]
+struct RawDoc {
+    name: String,
+    file: String,
+    changes: usize,
+    bytes: usize,
+}
+
+/// `convene community export-doc -o DIR`: each of the community's
+/// Automerge documents as `DIR/<name>.automerge` (Automerge's `save()`), for
+/// any Automerge implementation to open. The schema is in docs/schema.md.
+/// The files hold no signatures: they are for reading, not for proof (use
+/// `bundle export` or `export` for that).
+pub fn export_docs(ctx: &Ctx, dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let written = super::session::read(ctx, |_, store| {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut written = Vec::new();
+        for name in store.doc_names()? {
+            let Some(mut loaded) = store.load_doc(&name, false, ctx.now)? else {
+                continue;
+            };
+            let bytes = loaded.doc.save();
+            let file = dir.join(format!("{name}.automerge"));
+            std::fs::write(&file, &bytes).with_context(|| format!("writing {}", file.display()))?;
+            written.push(RawDoc {
+                name,
+                file: file.display().to_string(),
+                changes: loaded.signatures.len(),
+                bytes: bytes.len(),
+            });
+        }
+        Ok(written)
+    })?;
+    let count = written.len();
+    ctx.emit(&written, || {
+        let rows: Vec<Vec<String>> = written
+            .iter()
+            .map(|d| vec![d.file.clone(), d.changes.to_string(), d.bytes.to_string()])
+            .collect();
+        table(&["FILE", "CHANGES", "BYTES"], &rows)
+    })?;
+    ctx.progress(&format!(
+        "Wrote {count} documents to {}; their schema is in docs/schema.md.",
+        dir.display()
+    ));
+    Ok(())
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::ExportFormat;
 use super::output::{Ctx, IntegrityFailure, print_stdout};
 use super::session;
 use crate::ids::short;
@@ -71,37 +72,63 @@ pub fn endorse(ctx: &Ctx, response: &str, stance: Option<Stance>) -> anyhow::Res
     Ok(())
 }
 
-/// `convene export RESPONSE [--format md|json] [-o FILE]`
-pub fn export(ctx: &Ctx, response: &str, json: bool, output: Option<&Path>) -> anyhow::Result<()> {
-    let exported = session::read(ctx, |ws, store| {
-        let rid = ws.resolve_response(response)?;
-        Ok(ws.export(&rid, &store.certificate_bytes())?)
-    })?;
-    let text = if json {
-        serde_json::to_string_pretty(&exported)? + "\n"
-    } else {
-        to_markdown(&exported)
+/// `convene export RESPONSE [--format md|json|csv] [-o FILE]`
+pub fn export(
+    ctx: &Ctx,
+    response: &str,
+    format: ExportFormat,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
+    let text = match format {
+        ExportFormat::Csv => {
+            let view = session::read(ctx, |ws, _| {
+                let rid = ws.resolve_response(response)?;
+                Ok(ws.show(&rid)?)
+            })?;
+            crate::model::table::to_csv(&crate::model::table::rows(&view))
+                .map_err(|e| anyhow::anyhow!("cannot write the table: {e}"))?
+        }
+        ExportFormat::Json | ExportFormat::Md => {
+            let exported = session::read(ctx, |ws, store| {
+                let rid = ws.resolve_response(response)?;
+                Ok(ws.export(&rid, &store.certificate_bytes())?)
+            })?;
+            if format == ExportFormat::Json {
+                serde_json::to_string_pretty(&exported)? + "\n"
+            } else {
+                to_markdown(&exported)
+            }
+        }
+    };
+    let name = match format {
+        ExportFormat::Md => "md",
+        ExportFormat::Json => "json",
+        ExportFormat::Csv => "csv",
     };
     match output {
         Some(path) => {
             std::fs::write(path, text.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
-            ctx.progress(&format!(
-                "Wrote {}; check it with `convene verify {}`.",
-                path.display(),
-                path.display()
-            ));
+            if format == ExportFormat::Csv {
+                ctx.progress(&format!("Wrote {}.", path.display()));
+            } else {
+                ctx.progress(&format!(
+                    "Wrote {}; check it with `convene verify {}`.",
+                    path.display(),
+                    path.display()
+                ));
+            }
             let written = serde_json::json!({
                 "path": path.display().to_string(),
-                "format": if json { "json" } else { "md" },
+                "format": name,
                 "bytes": text.len(),
             });
             ctx.emit(&written, String::new)
         }
         // With --json, stdout holds one JSON document: the export itself, or
-        // the Markdown inside one.
-        None if ctx.json && !json => ctx.emit(
-            &serde_json::json!({"format": "md", "text": text}),
+        // the Markdown or CSV inside one.
+        None if ctx.json && format != ExportFormat::Json => ctx.emit(
+            &serde_json::json!({"format": name, "text": text}),
             String::new,
         ),
         None => print_stdout(&text),

@@ -7,6 +7,7 @@ mod cli_errors;
 mod cli_walkthrough;
 mod concurrency;
 mod durability;
+mod exports;
 mod lan;
 mod members;
 mod network;
