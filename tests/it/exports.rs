@@ -172,11 +172,11 @@ fn raw_documents_load_back_with_automerge_and_hold_the_comments() {
         .map_range(&comments, ..)
         .map(|item| {
             let body = doc
-                .get(&item.id(), "body")
+                .get(item.id(), "body")
                 .unwrap_or_else(|e| panic!("{e}"))
                 .unwrap_or_else(|| panic!("a comment without a body"));
             match body.0 {
-                automerge::Value::Scalar(s) => s.to_str().unwrap_or_default().to_string(),
+                automerge::Value::Scalar(s) => s.as_str().unwrap_or_default().to_string(),
                 automerge::Value::Object(_) => doc.text(&body.1).unwrap_or_default(),
             }
         })
