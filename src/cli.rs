@@ -12,6 +12,7 @@ mod discuss;
 mod doctor;
 mod draft;
 mod identity;
+mod inbox;
 mod input;
 mod invite;
 mod log;
@@ -183,6 +184,16 @@ enum Command {
         /// Your reason (required for stand-aside and object; '-' reads stdin)
         #[arg(short = 'm', long = "message", value_name = "REASON")]
         reason: Option<String>,
+    },
+    /// What arrived since you last looked, per response
+    ///
+    /// New responses, comments and replies, draft changes with a short
+    /// diff, stances, amendments, publications, and deadlines within 3 days
+    /// or passed. Example: convene inbox, then convene inbox --mark-read
+    Inbox {
+        /// Mark everything shown as read (it is not shown again)
+        #[arg(long)]
+        mark_read: bool,
     },
     /// Show the range of views, who has not yet been heard, and share of voice
     Tally {
@@ -631,6 +642,7 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
             reason,
         } => stance::take(ctx, &draft, stance.into(), reason.as_deref()),
         Command::Tally { response } => stance::tally(ctx, &response),
+        Command::Inbox { mark_read } => inbox::inbox(ctx, mark_read),
         Command::Publish { response, draft } => publish::publish(ctx, &response, &draft),
         Command::Endorse { response, stance } => {
             publish::endorse(ctx, &response, stance.map(Into::into))

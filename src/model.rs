@@ -17,6 +17,7 @@ pub mod doc;
 pub mod draft;
 pub mod export;
 pub mod history;
+pub mod inbox;
 pub mod outcome;
 pub mod response;
 pub mod stance;

@@ -20,6 +20,7 @@ pub mod home;
 pub mod identity;
 pub mod peers;
 pub mod pending;
+pub mod read_marks;
 pub mod replica;
 pub mod thread_hints;
 

@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use super::output::{Ctx, IntegrityFailure};
 use crate::bundle::{self, BundleError};
+use crate::model::inbox::NewsCounts;
 use crate::store::CommunityStore;
 use crate::store::bundle::{export as export_bundle, import as import_bundle, last_seen};
 use crate::store::peers::{self, KnownPeer};
@@ -79,7 +80,7 @@ pub fn export(ctx: &Ctx, output: Option<&Path>, for_member: Option<&str>) -> any
 pub fn import(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let integrity = |e: BundleError| IntegrityFailure(format!("{}: {e}", file.display()));
-    ctx.home.identity()?;
+    let identity = ctx.home.identity()?;
     let mut lock = ctx.home.lock_file()?;
     let _guard = lock.write()?;
     let claimed = bundle::community_of(&bytes).map_err(integrity)?;
@@ -107,12 +108,31 @@ pub fn import(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
     };
     let content = bundle::decode(&bytes, &store.id()).map_err(integrity)?;
     let report = import_bundle(&mut store, &content, ctx.now)?;
-    ctx.emit(&report, || {
+    let arrived = match report.before.is_empty() {
+        true => NewsCounts::default(),
+        false => {
+            let before = report.before.clone();
+            super::inbox::news(&store, &identity, before, true, ctx.now)?.counts()
+        }
+    };
+    #[derive(serde::Serialize)]
+    struct Imported<'a> {
+        #[serde(flatten)]
+        report: &'a crate::store::bundle::ImportReport,
+        arrived: NewsCounts,
+    }
+    let out = Imported {
+        report: &report,
+        arrived,
+    };
+    ctx.emit(&out, || {
         format!(
             "applied {} changes, {} new certificates, {} held back\n",
             report.applied_changes, report.certificates, report.held_back
         )
-    })
+    })?;
+    ctx.progress(&format!("Arrived: {}.", arrived.sentence()));
+    Ok(())
 }
 
 /// Finish an offline join: the local copy starts from the bundle's

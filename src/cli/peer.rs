@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::output::{Ctx, IntegrityFailure, table, usage};
 use crate::ids::resolve_prefix;
+use crate::model::inbox::NewsCounts;
 use crate::net::endpoint::bind;
 use crate::net::{Exclusive, Gate, PeerReport, PeerTicket, RelayChoice, StoreAccess, sync_with};
 use crate::store::peers::{self, KnownPeer};
@@ -59,6 +60,8 @@ pub fn ticket(ctx: &Ctx, addr: &[SocketAddr]) -> anyhow::Result<()> {
 #[derive(Serialize)]
 struct SyncReport {
     peers: Vec<PeerReport>,
+    /// What arrived, counted as `inbox` counts it.
+    arrived: NewsCounts,
 }
 
 fn resolve_peers(store: &CommunityStore, args: &[String]) -> anyhow::Result<Vec<PeerTicket>> {
@@ -137,7 +140,16 @@ pub fn sync(
         endpoint.close().await;
         anyhow::Ok(reports)
     })?;
-    let report = SyncReport { peers: reports };
+    let arrived = access.with(|replica| replica.arrivals())?;
+    let store = access.into_store();
+    let arrived = match arrived.is_empty() {
+        true => NewsCounts::default(),
+        false => super::inbox::news(&store, &identity, arrived, true, now)?.counts(),
+    };
+    let report = SyncReport {
+        peers: reports,
+        arrived,
+    };
     ctx.emit(&report, || {
         let rows: Vec<Vec<String>> = report
             .peers
@@ -154,6 +166,7 @@ pub fn sync(
             .collect();
         table(&["PEER", "RESULT", "SENT", "RECEIVED", "ERROR"], &rows)
     })?;
+    ctx.progress(&format!("Arrived: {}.", report.arrived.sentence()));
     let ok = report.peers.iter().filter(|p| p.ok).count();
     if report.peers.iter().any(|p| p.integrity) {
         return Err(IntegrityFailure("a peer was refused for integrity reasons".into()).into());

@@ -517,3 +517,101 @@ fn a_prefix_shared_by_two_threads_is_ambiguous_even_when_hints_leave_one_out() {
     });
     assert!(matches!(found, Err(ModelError::Reference(_))), "{found:?}");
 }
+
+/// The heads of every document in `w` now.
+fn marks_now(w: &World) -> super::inbox::Marks {
+    let ids: Vec<DocId> = w.shared.borrow().keys().cloned().collect();
+    let mut loader = MemoryLoader(w.shared.clone());
+    ids.into_iter()
+        .filter_map(|id| {
+            let mut doc = loader.load(&id).ok()??;
+            Some((id.name(), doc.get_heads()))
+        })
+        .collect()
+}
+
+/// `who`'s view of what is new since `marks`.
+fn news(w: &World, who: &str, marks: super::inbox::Marks) -> super::inbox::Inbox {
+    let loader = super::inbox::AtMarks::new(MemoryLoader(w.shared.clone()), marks, false);
+    let mut then = Workspace::new(w.membership.clone(), Box::new(loader), w.now);
+    w.ok(who, |ws| ws.news_since(&mut then, Some(w.id(who))))
+}
+
+#[test]
+fn the_inbox_lists_what_arrived_since_the_marks() {
+    let mut w = World::new();
+    // 2027-01-13T12:00:00Z: the request is due in two days.
+    w.now = 1_799_841_600;
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let (tid, first) = w.ok("Ana", |ws| ws.start_thread(&rid, "T", Some("Ana's view")));
+    let first = first.unwrap_or_else(ObjectId::random);
+    let did = w.ok("Ana", |ws| {
+        ws.new_draft(&rid, "D", "We support it.\nMonthly.\n")
+    });
+    let read = marks_now(&w);
+
+    // Nothing arrived: only the deadline is news.
+    let quiet = news(&w, "Ana", read.clone());
+    assert_eq!(quiet.counts().sentence(), "nothing new");
+    let due = quiet.responses[0].due.as_ref().map(|d| d.days_left);
+    assert_eq!(due, Some(1));
+
+    w.ok("Bo", |ws| {
+        ws.post(&rid, &tid, "I disagree", Some(first.as_str()))
+    });
+    w.ok("Cy", |ws| ws.post(&rid, &tid, "Another view", None));
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(did.as_str()));
+    w.ok("Bo", |ws| {
+        ws.edit_draft(&entry, "We support it.\nQuarterly, for small systems.\n")
+    });
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(did.as_str()));
+    w.ok("Cy", |ws| {
+        ws.take_stance(&entry, Stance::Object, Some("Too slow"))
+    });
+
+    let inbox = news(&w, "Ana", read.clone());
+    assert_eq!(inbox.responses.len(), 1);
+    let r = &inbox.responses[0];
+    assert!(!r.new && !r.published);
+    assert_eq!(r.comments.len(), 2);
+    let bo = r.comments.iter().find(|c| c.author_name == "Bo");
+    assert!(bo.is_some_and(|c| c.reply_to_you));
+    assert!(
+        r.comments
+            .iter()
+            .any(|c| c.author_name == "Cy" && !c.reply_to_you)
+    );
+    assert_eq!(r.drafts.len(), 1);
+    assert!(!r.drafts[0].new);
+    assert_eq!(
+        r.drafts[0].diff,
+        ["- Monthly.", "+ Quarterly, for small systems."]
+    );
+    assert_eq!(r.stances.len(), 1);
+    assert_eq!(
+        (r.stances[0].stance, r.stances[0].previous),
+        (Stance::Object, None)
+    );
+    assert_eq!(
+        inbox.counts().sentence(),
+        "2 comments, 1 draft change, 1 stance"
+    );
+
+    // With no marks, everything is new; at the marks of now, nothing is.
+    let all = news(&w, "Ana", super::inbox::Marks::new());
+    assert!(all.responses[0].new);
+    assert_eq!(all.responses[0].comments.len(), 3);
+    let caught_up = news(&w, "Ana", marks_now(&w));
+    assert_eq!(caught_up.counts().sentence(), "nothing new");
+
+    // A changed stance shows what it was.
+    let entry = w.ok("Cy", |ws| ws.resolve_draft(did.as_str()));
+    let before = marks_now(&w);
+    w.ok("Cy", |ws| ws.take_stance(&entry, Stance::Support, None));
+    let changed = news(&w, "Bo", before);
+    let s = &changed.responses[0].stances[0];
+    assert_eq!(
+        (s.stance, s.previous),
+        (Stance::Support, Some(Stance::Object))
+    );
+}

@@ -255,6 +255,17 @@ pub enum AmendmentState {
     Rejected,
 }
 
+impl AmendmentState {
+    /// The word printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AmendmentState::Proposed => "proposed",
+            AmendmentState::Accepted => "accepted",
+            AmendmentState::Rejected => "rejected",
+        }
+    }
+}
+
 /// A proposed find/replace on a draft.
 #[derive(Clone, Debug, Serialize)]
 pub struct AmendmentView {

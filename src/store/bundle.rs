@@ -32,6 +32,10 @@ pub struct ImportReport {
     pub held_back: usize,
     /// New certificates.
     pub certificates: usize,
+    /// The heads, before the import, of each document it changed (empty:
+    /// the document arrived whole); see `model::inbox`.
+    #[serde(skip)]
+    pub before: crate::model::inbox::Marks,
 }
 
 /// Everything this store holds, or only what is not reachable from `since`
@@ -202,6 +206,7 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
         let mut loaded = store
             .load_doc(&name, false, now)?
             .unwrap_or_else(LoadedDoc::empty);
+        let heads_before = loaded.doc.get_heads();
         let doc = &mut loaded.doc;
         let mut sigs = BTreeMap::new();
         let mut accepted = Vec::new();
@@ -270,6 +275,7 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
             .collect();
         report.applied_changes += signed.len();
         if !signed.is_empty() {
+            report.before.insert(name.clone(), heads_before);
             writes.push((name, signed, loaded));
         }
     }

@@ -254,6 +254,18 @@ impl CommunityStore {
         self.device.as_ref()
     }
 
+    /// A read-only loader of this community's documents for `identity`'s
+    /// device (which trusts its own attestations).
+    pub fn loader(&self, identity: &Identity, now: i64) -> StoreLoader {
+        StoreLoader {
+            docs_dir: self.docs_dir(),
+            membership: self.membership.clone(),
+            own_device: Some(identity.device_id()),
+            repair: false,
+            now,
+        }
+    }
+
     /// Load and verify document `name`, trusting this device's own attestations.
     pub fn load_doc(&self, name: &str, repair: bool, now: i64) -> Result<Option<LoadedDoc>> {
         let own = self.device.as_ref().map(|d| DeviceId(d.public()));
@@ -390,13 +402,8 @@ impl CommunityStore {
     /// A workspace acting as `identity`. With `repair` (write lock held) torn
     /// log tails are cut as documents load.
     pub fn workspace(&self, identity: &Identity, now: i64, repair: bool) -> Workspace {
-        let loader = StoreLoader {
-            docs_dir: self.docs_dir(),
-            membership: self.membership.clone(),
-            own_device: Some(identity.device_id()),
-            repair,
-            now,
-        };
+        let mut loader = self.loader(identity, now);
+        loader.repair = repair;
         Workspace::new(self.membership.clone(), Box::new(loader), now).with_writer(Writer {
             member: identity.member_id(),
             actor: self.actor(identity),

@@ -35,6 +35,8 @@ pub struct StoreReplica {
     store: CommunityStore,
     docs: BTreeMap<String, LoadedDoc>,
     now: i64,
+    /// Each document's heads when first loaded, before anything arrived.
+    first_heads: crate::model::inbox::Marks,
 }
 
 impl StoreReplica {
@@ -44,6 +46,7 @@ impl StoreReplica {
             store,
             docs: BTreeMap::new(),
             now,
+            first_heads: Default::default(),
         }
     }
 
@@ -60,6 +63,21 @@ impl StoreReplica {
     /// Give the community back.
     pub fn into_store(self) -> CommunityStore {
         self.store
+    }
+
+    /// The documents that changed since they were first loaded, with their
+    /// heads then (empty: the document arrived whole): what to compare with
+    /// to tell what arrived (`model::inbox`).
+    pub fn arrivals(&mut self) -> crate::model::inbox::Marks {
+        let mut arrived = crate::model::inbox::Marks::new();
+        for (name, before) in &self.first_heads {
+            if let Some(loaded) = self.docs.get_mut(name)
+                && loaded.doc.get_heads() != *before
+            {
+                arrived.insert(name.clone(), before.clone());
+            }
+        }
+        arrived
     }
 
     /// The time used to judge expiries from now on.
@@ -126,6 +144,10 @@ impl Replica for StoreReplica {
                     }
                 })?
                 .unwrap_or_else(LoadedDoc::empty);
+            let mut loaded = loaded;
+            self.first_heads
+                .entry(name.to_string())
+                .or_insert_with(|| loaded.doc.get_heads());
             self.docs.insert(name.to_string(), loaded);
         }
         self.docs

@@ -8,6 +8,7 @@ mod cli_walkthrough;
 mod concurrency;
 mod durability;
 mod exports;
+mod inbox;
 mod lan;
 mod members;
 mod network;

@@ -1,0 +1,135 @@
+//! `convene inbox [--mark-read]`: what arrived since the member last looked,
+//! per response, and the one-line summaries that `sync` and `bundle import`
+//! end with.
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::output::Ctx;
+use crate::model::Workspace;
+use crate::model::inbox::{AtMarks, Inbox, Marks, ResponseNews};
+use crate::store::{CommunityStore, Identity, read_marks};
+
+#[derive(Serialize)]
+struct InboxOutput<'a> {
+    #[serde(flatten)]
+    inbox: &'a Inbox,
+    /// The inbox was marked read after it was printed.
+    marked_read: bool,
+}
+
+/// `convene inbox [--mark-read]`
+pub fn inbox(ctx: &Ctx, mark_read: bool) -> anyhow::Result<()> {
+    let identity = ctx.home.identity()?;
+    let lock = ctx.home.lock_file()?;
+    let _guard = lock.read().context("taking the home's read lock")?;
+    let store = ctx.home.resolve(ctx.community.as_deref())?;
+    let seen = read_marks::load(&store).unwrap_or_default();
+    let inbox = news(&store, &identity, seen, false, ctx.now)?;
+    let out = InboxOutput {
+        inbox: &inbox,
+        marked_read: mark_read,
+    };
+    ctx.emit(&out, || render(&inbox))?;
+    if mark_read {
+        read_marks::save(&store, &read_marks::current(&store, ctx.now)?)?;
+        ctx.progress("Marked read.");
+    } else if !inbox.is_empty() {
+        ctx.hint("`convene inbox --mark-read` marks all this as read.");
+    }
+    Ok(())
+}
+
+/// What is in `store` now and was not at `marks` (see [`AtMarks`]), as
+/// `identity`'s member reads it.
+pub fn news(
+    store: &CommunityStore,
+    identity: &Identity,
+    marks: Marks,
+    unmarked_as_now: bool,
+    now: i64,
+) -> anyhow::Result<Inbox> {
+    let then_loader = AtMarks::new(store.loader(identity, now), marks, unmarked_as_now);
+    let mut then = Workspace::new(store.membership().clone(), Box::new(then_loader), now);
+    let mut ws = store.workspace(identity, now, false);
+    Ok(ws.news_since(&mut then, Some(identity.member_id()))?)
+}
+
+/// The inbox for people.
+fn render(inbox: &Inbox) -> String {
+    if inbox.is_empty() {
+        return "Nothing new.\n".to_string();
+    }
+    let mut out = String::new();
+    for r in &inbox.responses {
+        render_response(&mut out, r);
+    }
+    out
+}
+
+fn render_response(out: &mut String, r: &ResponseNews) {
+    let short = crate::ids::short(&r.id);
+    out.push_str(&format!(
+        "{} ({short}){}\n",
+        r.title,
+        if r.new { "  [new]" } else { "" }
+    ));
+    if r.published {
+        out.push_str("  published\n");
+    }
+    if let Some(due) = &r.due {
+        let when = match due.days_left {
+            d if d < 0 => format!("passed {} day(s) ago", -d),
+            0 => "today".to_string(),
+            d => format!("in {d} day(s)"),
+        };
+        out.push_str(&format!("  due {} ({when})\n", due.date));
+    }
+    for c in &r.comments {
+        let how = if c.reply_to_you {
+            "replied to you"
+        } else if c.reply_to.is_some() {
+            "replied"
+        } else {
+            "wrote"
+        };
+        out.push_str(&format!(
+            "  {} {how} in \"{}\": {}\n",
+            c.author_name, c.thread, c.excerpt
+        ));
+    }
+    for d in &r.drafts {
+        let what = if d.new { "new draft" } else { "draft" };
+        out.push_str(&format!(
+            "  {what} \"{}\" ({}): +{} -{} words\n",
+            d.title,
+            crate::ids::short(&d.id),
+            d.words_added,
+            d.words_removed
+        ));
+        for line in &d.diff {
+            out.push_str(&format!("      {line}\n"));
+        }
+    }
+    for s in &r.stances {
+        let was = s
+            .previous
+            .map(|p| format!(" (was {})", p.as_str()))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {}: {}{was} on \"{}\"\n",
+            s.name,
+            s.stance.as_str(),
+            s.draft_title
+        ));
+    }
+    for a in &r.amendments {
+        let what = if a.new { "proposed" } else { "decided" };
+        out.push_str(&format!(
+            "  amendment {} by {} {what}: {}\n",
+            crate::ids::short(&a.id),
+            a.author_name,
+            a.state.as_str()
+        ));
+    }
+}

@@ -1,0 +1,140 @@
+//! What's new: `inbox`, `inbox --mark-read`, and the one-line summary that
+//! `sync` and `bundle import` end with.
+
+use crate::common::{Server, TestHome, joined, joined_offline};
+
+fn path(home: &TestHome, name: &str) -> String {
+    home.path().join(name).to_string_lossy().into_owned()
+}
+
+/// Ana's community with Bo joined offline, both holding one response with
+/// Ana's first comment; returns (ana, bo, response, thread, first comment).
+fn two_members() -> (TestHome, TestHome, String, String, String) {
+    let ana = TestHome::founded("Ana");
+    let bo = joined_offline(&ana, "Bo");
+    let rid = ana
+        .ok(&[
+            "open",
+            "request",
+            "Consultation",
+            "--from",
+            "Ministry",
+            "--question",
+            "Q1?",
+            "--due",
+            "2026-12-01",
+        ])
+        .id();
+    let tid = ana
+        .ok(&["thread", &rid, "Views", "-m", "What do you see?"])
+        .id();
+    let first = ana.ok(&["--json", "show", &rid]).json()["threads"][0]["comments"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let a = path(&ana, "a.bundle");
+    ana.ok(&["bundle", "export", "-o", &a]);
+    bo.ok(&["bundle", "import", &a]);
+    (ana, bo, rid, tid, first)
+}
+
+#[test]
+fn the_inbox_shows_what_a_bundle_brought_until_marked_read() {
+    let (ana, bo, rid, tid, first) = two_members();
+    ana.ok(&["inbox", "--mark-read"]);
+
+    // Bo answers Ana, drafts, and carries it back in a bundle.
+    bo.ok(&[
+        "post",
+        &tid,
+        "-m",
+        "Field teams see delays.",
+        "--reply-to",
+        &first,
+    ]);
+    let did = bo
+        .ok(&["draft", "new", &rid, "Reply", "-m", "We ask for more time."])
+        .id();
+    bo.ok(&["stance", &did, "support"]);
+    let b = path(&bo, "b.bundle");
+    bo.ok(&["bundle", "export", "-o", &b]);
+    let imported = ana.ok(&["--json", "bundle", "import", &b]);
+    let arrived = &imported.json()["arrived"];
+    assert_eq!(arrived["comments"], 1, "{arrived}");
+    assert_eq!(arrived["drafts"], 1);
+    assert_eq!(arrived["stances"], 1);
+    let plain = ana.ok(&["bundle", "import", &b]);
+    assert!(
+        plain.stderr.contains("Arrived: nothing new."),
+        "{}",
+        plain.stderr
+    );
+
+    let inbox = ana.ok(&["--json", "inbox"]).json();
+    let r = &inbox["responses"][0];
+    assert_eq!(r["id"], rid.as_str());
+    assert_eq!(r["new"], false);
+    assert_eq!(r["comments"][0]["author_name"], "Bo");
+    assert_eq!(r["comments"][0]["reply_to_you"], true);
+    assert_eq!(r["drafts"][0]["new"], true);
+    assert_eq!(r["drafts"][0]["diff"][0], "+ We ask for more time.");
+    assert_eq!(r["stances"][0]["stance"], "support");
+    // Due 2026-12-01; the tests' clock is 2026-11-29T10:00Z.
+    assert_eq!(r["due"]["days_left"], 1);
+    assert_eq!(inbox["marked_read"], false);
+
+    let human = ana.ok(&["inbox"]);
+    assert!(
+        human
+            .stdout
+            .contains("Bo replied to you in \"Views\": Field teams see delays."),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("new draft \"Reply\""),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stderr.contains("hint: `convene inbox --mark-read`"),
+        "{}",
+        human.stderr
+    );
+
+    // Marked read, only the deadline is left.
+    ana.ok(&["inbox", "--mark-read"]);
+    let after = ana.ok(&["--json", "inbox"]).json();
+    let r = &after["responses"][0];
+    assert_eq!(r["comments"].as_array().map(Vec::len), Some(0), "{after}");
+    assert_eq!(r["drafts"].as_array().map(Vec::len), Some(0));
+    assert_eq!(r["due"]["date"], "2026-12-01");
+
+    // A damaged read file is not an error: everything is new again.
+    let read = ana.community_dir().join("read.json");
+    std::fs::write(&read, "{not json").unwrap_or_else(|e| panic!("{e}"));
+    let again = ana.ok(&["--json", "inbox"]).json();
+    assert_eq!(again["responses"][0]["new"], true);
+}
+
+#[test]
+fn sync_ends_with_a_summary_of_what_arrived() {
+    let ana = TestHome::founded("Ana");
+    let server = Server::start(&ana);
+    let bo = joined(&ana, "Bo");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    ana.ok(&["thread", &rid, "Views", "-m", "One."]);
+    // serve picks up Ana's new changes; Bo syncs with it.
+    let synced = bo.ok(&["--json", "sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    let arrived = &synced.json()["arrived"];
+    assert_eq!(arrived["responses"], 1, "{arrived}");
+    assert_eq!(arrived["comments"], 1);
+    let again = bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    assert!(
+        again.stderr.contains("Arrived: nothing new."),
+        "{}",
+        again.stderr
+    );
+}
