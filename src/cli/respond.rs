@@ -183,7 +183,12 @@ fn render(ctx: &Ctx, v: &ResponseView) -> String {
                 .as_deref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
-            let stale = if st.stale { " [stale]" } else { "" };
+            let stale = match (st.stale, st.late) {
+                (true, true) => " [stale, late]",
+                (true, false) => " [stale]",
+                (false, true) => " [late]",
+                (false, false) => "",
+            };
             s.push_str(&format!(
                 "            {} — {}{stale}{reason}\n",
                 st.name,

@@ -70,6 +70,7 @@ pub fn tally(ctx: &Ctx, response: &str) -> anyhow::Result<()> {
                     c.object.to_string(),
                     c.abstain.to_string(),
                     d.stale.to_string(),
+                    d.late.to_string(),
                     d.title.clone(),
                 ]
             })
@@ -86,6 +87,7 @@ pub fn tally(ctx: &Ctx, response: &str) -> anyhow::Result<()> {
                     "OBJECT",
                     "ABSTAIN",
                     "STALE",
+                    "LATE",
                     "TITLE",
                 ],
                 &rows,
@@ -117,6 +119,15 @@ pub fn tally(ctx: &Ctx, response: &str) -> anyhow::Result<()> {
             })
             .collect();
         s.push_str(&table(&["MEMBER", "COMMENTS", "WORDS", "STANCES"], &rows));
+        let t = &tally.top_fifth;
+        if t.total_words > 0 {
+            s.push_str(&format!(
+                "\nThe most active fifth ({} member{}) wrote {} % of the words.\n",
+                t.members,
+                if t.members == 1 { "" } else { "s" },
+                t.percent
+            ));
+        }
         s
     })
 }

@@ -29,6 +29,17 @@ fn stance_key(draft: &ObjectId, member: &MemberId) -> String {
     format!("{draft}:{member}")
 }
 
+/// The first second after the due date `date` (YYYY-MM-DD) ends in UTC: a
+/// stance made on the due date itself is in time.
+pub(super) fn end_of_day(date: &str) -> Option<i64> {
+    let day: jiff::civil::Date = date.parse().ok()?;
+    let next = day.tomorrow().ok()?;
+    let at = jiff::tz::TimeZone::UTC
+        .to_timestamp(next.to_datetime(jiff::civil::Time::midnight()))
+        .ok()?;
+    Some(at.as_second())
+}
+
 impl Workspace {
     /// Take (or change) the acting member's stance on a draft.
     pub fn take_stance(
@@ -89,6 +100,12 @@ impl Workspace {
             else {
                 continue;
             };
+            // Only the one spelling `take_stance` writes: the parser would
+            // also read an uppercase or padded id as the same member, and a
+            // modified client could then count twice.
+            if key != stance_key(&draft, &member) {
+                continue;
+            }
             if !drafts.contains(&draft) {
                 continue;
             }
@@ -112,12 +129,15 @@ impl Workspace {
                     stale: false,
                     version: doc::authored_strings(doc, m, &obj, "version", &member),
                     at: doc::authored_int(doc, m, &obj, "at", &member).unwrap_or(0),
+                    late: false,
                 },
             ));
         }
+        let deadline = self.entry(response)?.due.as_deref().and_then(end_of_day);
         let mut out = Vec::new();
         for (draft, mut view) in found {
             view.stale = view.version != self.draft_version(&draft)?;
+            view.late = deadline.is_some_and(|end| view.at >= end);
             out.push(DraftStance { draft, view });
         }
         out.sort_by(|a, b| {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::views::{DraftTally, MemberRef, Participation, StanceCounts, TallyView};
+use super::views::{DraftTally, MemberRef, Participation, StanceCounts, TallyView, TopFifth};
 use super::{Result, Workspace};
 use crate::ids::ObjectId;
 use crate::trust::MemberId;
@@ -20,16 +20,18 @@ impl Workspace {
             .into_iter()
             .map(|d| {
                 let mut counts = StanceCounts::default();
-                let mut stale = 0;
+                let (mut stale, mut late) = (0, 0);
                 for s in stances.iter().filter(|s| s.draft == d.id) {
                     counts.add(s.view.stance);
                     stale += usize::from(s.view.stale);
+                    late += usize::from(s.view.late);
                 }
                 DraftTally {
                     id: d.id.to_string(),
                     title: d.title,
                     counts,
                     stale,
+                    late,
                 }
             })
             .collect();
@@ -77,11 +79,65 @@ impl Workspace {
             .collect();
         not_yet_heard.sort_by(|a, b| (&a.name, a.member).cmp(&(&b.name, b.member)));
 
+        let writers = m
+            .members()
+            .filter(|member| !member.removed && member.role.can_write())
+            .count();
+        let top_fifth = top_fifth(&participation, writers);
         Ok(TallyView {
             response: response.to_string(),
             drafts,
             not_yet_heard,
             participation,
+            top_fifth,
         })
+    }
+}
+
+/// The words of the most active fifth (rounded up) of `writers` members,
+/// from `participation` sorted most vocal first.
+fn top_fifth(participation: &[Participation], writers: usize) -> TopFifth {
+    let members = writers.div_ceil(5).max(1);
+    let words = participation.iter().take(members).map(|p| p.words).sum();
+    let total_words: usize = participation.iter().map(|p| p.words).sum();
+    let percent = match total_words {
+        0 => 0,
+        total => ((words * 100 + total / 2) / total) as u32,
+    };
+    TopFifth {
+        members,
+        words,
+        total_words,
+        percent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::MemberId;
+
+    fn p(words: usize) -> Participation {
+        Participation {
+            member: MemberId([0; 32]),
+            name: String::new(),
+            comments: 1,
+            words,
+            stances: 0,
+        }
+    }
+
+    #[test]
+    fn the_top_fifth_is_rounded_up_and_its_share_rounded() {
+        // Ten writers: the fifth is two members, 70 + 20 of 100 words.
+        let ps = [p(70), p(20), p(5), p(5)];
+        let t = top_fifth(&ps, 10);
+        assert_eq!(
+            (t.members, t.words, t.total_words, t.percent),
+            (2, 90, 100, 90)
+        );
+        // Three writers: one member. Nobody wrote: 0 %.
+        assert_eq!(top_fifth(&[p(2), p(1)], 3).percent, 67);
+        assert_eq!(top_fifth(&[], 0).percent, 0);
     }
 }

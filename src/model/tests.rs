@@ -615,3 +615,42 @@ fn the_inbox_lists_what_arrived_since_the_marks() {
         (Stance::Support, Some(Stance::Object))
     );
 }
+
+#[test]
+fn a_member_counts_once_per_draft_however_their_key_is_spelt() {
+    use automerge::ObjType;
+    use automerge::transaction::Transactable;
+
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let did = w.ok("Ana", |ws| ws.new_draft(&rid, "D", "Text"));
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(did.as_str()));
+    w.ok("Bo", |ws| {
+        ws.take_stance(&entry, Stance::Object, Some("no"))
+    });
+    // Bo's modified client writes the same stance under other spellings of
+    // his id, which a lenient parser would read as the same member.
+    let bo = w.id("Bo");
+    w.ok("Bo", |ws| {
+        let stances = ws.discussion_map(&rid, "stances")?;
+        let version = ws.draft_version(&did)?;
+        let doc = ws.write(&DocId::Response(rid.clone()))?;
+        let spellings = [
+            format!("{did}:{}", bo.to_hex().to_uppercase()),
+            format!("{did}: {}", bo.to_hex()),
+            format!("{did}:{} ", bo.to_hex()),
+        ];
+        for key in spellings {
+            let s = doc.put_object(&stances, key, ObjType::Map)?;
+            doc.put(&s, "stance", "object")?;
+            doc.put(&s, "reason", "again")?;
+            super::doc::put_strings(doc, &s, "version", &version)?;
+            doc.put(&s, "at", 1_000i64)?;
+        }
+        super::doc::commit(doc, "the same stance, spelt otherwise".into(), 1_000);
+        Ok(())
+    });
+    let tally = w.ok("Ana", |ws| ws.tally(&rid));
+    assert_eq!(tally.drafts[0].counts.object, 1);
+    assert_eq!(w.ok("Ana", |ws| ws.all_stances(&rid)).len(), 1);
+}

@@ -219,6 +219,9 @@ pub struct StanceView {
     /// When.
     #[serde(serialize_with = "ser_time")]
     pub at: i64,
+    /// Taken after the request's due date, by the time it was made (which
+    /// its author signed with the change), not when it arrived here.
+    pub late: bool,
 }
 
 /// One draft.
@@ -454,6 +457,9 @@ pub struct DraftTally {
     pub counts: StanceCounts,
     /// How many of those were taken on an earlier version.
     pub stale: usize,
+    /// How many were taken after the request's due date (still counted).
+    #[serde(default)]
+    pub late: usize,
 }
 
 /// One member's share of voice in a response.
@@ -482,6 +488,23 @@ pub struct TallyView {
     pub not_yet_heard: Vec<MemberRef>,
     /// Per member, most vocal first.
     pub participation: Vec<Participation>,
+    /// How much of the discussion the most active fifth of members wrote.
+    #[serde(default)]
+    pub top_fifth: TopFifth,
+}
+
+/// The words written by the most active fifth of the members who may
+/// write (at least one member), against all words of the discussion.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TopFifth {
+    /// How many members make up the fifth.
+    pub members: usize,
+    /// The words they wrote.
+    pub words: usize,
+    /// All words written.
+    pub total_words: usize,
+    /// `words` as a whole percentage of `total_words` (0 when nobody wrote).
+    pub percent: u32,
 }
 
 /// One entry of `log`.

@@ -8,6 +8,7 @@ mod cli_walkthrough;
 mod concurrency;
 mod durability;
 mod exports;
+mod fairness;
 mod inbox;
 mod lan;
 mod members;
