@@ -19,6 +19,7 @@ mod log;
 mod output;
 mod peer;
 mod publish;
+mod qr;
 mod respond;
 mod serve;
 mod session;
@@ -67,6 +68,9 @@ enum Command {
     /// List members: names, roles, devices
     Members,
     /// Print an invite ticket for one new member (facilitators)
+    ///
+    /// The ticket admits one person once, until it expires; give it to them
+    /// privately. Example: convene invite --role member --expires 3d --qr
     Invite {
         /// The new member's role
         #[arg(long, value_enum, default_value = "member")]
@@ -77,6 +81,9 @@ enum Command {
         /// This device's address to put in the ticket [default: where `serve` listens]
         #[arg(long, value_name = "IP:PORT")]
         addr: Vec<std::net::SocketAddr>,
+        /// Also draw the ticket as a QR code, for a phone camera or a webcam
+        #[arg(long)]
+        qr: bool,
     },
     /// Join a community with an invite ticket
     Join {
@@ -538,7 +545,8 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
             role,
             expires,
             addr,
-        } => invite::invite(ctx, role.into(), &expires, &addr),
+            qr,
+        } => invite::invite(ctx, role.into(), &expires, &addr, qr),
         Command::Join {
             ticket,
             bind,

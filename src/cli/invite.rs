@@ -48,7 +48,13 @@ struct Invited {
 }
 
 /// `convene invite [--role R] [--expires 7d] [--addr IP:PORT]`
-pub fn invite(ctx: &Ctx, role: Role, expires: &str, addr: &[SocketAddr]) -> anyhow::Result<()> {
+pub fn invite(
+    ctx: &Ctx,
+    role: Role,
+    expires: &str,
+    addr: &[SocketAddr],
+    qr: bool,
+) -> anyhow::Result<()> {
     let lifetime = parse_duration(expires).map_err(usage)?;
     let identity = ctx.home.identity()?;
     identity.member_key()?;
@@ -74,7 +80,12 @@ pub fn invite(ctx: &Ctx, role: Role, expires: &str, addr: &[SocketAddr]) -> anyh
         role,
         expires_at: crate::clock::rfc3339(expires_at),
     };
-    ctx.emit(&out, || format!("{ticket}\n"))?;
+    let drawn = if qr && !ctx.json {
+        super::qr::render(&ticket)?
+    } else {
+        String::new()
+    };
+    ctx.emit(&out, || format!("{drawn}{ticket}\n"))?;
     ctx.progress(&format!(
         "Invite for one {} into '{}', valid until {}.",
         role.as_str(),

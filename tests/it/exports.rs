@@ -209,3 +209,29 @@ fn completions_are_printed_for_each_shell() {
     }
     home.fails(2, &["completions", "tcsh"]);
 }
+
+#[test]
+fn an_invite_can_be_drawn_as_a_qr_code_above_its_ticket() {
+    let home = TestHome::founded("Ana");
+    let plain = home.ok(&["invite", "--addr", "127.0.0.1:9"]).id();
+    let drawn = home.ok(&["invite", "--addr", "127.0.0.1:9", "--qr"]).stdout;
+    let lines: Vec<&str> = drawn.lines().collect();
+    let ticket = lines.last().copied().unwrap_or_default();
+    assert_eq!(ticket.len(), plain.len(), "{drawn}");
+    assert_eq!(ticket[..5], plain[..5]);
+    assert!(lines.len() > 20, "too small for a ticket: {drawn}");
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|l| l.chars().all(|c| " █▀▄".contains(c)))
+    );
+    // Scripts keep their one JSON document.
+    let json = home
+        .ok(&["--json", "invite", "--addr", "127.0.0.1:9", "--qr"])
+        .json();
+    assert!(
+        json["ticket"]
+            .as_str()
+            .is_some_and(|t| t.len() == plain.len())
+    );
+}
