@@ -11,6 +11,7 @@ mod device;
 mod discuss;
 mod doctor;
 mod draft;
+mod examples;
 mod identity;
 mod inbox;
 mod input;
@@ -70,7 +71,7 @@ enum Command {
     /// Print an invite ticket for one new member (facilitators)
     ///
     /// The ticket admits one person once, until it expires; give it to them
-    /// privately. Example: convene invite --role member --expires 3d --qr
+    /// privately.
     Invite {
         /// The new member's role
         #[arg(long, value_enum, default_value = "member")]
@@ -196,7 +197,7 @@ enum Command {
     ///
     /// New responses, comments and replies, draft changes with a short
     /// diff, stances, amendments, publications, and deadlines within 3 days
-    /// or passed. Example: convene inbox, then convene inbox --mark-read
+    /// or passed.
     Inbox {
         /// Mark everything shown as read (it is not shown again)
         #[arg(long)]
@@ -227,8 +228,7 @@ enum Command {
     /// any response's comments and stances as a table (csv)
     ///
     /// csv has one row per comment and per stance (columns in
-    /// docs/schema.md) and works before publication too. Example: convene
-    /// export 3f2a --format csv -o views.csv
+    /// docs/schema.md) and works before publication too.
     Export {
         /// Response id (or unique prefix)
         response: String,
@@ -248,15 +248,11 @@ enum Command {
     Log,
     /// Check every file of this home, say what is damaged and how to recover it
     ///
-    /// Nothing is changed. Exit 4 if a file is damaged. Example: convene doctor --json
+    /// Nothing is changed. Exit 4 if a file is damaged.
     Doctor,
     /// Run a whole joint response among simulated members, each in their own home, over iroh on 127.0.0.1
     Demo,
-    /// Print a shell completion script
-    ///
-    /// Example (bash): convene completions bash > ~/.local/share/bash-completion/completions/convene
-    /// Example (zsh): convene completions zsh > ~/.zfunc/_convene
-    /// Example (fish): convene completions fish > ~/.config/fish/completions/convene.fish
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
@@ -284,7 +280,7 @@ enum CommunityCommand {
     ///
     /// One `<name>.automerge` file per document, which any Automerge
     /// implementation can open; the schema is in docs/schema.md. The files
-    /// carry no signatures. Example: convene community export-doc -o raw/
+    /// carry no signatures.
     ExportDoc {
         /// The folder (created if missing; files of the same name are replaced)
         #[arg(short = 'o', long, value_name = "DIR")]
@@ -490,7 +486,11 @@ pub enum ExportFormat {
 
 /// Parse the process arguments, run, and return the exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = examples::with_examples(Cli::command())
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let code = e.exit_code();
