@@ -7,8 +7,9 @@
 //! views that `show` prints, computed over documents forked at the old heads
 //! ([`AtMarks`]). So news is what *arrived*, whenever it was written: a
 //! comment written offline a week ago and carried in by a bundle today is
-//! news today. It is a pure function of the record and the marks, so it is
-//! tested like the rest of the model.
+//! news today. The reader's own comments, stances and proposals are not
+//! news to them. It is a pure function of the record and the marks, so it
+//! is tested like the rest of the model.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -303,7 +304,8 @@ fn response_news(
     let mut comments = Vec::new();
     for thread in &now.threads {
         for c in &thread.comments {
-            if old_comments.contains(c.id.as_str()) {
+            // The reader's own words are not news to them.
+            if old_comments.contains(c.id.as_str()) || Some(c.author) == reader {
                 continue;
             }
             comments.push(CommentNews {
@@ -347,7 +349,8 @@ fn response_news(
             let previous = old
                 .and_then(|d| d.stances.iter().find(|o| o.member == s.member))
                 .map(|o| (o.stance, o.reason.clone()));
-            if previous.as_ref() == Some(&(s.stance, s.reason.clone())) {
+            if previous.as_ref() == Some(&(s.stance, s.reason.clone())) || Some(s.member) == reader
+            {
                 continue;
             }
             stances.push(StanceNews {
@@ -370,6 +373,7 @@ fn response_news(
         .amendments
         .iter()
         .filter(|a| old_amendments.get(a.id.as_str()) != Some(&a.state))
+        .filter(|a| Some(a.author) != reader || a.decided_by.is_some())
         .map(|a| AmendmentNews {
             id: a.id.clone(),
             draft: a.draft.clone(),

@@ -14,3 +14,4 @@ mod lan;
 mod members;
 mod network;
 mod store_recovery;
+mod views;
