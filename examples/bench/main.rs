@@ -90,10 +90,7 @@ fn options() -> anyhow::Result<Options> {
         }
         i += 1;
     }
-    anyhow::ensure!(
-        options.comments >= 2_000,
-        "--comments must be at least 2000"
-    );
+    anyhow::ensure!(options.comments >= 1, "--comments must be at least 1");
     Ok(options)
 }
 

@@ -112,7 +112,11 @@ pub fn import(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
         true => NewsCounts::default(),
         false => {
             let before = report.before.clone();
-            super::inbox::news(&store, &identity, before, true, ctx.now)?.counts()
+            let counts = super::inbox::news(&store, &identity, before, true, ctx.now)?.counts();
+            if let Err(e) = super::inbox::acknowledge(&store, &identity, &report.before, ctx.now) {
+                tracing::warn!("could not record what this device has seen: {e}");
+            }
+            counts
         }
     };
     #[derive(serde::Serialize)]

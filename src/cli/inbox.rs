@@ -133,3 +133,32 @@ fn render_response(out: &mut String, r: &ResponseNews) {
         ));
     }
 }
+
+/// After a sync or an import: record a receipt (`model::receipt`) for each
+/// draft whose document changed (`arrived` names it), so that tallies
+/// everywhere can tell that this member could have seen it. Returns how
+/// many were written. Observers and removed members write none.
+pub fn acknowledge(
+    store: &CommunityStore,
+    identity: &Identity,
+    arrived: &Marks,
+    now: i64,
+) -> anyhow::Result<usize> {
+    let mut ws = store.workspace(identity, now, true);
+    if ws.writer().is_err() {
+        return Ok(0);
+    }
+    let mut written = 0;
+    for name in arrived.keys() {
+        let Some(crate::model::DocId::Draft(draft)) = crate::model::DocId::parse(name) else {
+            continue;
+        };
+        // A draft whose listing has not arrived yet is acknowledged later.
+        let Ok(entry) = ws.resolve_draft(draft.as_str()) else {
+            continue;
+        };
+        written += usize::from(ws.acknowledge(&entry)?);
+    }
+    store.persist(&mut ws, identity)?;
+    Ok(written)
+}

@@ -144,7 +144,15 @@ pub fn sync(
     let store = access.into_store();
     let arrived = match arrived.is_empty() {
         true => NewsCounts::default(),
-        false => super::inbox::news(&store, &identity, arrived, true, now)?.counts(),
+        false => {
+            let counts = super::inbox::news(&store, &identity, arrived.clone(), true, now)?;
+            // What arrived is safe already; a receipt that fails is retried
+            // at the next sync.
+            if let Err(e) = super::inbox::acknowledge(&store, &identity, &arrived, now) {
+                tracing::warn!("could not record what this device has seen: {e}");
+            }
+            counts.counts()
+        }
     };
     let report = SyncReport {
         peers: reports,

@@ -99,13 +99,32 @@ pub fn tally(ctx: &Ctx, response: &str) -> anyhow::Result<()> {
             .map(|m| m.name.as_str())
             .collect();
         s.push_str(&format!(
-            "\nNot yet heard: {}\n\nShare of voice\n",
+            "\nNot yet heard: {}\n",
             if unheard.is_empty() {
                 "nobody — every member has spoken".to_string()
             } else {
                 unheard.join(", ")
             }
         ));
+        let names = |list: &[crate::model::views::MemberRef]| {
+            list.iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !tally.silent.is_empty() {
+            s.push_str(&format!(
+                "  Silent (have seen the current drafts): {}\n",
+                names(&tally.silent)
+            ));
+        }
+        if !tally.could_not_have_seen.is_empty() {
+            s.push_str(&format!(
+                "  Could not yet have seen them: {} (their devices have not synced since)\n",
+                names(&tally.could_not_have_seen)
+            ));
+        }
+        s.push_str("\nShare of voice\n");
         let rows: Vec<Vec<String>> = tally
             .participation
             .iter()

@@ -78,16 +78,28 @@ impl Workspace {
             })
             .collect();
         not_yet_heard.sort_by(|a, b| (&a.name, a.member).cmp(&(&b.name, b.member)));
-
         let writers = m
             .members()
             .filter(|member| !member.removed && member.role.can_write())
             .count();
+
+        // Reminders are for those who have seen the drafts and stayed
+        // silent, not for those whose device has not synced since.
+        let (mut silent, mut could_not_have_seen) = (Vec::new(), Vec::new());
+        for member in &not_yet_heard {
+            if self.has_seen_drafts(response, &member.member)? {
+                silent.push(member.clone());
+            } else {
+                could_not_have_seen.push(member.clone());
+            }
+        }
         let top_fifth = top_fifth(&participation, writers);
         Ok(TallyView {
             response: response.to_string(),
             drafts,
             not_yet_heard,
+            silent,
+            could_not_have_seen,
             participation,
             top_fifth,
         })

@@ -486,6 +486,14 @@ pub struct TallyView {
     pub drafts: Vec<DraftTally>,
     /// Members with write rights who have neither commented nor taken a stance.
     pub not_yet_heard: Vec<MemberRef>,
+    /// Of those, the ones known to hold the current version of every draft
+    /// (a receipt, `model::receipt`): they have seen it and stayed silent.
+    #[serde(default)]
+    pub silent: Vec<MemberRef>,
+    /// The others: their device has not synced since the current drafts
+    /// were written (as far as the record shows), so no reminder yet.
+    #[serde(default)]
+    pub could_not_have_seen: Vec<MemberRef>,
     /// Per member, most vocal first.
     pub participation: Vec<Participation>,
     /// How much of the discussion the most active fifth of members wrote.

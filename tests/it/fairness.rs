@@ -104,3 +104,72 @@ fn the_tally_says_how_much_the_most_active_fifth_wrote() {
         "{human}"
     );
 }
+
+/// The names in a tally list.
+fn names(list: &serde_json::Value) -> Vec<String> {
+    list.as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|m| m["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Carry `from`'s whole record to `to` in a bundle.
+fn carry(from: &TestHome, to: &TestHome, tag: &str) {
+    let file = path(from, &format!("{tag}.bundle"));
+    from.ok(&["bundle", "export", "-o", &file]);
+    to.ok(&["bundle", "import", &file]);
+}
+
+#[test]
+fn a_member_whose_device_has_not_synced_since_the_draft_is_not_counted_as_silent() {
+    let ana = TestHome::founded("Ana");
+    let bo = joined_offline(&ana, "Bo");
+    let cy = joined_offline(&ana, "Cy");
+    // Both complete their joins, and Ana learns of them.
+    carry(&ana, &bo, "a0");
+    carry(&ana, &cy, "a0");
+    carry(&bo, &ana, "b0");
+    carry(&cy, &ana, "c0");
+
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let did = ana
+        .ok(&["draft", "new", &rid, "Reply", "-m", "We ask for more time."])
+        .id();
+    // Bo's device receives the draft (and records that it did); Cy's does
+    // not sync again.
+    carry(&ana, &bo, "a1");
+    carry(&bo, &ana, "b1");
+
+    // Ana wrote the draft, so she has seen it, though she has not spoken.
+    let tally = ana.ok(&["--json", "tally", &rid]).json();
+    assert_eq!(names(&tally["not_yet_heard"]), ["Ana", "Bo", "Cy"]);
+    assert_eq!(names(&tally["silent"]), ["Ana", "Bo"]);
+    assert_eq!(names(&tally["could_not_have_seen"]), ["Cy"]);
+    let human = ana.ok(&["tally", &rid]).stdout;
+    assert!(
+        human.contains("Silent (have seen the current drafts): Ana, Bo"),
+        "{human}"
+    );
+    assert!(
+        human.contains("Could not yet have seen them: Cy"),
+        "{human}"
+    );
+
+    // A new version: Bo has not seen it yet, until his device syncs again.
+    ana.ok(&["draft", "edit", &did, "-m", "We ask for six more months."]);
+    let tally = ana.ok(&["--json", "tally", &rid]).json();
+    assert_eq!(names(&tally["could_not_have_seen"]), ["Bo", "Cy"]);
+    carry(&ana, &bo, "a2");
+    carry(&bo, &ana, "b2");
+    let tally = ana.ok(&["--json", "tally", &rid]).json();
+    assert_eq!(names(&tally["silent"]), ["Ana", "Bo"]);
+    // Bo's own tally agrees with Ana's once they hold the same record.
+    let theirs = bo.ok(&["--json", "tally", &rid]).json();
+    assert_eq!(theirs["silent"], tally["silent"]);
+    assert_eq!(theirs["could_not_have_seen"], tally["could_not_have_seen"]);
+}

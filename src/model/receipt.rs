@@ -1,0 +1,107 @@
+//! Receipts: which version of each draft a member's device holds.
+//!
+//! A facilitator reminding the members who have not been heard should not
+//! nag someone in the field whose device has not synced since the current
+//! draft was written: they *could not yet have seen* it. Only the record
+//! can tell the two apart the same way on every device, so when a sync or a
+//! bundle brings a new version of a draft, the member's device writes a
+//! receipt: under the root key `seen:<draft>:<member>` of the response's
+//! discussion document, a map with the draft's `version` (its heads) and
+//! `at`. A root key cannot race (every member writes only their own), and
+//! the draft document is left alone (a change there would make every stance
+//! stale). A receipt is authored like a stance: only the member's own devices
+//! can write it. Receipts are visible to every member; docs/guide.md says so.
+
+use automerge::ObjType;
+use automerge::transaction::Transactable;
+
+use super::doc::{self, DocId};
+use super::draft::DraftEntry;
+use super::{Result, Workspace};
+use crate::ids::ObjectId;
+use crate::trust::MemberId;
+
+/// The root key of `member`'s receipt for `draft`.
+fn receipt_key(draft: &ObjectId, member: &MemberId) -> String {
+    format!("seen:{draft}:{member}")
+}
+
+impl Workspace {
+    /// Record that this device holds the current version of `entry`'s
+    /// draft. Returns false (and writes nothing) if the acting member's
+    /// receipt or stance already names that version.
+    pub fn acknowledge(&mut self, entry: &DraftEntry) -> Result<bool> {
+        let me = self.writer()?.id;
+        let version = self.draft_version(&entry.id)?;
+        if version.is_empty() || self.seen_version(entry, &me)? == Some(version.clone()) {
+            return Ok(false);
+        }
+        let now = self.now;
+        let doc = self.write(&DocId::Response(entry.response.clone()))?;
+        let receipt = doc.put_object(automerge::ROOT, receipt_key(&entry.id, &me), ObjType::Map)?;
+        doc::put_strings(doc, &receipt, "version", &version)?;
+        doc.put(&receipt, "at", now)?;
+        doc::commit(doc, format!("seen draft {}", entry.id), now);
+        Ok(true)
+    }
+
+    /// The latest version of `entry`'s draft that `member` is known to hold:
+    /// from their receipt, else from their stance on it.
+    fn seen_version(
+        &mut self,
+        entry: &DraftEntry,
+        member: &MemberId,
+    ) -> Result<Option<Vec<String>>> {
+        let stance = self
+            .stances_on(&entry.response, &entry.id)?
+            .into_iter()
+            .find(|s| s.member == *member)
+            .map(|s| s.version);
+        let (doc, m) = self.discussion(&entry.response)?;
+        let key = receipt_key(&entry.id, member);
+        let receipt = doc::owned_map(doc, m, &automerge::ROOT, &key, member)
+            .map(|obj| doc::authored_strings(doc, m, &obj, "version", member));
+        Ok(receipt.or(stance))
+    }
+
+    /// Whether `member` could have seen the current version of every draft
+    /// of `response`: they made it (its one head is their change), or their
+    /// receipt (or stance) names that version or a later one this device
+    /// does not hold yet. With no drafts, yes.
+    pub fn has_seen_drafts(&mut self, response: &ObjectId, member: &MemberId) -> Result<bool> {
+        for entry in self.draft_entries(response)? {
+            let current = self.draft_version(&entry.id)?;
+            if let [head] = &current[..] {
+                let made_it = self
+                    .history_of(&DocId::Draft(entry.id.clone()))?
+                    .iter()
+                    .any(|(hash, author)| hash.to_string() == *head && author == member);
+                if made_it {
+                    continue;
+                }
+            }
+            let Some(seen) = self.seen_version(&entry, member)? else {
+                return Ok(false);
+            };
+            if seen != current && !self.names_unknown_change(&entry.id, &seen)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Does `version` name a change of `draft` that this device lacks (so
+    /// the one who recorded it holds a later version than ours)?
+    fn names_unknown_change(&mut self, draft: &ObjectId, version: &[String]) -> Result<bool> {
+        let id = DocId::Draft(draft.clone());
+        self.read(&id)?;
+        let Some(open) = self.docs.get_mut(&id) else {
+            return Ok(true);
+        };
+        Ok(version.iter().any(|hex| {
+            hex.parse::<automerge::ChangeHash>().map_or(true, |hash| {
+                open.doc.get_change_meta_by_hash(&hash).is_none()
+            })
+        }))
+    }
+}
