@@ -177,6 +177,18 @@ enum Command {
         /// Reply to this comment (id or unique prefix within the thread)
         #[arg(long, value_name = "COMMENT")]
         reply_to: Option<String>,
+        /// Facilitators: record it for a member without a device (name or id
+        /// prefix); it is marked so everywhere, and they can confirm it later
+        #[arg(long, value_name = "MEMBER")]
+        on_behalf_of: Option<String>,
+    },
+    /// Confirm, or correct, a comment a facilitator recorded on your behalf
+    Confirm {
+        /// Comment id (or unique prefix)
+        comment: String,
+        /// Your corrected wording ('-' reads stdin)
+        #[arg(long, value_name = "TEXT")]
+        correct: Option<String>,
     },
     /// Write drafts of the response
     #[command(subcommand)]
@@ -192,6 +204,10 @@ enum Command {
         /// Your reason (required for stand-aside and object; '-' reads stdin)
         #[arg(short = 'm', long = "message", value_name = "REASON")]
         reason: Option<String>,
+        /// Facilitators: record it for a member without a device (name or id
+        /// prefix); their own stance, taken later, replaces it
+        #[arg(long, value_name = "MEMBER")]
+        on_behalf_of: Option<String>,
     },
     /// What arrived since you last looked, per response
     ///
@@ -613,7 +629,17 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
             thread,
             message,
             reply_to,
-        } => discuss::post(ctx, &thread, &message, reply_to.as_deref()),
+            on_behalf_of,
+        } => discuss::post(
+            ctx,
+            &thread,
+            &message,
+            reply_to.as_deref(),
+            on_behalf_of.as_deref(),
+        ),
+        Command::Confirm { comment, correct } => {
+            discuss::confirm(ctx, &comment, correct.as_deref())
+        }
         Command::Draft(d) => match d {
             DraftCommand::New {
                 response,
@@ -648,7 +674,14 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
             draft,
             stance,
             reason,
-        } => stance::take(ctx, &draft, stance.into(), reason.as_deref()),
+            on_behalf_of,
+        } => stance::take(
+            ctx,
+            &draft,
+            stance.into(),
+            reason.as_deref(),
+            on_behalf_of.as_deref(),
+        ),
         Command::Tally { response } => stance::tally(ctx, &response),
         Command::Inbox { mark_read } => inbox::inbox(ctx, mark_read),
         Command::Publish { response, draft } => publish::publish(ctx, &response, &draft),

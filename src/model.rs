@@ -19,6 +19,7 @@ pub mod export;
 pub mod history;
 pub mod inbox;
 pub mod outcome;
+pub mod proxy;
 pub mod receipt;
 pub mod response;
 pub mod stance;

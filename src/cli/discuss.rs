@@ -52,14 +52,23 @@ pub fn thread(ctx: &Ctx, response: &str, title: &str, message: Option<&str>) -> 
 }
 
 /// `convene post THREAD -m TEXT [--reply-to COMMENT]`
-pub fn post(ctx: &Ctx, thread: &str, message: &str, reply_to: Option<&str>) -> anyhow::Result<()> {
+pub fn post(
+    ctx: &Ctx,
+    thread: &str,
+    message: &str,
+    reply_to: Option<&str>,
+    on_behalf_of: Option<&str>,
+) -> anyhow::Result<()> {
     let body = input::message(message)?;
     let posted = session::write(ctx, |ws, _, store| {
+        let member = on_behalf_of
+            .map(|m| super::invite::member_named(ws.membership(), m))
+            .transpose()?;
         let mut hints = StoredThreadHints::open(store);
         let found = ws.resolve_thread_with(thread, &mut hints);
         hints.save();
         let (rid, tid) = found?;
-        let cid = ws.post(&rid, &tid, &body, reply_to)?;
+        let cid = ws.post_for(&rid, &tid, &body, reply_to, member.as_ref())?;
         let comment = ws
             .threads(&rid)?
             .into_iter()
@@ -80,5 +89,50 @@ pub fn post(ctx: &Ctx, thread: &str, message: &str, reply_to: Option<&str>) -> a
         short(&posted.id),
         short(&posted.thread)
     ));
+    Ok(())
+}
+
+/// `convene confirm COMMENT [--correct TEXT]`
+pub fn confirm(ctx: &Ctx, comment: &str, correct: Option<&str>) -> anyhow::Result<()> {
+    let correction = correct.map(input::message).transpose()?;
+    let confirmed = session::write(ctx, |ws, _, _| {
+        // Find the comment among every thread of every response.
+        let mut candidates = Vec::new();
+        for entry in ws.index()? {
+            for thread in ws.threads(&entry.id)? {
+                for c in &thread.comments {
+                    if c.id.starts_with(comment) {
+                        candidates.push((entry.id.clone(), thread.id.clone(), c.id.clone()));
+                    }
+                }
+            }
+        }
+        let (rid, tid, cid) = match &candidates[..] {
+            [one] => one.clone(),
+            [] => anyhow::bail!("no comment starts with '{comment}'"),
+            _ => anyhow::bail!(
+                "'{comment}' names {} comments; give more of the id",
+                candidates.len()
+            ),
+        };
+        let thread =
+            crate::ids::ObjectId::parse(&tid).ok_or_else(|| anyhow::anyhow!("a bad thread id"))?;
+        let id =
+            crate::ids::ObjectId::parse(&cid).ok_or_else(|| anyhow::anyhow!("a bad comment id"))?;
+        ws.confirm_comment(&rid, &thread, &id, correction.as_deref())?;
+        Ok(serde_json::json!({
+            "comment": cid,
+            "response": rid.to_string(),
+            "corrected": correction.is_some(),
+        }))
+    })?;
+    ctx.emit(&confirmed, || {
+        format!("{}\n", confirmed["comment"].as_str().unwrap_or_default())
+    })?;
+    ctx.progress(if correct.is_some() {
+        "Corrected."
+    } else {
+        "Confirmed."
+    });
     Ok(())
 }

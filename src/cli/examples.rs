@@ -70,6 +70,7 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
         "post",
         &[
             "convene post 91c0 -m \"Regional labs would halve that.\" --reply-to 5e7d",
+            "convene post 91c0 -m \"(by phone) The labs are too far.\" --on-behalf-of Bo",
             "echo \"A longer comment\" | convene post 91c0 -m -",
         ],
     ),
@@ -93,6 +94,14 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
         &[
             "convene stance 8b1c support",
             "convene stance 8b1c object -m \"Labs alone do not answer the questions\"",
+            "convene stance 8b1c support --on-behalf-of Bo",
+        ],
+    ),
+    (
+        "confirm",
+        &[
+            "convene confirm 4d2e",
+            "convene confirm 4d2e --correct \"The nearest lab is 200 km away.\"",
         ],
     ),
     ("tally", &["convene tally 3f2a"]),

@@ -227,19 +227,7 @@ pub fn remove(ctx: &Ctx, member: &str, reason: &str) -> anyhow::Result<()> {
             me.role.as_str()
         );
     }
-    let by_name: Vec<MemberId> = membership
-        .members()
-        .filter(|m| m.name == member)
-        .map(|m| m.id)
-        .collect();
-    let target = match by_name[..] {
-        [one] => one,
-        _ => crate::ids::resolve_prefix(
-            member,
-            membership.members().map(|m| (m.id.to_hex(), m.id)),
-            "member",
-        )?,
-    };
+    let target = member_named(&membership, member)?;
     let removed = membership
         .member(&target)
         .cloned()
@@ -288,6 +276,27 @@ pub fn remove(ctx: &Ctx, member: &str, reason: &str) -> anyhow::Result<()> {
         removed.name
     ));
     Ok(())
+}
+
+/// The member a command names: by exact display name, else by unique id
+/// prefix.
+pub fn member_named(
+    membership: &crate::trust::Membership,
+    reference: &str,
+) -> anyhow::Result<MemberId> {
+    let by_name: Vec<MemberId> = membership
+        .members()
+        .filter(|m| m.name == reference)
+        .map(|m| m.id)
+        .collect();
+    Ok(match by_name[..] {
+        [one] => one,
+        _ => crate::ids::resolve_prefix(
+            reference,
+            membership.members().map(|m| (m.id.to_hex(), m.id)),
+            "member",
+        )?,
+    })
 }
 
 #[cfg(test)]

@@ -189,8 +189,13 @@ fn render(ctx: &Ctx, v: &ResponseView) -> String {
                 (false, true) => " [late]",
                 (false, false) => "",
             };
+            let recorded = st
+                .recorded_by
+                .as_ref()
+                .map(|f| format!(" (recorded by {} on their behalf)", f.name))
+                .unwrap_or_default();
             s.push_str(&format!(
-                "            {} — {}{stale}{reason}\n",
+                "            {}{recorded} — {}{stale}{reason}\n",
                 st.name,
                 st.stance.as_str()
             ));
@@ -262,14 +267,25 @@ fn render_thread(ctx: &Ctx, t: &ThreadView, s: &mut String) {
             .filter(|c| c.reply_to.as_deref() == parent)
         {
             let indent = "  ".repeat(depth + 2);
+            let recorded = match (&c.recorded_by, c.confirmed) {
+                (Some(f), true) => format!(" (recorded by {}, confirmed)", f.name),
+                (Some(f), false) => format!(" (recorded by {} on their behalf)", f.name),
+                (None, _) => String::new(),
+            };
             s.push_str(&format!(
-                "{indent}{}  {} · {}\n",
+                "{indent}{}  {}{recorded} · {}\n",
                 short(&c.id),
                 c.author_name,
                 ctx.ago(c.at)
             ));
             for line in c.body.lines() {
                 s.push_str(&format!("{indent}  {line}\n"));
+            }
+            if let Some(correction) = &c.correction {
+                s.push_str(&format!("{indent}  {} corrects it:\n", c.author_name));
+                for line in correction.lines() {
+                    s.push_str(&format!("{indent}    {line}\n"));
+                }
             }
             walk(ctx, t, Some(&c.id), depth + 1, s);
         }

@@ -18,7 +18,13 @@ struct Taken {
 }
 
 /// `convene stance DRAFT STANCE [-m REASON]`
-pub fn take(ctx: &Ctx, draft: &str, stance: Stance, reason: Option<&str>) -> anyhow::Result<()> {
+pub fn take(
+    ctx: &Ctx,
+    draft: &str,
+    stance: Stance,
+    reason: Option<&str>,
+    on_behalf_of: Option<&str>,
+) -> anyhow::Result<()> {
     let reason = reason.map(input::message).transpose()?;
     if stance.needs_reason() && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(usage(format!(
@@ -28,7 +34,13 @@ pub fn take(ctx: &Ctx, draft: &str, stance: Stance, reason: Option<&str>) -> any
     }
     let taken = session::write(ctx, |ws, _, _| {
         let entry = ws.resolve_draft(draft)?;
-        ws.take_stance(&entry, stance, reason.as_deref())?;
+        match on_behalf_of {
+            Some(m) => {
+                let member = super::invite::member_named(ws.membership(), m)?;
+                ws.take_stance_for(&entry, stance, reason.as_deref(), &member)?;
+            }
+            None => ws.take_stance(&entry, stance, reason.as_deref())?,
+        }
         Ok(Taken {
             draft: entry.id.to_string(),
             response: entry.response.to_string(),

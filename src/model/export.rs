@@ -181,9 +181,14 @@ pub fn to_markdown(e: &Exported) -> String {
         } else {
             format!(" on “{}”", d.draft_title)
         };
+        let recorded = d
+            .recorded_by
+            .as_ref()
+            .map(|f| format!(" (recorded by {f} on their behalf)"))
+            .unwrap_or_default();
         md.push_str(&format!(
-            "- **{}** — {}{}{}: {}\n",
-            d.name, d.stance, on, stale, d.reason
+            "- **{}**{} — {}{}{}: {}\n",
+            d.name, recorded, d.stance, on, stale, d.reason
         ));
     }
     if !e.minority_drafts.is_empty() {

@@ -151,6 +151,7 @@ impl Workspace {
                 stance: s.view.stance.as_str().to_string(),
                 reason: s.view.reason.clone().unwrap_or_default(),
                 stale: s.view.stale,
+                recorded_by: s.view.recorded_by.as_ref().map(|f| f.name.clone()),
             })
             .collect();
         let mut minority_drafts = Vec::new();

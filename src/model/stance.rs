@@ -130,9 +130,17 @@ impl Workspace {
                     version: doc::authored_strings(doc, m, &obj, "version", &member),
                     at: doc::authored_int(doc, m, &obj, "at", &member).unwrap_or(0),
                     late: false,
+                    recorded_by: None,
                 },
             ));
         }
+        // Stances recorded by a facilitator count for members who have not
+        // taken their own.
+        let own: Vec<(ObjectId, MemberId)> = found
+            .iter()
+            .map(|(draft, view)| (draft.clone(), view.member))
+            .collect();
+        found.extend(self.recorded_stances(response, &drafts, &own)?);
         let deadline = self.entry(response)?.due.as_deref().and_then(end_of_day);
         let mut out = Vec::new();
         for (draft, mut view) in found {

@@ -12,7 +12,7 @@ use super::views::ResponseView;
 use crate::clock::rfc3339;
 
 /// The column names, in order.
-pub const COLUMNS: [&str; 15] = [
+pub const COLUMNS: [&str; 18] = [
     "kind",
     "response",
     "thread",
@@ -28,6 +28,9 @@ pub const COLUMNS: [&str; 15] = [
     "text",
     "words",
     "at",
+    "recorded_by",
+    "confirmed",
+    "correction",
 ];
 
 /// One comment or one stance.
@@ -63,6 +66,16 @@ pub struct Row {
     pub words: usize,
     /// When, RFC 3339 in UTC.
     pub at: String,
+    /// The facilitator who recorded it on the member's behalf, if one did.
+    pub recorded_by: String,
+    /// `true` once the member confirmed a recorded comment (comments only).
+    pub confirmed: String,
+    /// The member's own correction of a recorded comment.
+    pub correction: String,
+}
+
+fn name_of(member: Option<&super::views::MemberRef>) -> String {
+    member.map(|m| m.name.clone()).unwrap_or_default()
 }
 
 /// Every comment (thread by thread, in order) then every stance (draft by
@@ -87,6 +100,12 @@ pub fn rows(view: &ResponseView) -> Vec<Row> {
                 text: comment.body.clone(),
                 words: comment.body.split_whitespace().count(),
                 at: rfc3339(comment.at),
+                recorded_by: name_of(comment.recorded_by.as_ref()),
+                confirmed: match comment.recorded_by {
+                    Some(_) => comment.confirmed.to_string(),
+                    None => String::new(),
+                },
+                correction: comment.correction.clone().unwrap_or_default(),
             });
         }
     }
@@ -109,6 +128,9 @@ pub fn rows(view: &ResponseView) -> Vec<Row> {
                 words: text.split_whitespace().count(),
                 text,
                 at: rfc3339(stance.at),
+                recorded_by: name_of(stance.recorded_by.as_ref()),
+                confirmed: String::new(),
+                correction: String::new(),
             });
         }
     }
@@ -153,6 +175,9 @@ mod tests {
             text: "We \"agree\",\nmostly.".into(),
             words: 2,
             at: "2026-11-29T10:00:00Z".into(),
+            recorded_by: String::new(),
+            confirmed: String::new(),
+            correction: String::new(),
         };
         let csv = to_csv(&[row]).unwrap_or_else(|e| panic!("{e}"));
         let mut lines = csv.lines();

@@ -655,3 +655,69 @@ fn a_member_counts_once_per_draft_however_their_key_is_spelt() {
     assert_eq!(tally.drafts[0].counts.object, 1);
     assert_eq!(w.ok("Ana", |ws| ws.all_stances(&rid)).len(), 1);
 }
+
+#[test]
+fn a_facilitator_speaks_for_a_member_who_later_confirms_or_replaces_it() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let (tid, _) = w.ok("Fa", |ws| ws.start_thread(&rid, "T", None));
+    let did = w.ok("Fa", |ws| ws.new_draft(&rid, "D", "Text"));
+    let entry = w.ok("Fa", |ws| ws.resolve_draft(did.as_str()));
+    let cy = w.id("Cy");
+
+    // Only a facilitator may, only for a member with write rights, and not
+    // for themselves.
+    assert!(not_allowed(w.act("Bo", |ws| ws.post_for(
+        &rid,
+        &tid,
+        "x",
+        None,
+        Some(&cy)
+    ))));
+    assert!(not_allowed(w.act("Fa", |ws| {
+        ws.take_stance_for(&entry, Stance::Support, None, &w.id("Ola"))
+    })));
+    assert!(invalid(w.act("Fa", |ws| {
+        ws.take_stance_for(&entry, Stance::Support, None, &w.id("Fa"))
+    })));
+
+    let cid = w.ok("Fa", |ws| {
+        ws.post_for(&rid, &tid, "By phone: too far.", None, Some(&cy))
+    });
+    w.ok("Fa", |ws| {
+        ws.take_stance_for(&entry, Stance::Object, Some("Labs"), &cy)
+    });
+
+    let shown = w.ok("Bo", |ws| ws.show(&rid));
+    let c = &shown.threads[0].comments[0];
+    assert_eq!((c.author, c.author_name.as_str()), (cy, "Cy"));
+    assert_eq!(c.recorded_by.as_ref().map(|f| f.name.as_str()), Some("Fa"));
+    assert!(!c.confirmed);
+    let s = &shown.drafts[0].stances[0];
+    assert_eq!((s.member, s.stance), (cy, Stance::Object));
+    assert_eq!(s.recorded_by.as_ref().map(|f| f.name.as_str()), Some("Fa"));
+    // Cy's voice, not Fa's: Cy is heard.
+    let tally = w.ok("Bo", |ws| ws.tally(&rid));
+    assert!(!tally.not_yet_heard.iter().any(|m| m.member == cy));
+    assert_eq!(tally.drafts[0].counts.object, 1);
+
+    // Someone else cannot confirm it; Cy confirms and corrects.
+    assert!(not_allowed(
+        w.act("Bo", |ws| ws.confirm_comment(&rid, &tid, &cid, None))
+    ));
+    w.ok("Cy", |ws| {
+        ws.confirm_comment(&rid, &tid, &cid, Some("Too far: 200 km."))
+    });
+    let c = w.ok("Bo", |ws| ws.show(&rid)).threads[0].comments[0].clone();
+    assert!(c.confirmed);
+    assert_eq!(c.correction.as_deref(), Some("Too far: 200 km."));
+
+    // Cy's own stance replaces the recorded one.
+    w.ok("Cy", |ws| ws.take_stance(&entry, Stance::Support, None));
+    let stances = w.ok("Bo", |ws| ws.show(&rid)).drafts[0].stances.clone();
+    assert_eq!(stances.len(), 1);
+    assert_eq!(
+        (stances[0].stance, stances[0].recorded_by.is_none()),
+        (Stance::Support, true)
+    );
+}

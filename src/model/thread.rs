@@ -9,10 +9,10 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType};
 
 use super::doc::{self, DocId};
-use super::views::{CommentView, ThreadView};
+use super::views::{CommentView, MemberRef, ThreadView};
 use super::{ModelError, Result, Workspace};
 use crate::ids::{ObjectId, resolve_prefix};
-use crate::trust::Membership;
+use crate::trust::{MemberId, Membership};
 
 fn non_empty(text: &str, what: &str) -> Result<String> {
     let t = text.trim();
@@ -28,6 +28,7 @@ fn put_comment(
     id: &ObjectId,
     body: &str,
     reply_to: Option<&ObjectId>,
+    on_behalf_of: Option<&MemberId>,
     now: i64,
 ) -> Result<()> {
     let c = doc.put_object(comments, id.as_str(), ObjType::Map)?;
@@ -35,8 +36,27 @@ fn put_comment(
     if let Some(parent) = reply_to {
         doc.put(&c, "reply_to", parent.as_str())?;
     }
+    if let Some(member) = on_behalf_of {
+        doc.put(&c, "on_behalf_of", member.to_hex())?;
+    }
     doc.put(&c, "at", now)?;
     Ok(())
+}
+
+/// The member a facilitator's comment speaks for, if it was recorded on
+/// their behalf: honoured only from a facilitator, for a member.
+fn spoken_for(
+    doc: &AutoCommit,
+    m: &Membership,
+    obj: &ObjId,
+    author: &MemberId,
+) -> Option<MemberId> {
+    if !m.member(author)?.role.can_facilitate() {
+        return None;
+    }
+    let hex = doc::authored_string(doc, m, obj, "on_behalf_of", author)?;
+    let member = MemberId::from_hex(&hex).filter(|id| id.to_hex() == hex)?;
+    m.member(&member).map(|found| found.id)
 }
 
 /// A thread's author, if the thread is well formed (a known author and a
@@ -57,14 +77,24 @@ fn read_thread(doc: &AutoCommit, m: &Membership, key: &str, obj: &ObjId) -> Opti
             let Some(body) = doc::authored_string(doc, m, &cobj, "body", &cauthor) else {
                 continue;
             };
+            let member = spoken_for(doc, m, &cobj, &cauthor);
+            let speaker = member.unwrap_or(cauthor);
             comments.push(CommentView {
                 id: cid,
-                author: cauthor,
-                author_name: m.name_of(&cauthor),
+                author: speaker,
+                author_name: m.name_of(&speaker),
                 body,
                 reply_to: doc::authored_string(doc, m, &cobj, "reply_to", &cauthor),
                 at: doc::authored_int(doc, m, &cobj, "at", &cauthor).unwrap_or(0),
                 seq: doc::op_counter(&cobj),
+                recorded_by: member.map(|_| MemberRef {
+                    member: cauthor,
+                    name: m.name_of(&cauthor),
+                }),
+                confirmed: member
+                    .is_some_and(|id| doc::authored_int(doc, m, &cobj, "confirmed", &id).is_some()),
+                correction: member
+                    .and_then(|id| doc::authored_string(doc, m, &cobj, "correction", &id)),
             });
         }
     }
@@ -101,7 +131,7 @@ impl Workspace {
         doc.put(&t, "at", now)?;
         let comments = doc.put_object(&t, "comments", ObjType::Map)?;
         if let (Some(body), Some(cid)) = (&first, &first_id) {
-            put_comment(doc, &comments, cid, body, None, now)?;
+            put_comment(doc, &comments, cid, body, None, None, now)?;
         }
         doc::commit(doc, format!("start thread {id} '{title}'"), now);
         Ok((id, first_id))
@@ -115,7 +145,27 @@ impl Workspace {
         body: &str,
         reply_to: Option<&str>,
     ) -> Result<ObjectId> {
-        self.writer()?;
+        self.post_for(response, thread, body, reply_to, None)
+    }
+
+    /// [`Self::post`], by a facilitator on behalf of `member` when given
+    /// (a member without a device); every view marks it as recorded by the
+    /// facilitator, and the member can confirm or correct it later
+    /// ([`Self::confirm_comment`]).
+    pub fn post_for(
+        &mut self,
+        response: &ObjectId,
+        thread: &ObjectId,
+        body: &str,
+        reply_to: Option<&str>,
+        on_behalf_of: Option<&MemberId>,
+    ) -> Result<ObjectId> {
+        if let Some(member) = on_behalf_of {
+            self.facilitator("record a comment on someone's behalf")?;
+            self.represented(member)?;
+        } else {
+            self.writer()?;
+        }
         let body = non_empty(body, "the comment")?;
         let reply_to = match reply_to {
             None => None,
@@ -129,7 +179,15 @@ impl Workspace {
             .ok_or_else(|| ModelError::Invalid(format!("no thread {}", thread.short())))?;
         let comments = doc::map(doc, &t, "comments")
             .ok_or_else(|| ModelError::Invalid(format!("thread {} is damaged", thread.short())))?;
-        put_comment(doc, &comments, &id, &body, reply_to.as_ref(), now)?;
+        put_comment(
+            doc,
+            &comments,
+            &id,
+            &body,
+            reply_to.as_ref(),
+            on_behalf_of,
+            now,
+        )?;
         let what = match &reply_to {
             Some(p) => format!("reply {id} to {} in thread {thread}", p.short()),
             None => format!("comment {id} in thread {thread}"),

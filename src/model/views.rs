@@ -178,6 +178,13 @@ pub struct CommentView {
     /// Causal order within the same second (not serialised).
     #[serde(skip)]
     pub seq: u64,
+    /// The facilitator who recorded it on the author's behalf (the author
+    /// has no device); `author` is then the member it speaks for.
+    pub recorded_by: Option<MemberRef>,
+    /// The member confirmed it from their own device.
+    pub confirmed: bool,
+    /// The member's own correction of it, from their own device.
+    pub correction: Option<String>,
 }
 
 /// One thread with its comments, oldest first.
@@ -222,6 +229,9 @@ pub struct StanceView {
     /// Taken after the request's due date, by the time it was made (which
     /// its author signed with the change), not when it arrived here.
     pub late: bool,
+    /// The facilitator who recorded it on the member's behalf; `None` for
+    /// the member's own stance, which always replaces a recorded one.
+    pub recorded_by: Option<MemberRef>,
 }
 
 /// One draft.
@@ -315,6 +325,10 @@ pub struct DissentEntry {
     pub reason: String,
     /// The stance was given on an earlier version of the draft.
     pub stale: bool,
+    /// The facilitator who recorded it on the member's behalf (absent from
+    /// exports made before this field existed, and for the member's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_by: Option<String>,
 }
 
 /// Another draft that some members supported.

@@ -173,3 +173,90 @@ fn a_member_whose_device_has_not_synced_since_the_draft_is_not_counted_as_silent
     assert_eq!(theirs["silent"], tally["silent"]);
     assert_eq!(theirs["could_not_have_seen"], tally["could_not_have_seen"]);
 }
+
+#[test]
+fn a_facilitator_records_for_a_member_who_confirms_from_their_own_device_later() {
+    let ana = TestHome::founded("Ana");
+    let bo = joined_offline(&ana, "Bo");
+    carry(&ana, &bo, "a0");
+    carry(&bo, &ana, "b0");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let tid = ana.ok(&["thread", &rid, "Views", "-m", "Thoughts?"]).id();
+    let did = ana
+        .ok(&["draft", "new", &rid, "Reply", "-m", "We ask for more time."])
+        .id();
+    // Bo has no device at hand: Ana takes his words down by phone.
+    let cid = ana
+        .ok(&[
+            "post",
+            &tid,
+            "-m",
+            "The lab is too far.",
+            "--on-behalf-of",
+            "Bo",
+        ])
+        .id();
+    ana.ok(&[
+        "stance",
+        &did,
+        "object",
+        "-m",
+        "Labs",
+        "--on-behalf-of",
+        "Bo",
+    ]);
+    let r = ana.fails(1, &["stance", &did, "support", "--on-behalf-of", "Nobody"]);
+    assert!(r.stderr.contains("member"), "{}", r.stderr);
+
+    let shown = ana.ok(&["show", &rid]).stdout;
+    assert!(
+        shown.contains("Bo (recorded by Ana on their behalf)"),
+        "{shown}"
+    );
+    let csv = ana.ok(&["export", &rid, "--format", "csv"]).stdout;
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap_or_default()
+            .ends_with(",recorded_by,confirmed,correction")
+    );
+    assert!(
+        csv.contains(",Bo,")
+            && csv.contains("The lab is too far.,5,2026-11-29T10:00:00Z,Ana,false,"),
+        "{csv}"
+    );
+
+    // Later, from his own device, Bo corrects the comment and takes his own
+    // stance; the record travels back to Ana.
+    carry(&ana, &bo, "a1");
+    bo.ok(&[
+        "confirm",
+        &cid[..6],
+        "--correct",
+        "The nearest lab is 200 km away.",
+    ]);
+    bo.ok(&["stance", &did, "reservations", "-m", "Distance"]);
+    carry(&bo, &ana, "b1");
+    let view = ana.ok(&["--json", "show", &rid]).json();
+    let comment = &view["threads"][0]["comments"][1];
+    assert_eq!(comment["author_name"], "Bo");
+    assert_eq!(comment["recorded_by"]["name"], "Ana");
+    assert_eq!(comment["confirmed"], true);
+    assert_eq!(comment["correction"], "The nearest lab is 200 km away.");
+    let stances = view["drafts"][0]["stances"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(stances.len(), 1, "{stances:?}");
+    assert_eq!(stances[0]["stance"], "reservations");
+    assert!(stances[0]["recorded_by"].is_null());
+    // Only the member spoken for may confirm.
+    let r = ana.fails(1, &["confirm", &cid]);
+    assert!(
+        r.stderr.contains("not recorded on your behalf"),
+        "{}",
+        r.stderr
+    );
+}

@@ -1,0 +1,211 @@
+//! Members without a device: a facilitator records a comment or a stance on
+//! their behalf, and the member confirms or corrects it later from a device
+//! of their own.
+//!
+//! The record never pretends: a comment recorded on someone's behalf is the
+//! facilitator's object with an `on_behalf_of` field, and a recorded stance
+//! sits under its own key, `<draft>:<member>:by:<facilitator>`, apart from
+//! the member's own `<draft>:<member>`. Views show the member as the speaker
+//! and the facilitator as the one who recorded it, everywhere (`show`,
+//! `tally`, `inbox`, the exports). The member's own stance always replaces a
+//! recorded one; on a comment, the member writes `confirmed` (and perhaps a
+//! `correction`) into it, fields only their devices can author.
+
+use automerge::ObjType;
+use automerge::transaction::Transactable;
+
+use super::doc::{self, DocId};
+use super::draft::DraftEntry;
+use super::views::{MemberRef, Stance, StanceView};
+use super::{ModelError, Result, Workspace};
+use crate::ids::ObjectId;
+use crate::trust::MemberId;
+
+/// The key of a stance `facilitator` recorded for `member` on `draft`.
+fn recorded_key(draft: &ObjectId, member: &MemberId, facilitator: &MemberId) -> String {
+    format!("{draft}:{member}:by:{facilitator}")
+}
+
+impl Workspace {
+    /// Check that a facilitator may speak for `member`: a current member
+    /// with write rights, other than the facilitator.
+    pub(crate) fn represented(&self, member: &MemberId) -> Result<()> {
+        let me = self.writer()?.id;
+        let found = self
+            .membership
+            .member(member)
+            .ok_or_else(|| ModelError::Invalid(format!("{} is not a member", member.short())))?;
+        if found.removed || !found.role.can_write() {
+            return Err(ModelError::NotAllowed(format!(
+                "{} ({}) may not write here",
+                found.name,
+                found.role.as_str()
+            )));
+        }
+        if found.id == me {
+            return Err(ModelError::Invalid(
+                "you speak for yourself: leave out --on-behalf-of".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Record `member`'s stance on `entry` as a facilitator.
+    pub fn take_stance_for(
+        &mut self,
+        entry: &DraftEntry,
+        stance: Stance,
+        reason: Option<&str>,
+        member: &MemberId,
+    ) -> Result<()> {
+        let me = self.facilitator("record a stance on someone's behalf")?.id;
+        self.represented(member)?;
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if stance.needs_reason() && reason.is_none() {
+            return Err(ModelError::Invalid(format!(
+                "a reason is required for {}: add -m REASON",
+                stance.as_str()
+            )));
+        }
+        if self.outcome_exists(&entry.response)? {
+            return Err(ModelError::Invalid(format!(
+                "response {} is published; stances are closed",
+                entry.response.short()
+            )));
+        }
+        let version = self.draft_version(&entry.id)?;
+        let stances = self.discussion_map(&entry.response, "stances")?;
+        let now = self.now;
+        let doc = self.write(&DocId::Response(entry.response.clone()))?;
+        let key = recorded_key(&entry.id, member, &me);
+        let s = doc.put_object(&stances, key, ObjType::Map)?;
+        doc.put(&s, "stance", stance.as_str())?;
+        if let Some(reason) = reason {
+            doc.put(&s, "reason", reason)?;
+        }
+        doc::put_strings(doc, &s, "version", &version)?;
+        doc.put(&s, "at", now)?;
+        doc::commit(
+            doc,
+            format!(
+                "stance {} on draft {} for {}",
+                stance.as_str(),
+                entry.id,
+                member.short()
+            ),
+            now,
+        );
+        Ok(())
+    }
+
+    /// The stances facilitators recorded on `response`'s drafts (`drafts`),
+    /// for members who have not taken their own (`own`: draft, member); the
+    /// latest record per draft and member.
+    pub(super) fn recorded_stances(
+        &mut self,
+        response: &ObjectId,
+        drafts: &[ObjectId],
+        own: &[(ObjectId, MemberId)],
+    ) -> Result<Vec<(ObjectId, StanceView)>> {
+        let stances = self.discussion_map(response, "stances")?;
+        let (doc, m) = self.discussion(response)?;
+        let mut found: Vec<(ObjectId, StanceView)> = Vec::new();
+        for key in doc::keys(doc, &stances) {
+            let parts: Vec<&str> = key.split(':').collect();
+            let [draft, member, "by", facilitator] = parts[..] else {
+                continue;
+            };
+            let (Some(draft), Some(member), Some(facilitator)) = (
+                ObjectId::parse(draft),
+                MemberId::from_hex(member),
+                MemberId::from_hex(facilitator),
+            ) else {
+                continue;
+            };
+            if key != recorded_key(&draft, &member, &facilitator)
+                || !drafts.contains(&draft)
+                || own.contains(&(draft.clone(), member))
+                || !m
+                    .member(&facilitator)
+                    .is_some_and(|f| f.role.can_facilitate())
+            {
+                continue;
+            }
+            let Some(obj) = doc::owned_map(doc, m, &stances, &key, &facilitator) else {
+                continue;
+            };
+            let Some(stance) = doc::authored_string(doc, m, &obj, "stance", &facilitator)
+                .as_deref()
+                .and_then(Stance::parse)
+            else {
+                continue;
+            };
+            let view = StanceView {
+                member,
+                name: m.name_of(&member),
+                stance,
+                reason: doc::authored_string(doc, m, &obj, "reason", &facilitator),
+                stale: false,
+                version: doc::authored_strings(doc, m, &obj, "version", &facilitator),
+                at: doc::authored_int(doc, m, &obj, "at", &facilitator).unwrap_or(0),
+                late: false,
+                recorded_by: Some(MemberRef {
+                    member: facilitator,
+                    name: m.name_of(&facilitator),
+                }),
+            };
+            match found
+                .iter_mut()
+                .find(|(d, v)| *d == draft && v.member == member)
+            {
+                Some(earlier) if earlier.1.at <= view.at => *earlier = (draft, view),
+                Some(_) => {}
+                None => found.push((draft, view)),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Confirm, and perhaps correct, a comment a facilitator recorded on
+    /// the acting member's behalf.
+    pub fn confirm_comment(
+        &mut self,
+        response: &ObjectId,
+        thread: &ObjectId,
+        comment: &ObjectId,
+        correction: Option<&str>,
+    ) -> Result<()> {
+        let me = self.writer()?.id;
+        let view = self
+            .threads(response)?
+            .into_iter()
+            .find(|t| t.id == thread.as_str())
+            .and_then(|t| t.comments.into_iter().find(|c| c.id == comment.as_str()))
+            .ok_or_else(|| ModelError::Invalid(format!("no comment {}", comment.short())))?;
+        if view.recorded_by.is_none() || view.author != me {
+            return Err(ModelError::NotAllowed(format!(
+                "comment {} was not recorded on your behalf",
+                comment.short()
+            )));
+        }
+        let correction = correction.map(str::trim).filter(|c| !c.is_empty());
+        let threads = self.discussion_map(response, "threads")?;
+        let now = self.now;
+        let doc = self.write(&DocId::Response(response.clone()))?;
+        let obj = doc::map(doc, &threads, thread.as_str())
+            .and_then(|t| doc::map(doc, &t, "comments"))
+            .and_then(|c| doc::map(doc, &c, comment.as_str()))
+            .ok_or_else(|| ModelError::Invalid(format!("no comment {}", comment.short())))?;
+        doc.put(&obj, "confirmed", now)?;
+        if let Some(text) = correction {
+            doc.put(&obj, "correction", text)?;
+        }
+        let what = if correction.is_some() {
+            "correct"
+        } else {
+            "confirm"
+        };
+        doc::commit(doc, format!("{what} comment {comment}"), now);
+        Ok(())
+    }
+}
