@@ -173,14 +173,40 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     1
 }
 
+/// A next step for the errors people meet most, printed as `hint: …`.
 fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
     let text = err.to_string();
+    let prefix = err.chain().find_map(|cause| {
+        cause.downcast_ref::<crate::ids::PrefixError>().or(
+            match cause.downcast_ref::<crate::model::ModelError>() {
+                Some(crate::model::ModelError::Reference(e)) => Some(e),
+                _ => None,
+            },
+        )
+    });
     if text.starts_with("no identity in") {
         Some("create one with `convene init --name NAME`")
     } else if text.starts_with("no community yet") {
         Some("found one with `convene community create NAME`")
     } else if exit_code(err) == 4 {
         Some("nothing was changed; the damaged or refused data is left as it is for inspection")
+    } else if let Some(e) = prefix {
+        Some(match e {
+            crate::ids::PrefixError::Ambiguous { .. } => "type more of the id",
+            crate::ids::PrefixError::NotFound { .. } => {
+                "list what there is with `convene responses`, `convene show RESPONSE` or `convene members`; if someone else made it, sync first"
+            }
+        })
+    } else if text.contains("only facilitators may") {
+        Some("ask a facilitator (`convene members` lists them)")
+    } else if text.starts_with("no known peer") {
+        Some("on the other device, `convene ticket` prints a ticket to pass here")
+    } else if text == "no peer could be reached" {
+        Some(
+            "check that `convene serve` runs on the other device and that its address is reachable; offline, carry a `convene bundle export` file instead",
+        )
+    } else if text.contains("is published") {
+        Some("a published response is frozen; open a new response to take it further")
     } else {
         None
     }

@@ -135,3 +135,24 @@ fn verify_refuses_garbage_with_exit_4() {
         home.fails(4, &["verify", path.to_str().unwrap_or_default()]);
     }
 }
+
+#[test]
+fn common_mistakes_end_with_a_hint() {
+    let home = TestHome::founded("Ana");
+    let r = home.fails(1, &["show", "ffff"]);
+    assert!(
+        r.stderr.contains("hint: list what there is"),
+        "{}",
+        r.stderr
+    );
+    let r = home.fails(1, &["sync", "--bind", "127.0.0.1:0"]);
+    assert!(
+        r.stderr
+            .contains("hint: on the other device, `convene ticket`"),
+        "{}",
+        r.stderr
+    );
+    // Quiet means no hint.
+    let r = home.fails(1, &["-q", "show", "ffff"]);
+    assert!(!r.stderr.contains("hint:"), "{}", r.stderr);
+}
