@@ -44,7 +44,9 @@ fn attested_by(store: &CommunityStore, name: &str, device: &DeviceId) -> bool {
     };
     let parsed = frame::parse(&bytes, SNAPSHOT_MAGIC).unwrap_or_else(|e| panic!("{e}"));
     match parsed.records[..] {
-        [saved, table, seal] => attestation::holds(seal, device, &store.id(), name, saved, table),
+        [saved, table, heads, seal] => {
+            attestation::holds(seal, device, &store.id(), name, &[saved, table, heads])
+        }
         _ => false,
     }
 }
@@ -162,6 +164,41 @@ fn what_arrives_by_sync_is_compacted_and_attested_by_the_receiver() {
     sync_replicas(&mut a, ana, &mut b, ana, &mut Rng(11)).unwrap_or_else(|e| panic!("{e}"));
     assert!(b.doc_names().unwrap_or_default().contains(&g.discussion));
     check_received(&g, &device, b.store());
+    // Only the document that differed was loaded on Ana's side: the heads
+    // of the community document came from its log.
+    assert_eq!(a.loaded_docs(), std::slice::from_ref(&g.discussion));
+
+    // The receiver's heads, read from its files, equal those of the loaded
+    // document; and a second session, with nothing to exchange, loads
+    // nothing more.
+    let mut b = StoreReplica::new(
+        CommunityStore::open(b.store().dir(), g.ahead.id())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_device(
+                b.store()
+                    .device()
+                    .cloned()
+                    .unwrap_or_else(|| panic!("no key")),
+            ),
+        NOW,
+    );
+    let heads_read = b.heads(&g.discussion).unwrap_or_else(|e| panic!("{e}"));
+    assert!(b.loaded_docs().is_empty(), "heads were read by loading");
+    let loaded = b
+        .doc(&g.discussion)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get_heads();
+    assert_eq!(heads_read, loaded);
+    let mut a = StoreReplica::new(
+        CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}")),
+        NOW,
+    );
+    sync_replicas(&mut a, ana, &mut b, ana, &mut Rng(12)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        b.loaded_docs(),
+        std::slice::from_ref(&g.discussion),
+        "only what was loaded above"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! written by compaction, from a document whose changes were all verified on
 //! the way in; the attestation lets this device trust that work later. It is an
 //! ed25519 signature by the device key over the document's name and digests
-//! of the snapshot's two records, so any change to a byte of it, a snapshot
+//! of the snapshot's other records, so any change to a byte of it, a snapshot
 //! moved to another document's name, and a snapshot written by any other
 //! device all fall back to verifying every signature. The membership checks
 //! (is the author a member with write rights, was the change made after a
@@ -19,31 +19,30 @@ use crate::trust::{SNAPSHOT_ATTESTATION_DOMAIN, sha256};
 /// Bytes of an attestation: the attesting device's public key (32) ‖ its signature (64).
 pub const ATTESTATION_LEN: usize = 96;
 
-/// Attest the snapshot of document `name` made of `saved` and `table`.
+/// Attest the snapshot of document `name` made of `records`.
 pub fn attest(
     device: &SecretKey,
     community: &CommunityId,
     name: &str,
-    saved: &[u8],
-    table: &[u8],
+    records: &[&[u8]],
 ) -> Vec<u8> {
     let mut attestation = device.public().to_vec();
     attestation.extend_from_slice(&device.sign(
         SNAPSHOT_ATTESTATION_DOMAIN,
         community,
-        &message(name, saved, table),
+        &message(name, records),
     ));
     attestation
 }
 
-/// Does `attestation` show that `own_device` wrote this snapshot of `name`?
+/// Does `attestation` show that `own_device` wrote this snapshot of `name`
+/// made of `records`?
 pub fn holds(
     attestation: &[u8],
     own_device: &DeviceId,
     community: &CommunityId,
     name: &str,
-    saved: &[u8],
-    table: &[u8],
+    records: &[&[u8]],
 ) -> bool {
     if attestation.len() != ATTESTATION_LEN || attestation[..32] != own_device.0 {
         return false;
@@ -54,19 +53,20 @@ pub fn holds(
         &own_device.0,
         SNAPSHOT_ATTESTATION_DOMAIN,
         community,
-        &message(name, saved, table),
+        &message(name, records),
         &signature,
         "snapshot attestation",
     )
     .is_ok()
 }
 
-/// What is signed: the name, a NUL byte, and the digests of both records.
-fn message(name: &str, saved: &[u8], table: &[u8]) -> Vec<u8> {
+/// What is signed: the name, a NUL byte, and the digest of each record.
+fn message(name: &str, records: &[&[u8]]) -> Vec<u8> {
     let mut message = name.as_bytes().to_vec();
     message.push(0);
-    message.extend_from_slice(&sha256(saved));
-    message.extend_from_slice(&sha256(table));
+    for record in records {
+        message.extend_from_slice(&sha256(record));
+    }
     message
 }
 
@@ -84,61 +84,75 @@ mod tests {
     fn an_attestation_holds_only_for_the_same_device_document_and_bytes() {
         let (key, id) = device();
         let community = CommunityId([1; 32]);
-        let s = attest(&key, &community, "community", b"saved", b"table");
-        assert!(holds(&s, &id, &community, "community", b"saved", b"table"));
+        let records: [&[u8]; 3] = [b"saved", b"table", b"heads"];
+        let s = attest(&key, &community, "community", &records);
+        let check = |a: &[u8], who: &DeviceId, c: &CommunityId, name: &str, r: &[&[u8]]| {
+            holds(a, who, c, name, r)
+        };
+        assert!(check(&s, &id, &community, "community", &records));
 
         let other = SecretKey::from_bytes([8; 32]);
         let other_id = DeviceId(other.public());
-        assert!(!holds(
-            &s,
-            &other_id,
-            &community,
-            "community",
-            b"saved",
-            b"table"
-        ));
-        let theirs = attest(&other, &community, "community", b"saved", b"table");
-        assert!(!holds(
-            &theirs,
-            &id,
-            &community,
-            "community",
-            b"saved",
-            b"table"
-        ));
+        assert!(!check(&s, &other_id, &community, "community", &records));
+        let theirs = attest(&other, &community, "community", &records);
+        assert!(!check(&theirs, &id, &community, "community", &records));
 
-        assert!(!holds(
+        assert!(!check(
             &s,
             &id,
             &CommunityId([2; 32]),
             "community",
-            b"saved",
-            b"table"
+            &records
         ));
-        assert!(!holds(&s, &id, &community, "draft-x", b"saved", b"table"));
-        assert!(!holds(&s, &id, &community, "community", b"saveD", b"table"));
-        assert!(!holds(&s, &id, &community, "community", b"saved", b"tablE"));
-        // The boundary between name and records cannot be moved.
-        assert!(!holds(&s, &id, &community, "communit", b"saved", b"table"));
+        assert!(!check(&s, &id, &community, "draft-x", &records));
+        assert!(!check(
+            &s,
+            &id,
+            &community,
+            "community",
+            &[b"saveD", b"table", b"heads"]
+        ));
+        assert!(!check(
+            &s,
+            &id,
+            &community,
+            "community",
+            &[b"saved", b"tablE", b"heads"]
+        ));
+        assert!(!check(
+            &s,
+            &id,
+            &community,
+            "community",
+            &[b"saved", b"table", b"headS"]
+        ));
+        // No record can be dropped, added or moved across a boundary.
+        assert!(!check(
+            &s,
+            &id,
+            &community,
+            "community",
+            &[b"saved", b"table"]
+        ));
+        assert!(!check(
+            &s,
+            &id,
+            &community,
+            "community",
+            &[b"saved", b"tableheads", b""]
+        ));
+        assert!(!check(&s, &id, &community, "communit", &records));
         for i in 0..ATTESTATION_LEN {
             let mut bent = s.clone();
             bent[i] ^= 1;
-            assert!(!holds(
-                &bent,
-                &id,
-                &community,
-                "community",
-                b"saved",
-                b"table"
-            ));
+            assert!(!check(&bent, &id, &community, "community", &records));
         }
-        assert!(!holds(
+        assert!(!check(
             &s[..ATTESTATION_LEN - 1],
             &id,
             &community,
             "community",
-            b"saved",
-            b"table"
+            &records
         ));
     }
 }

@@ -278,6 +278,17 @@ impl CommunityStore {
         )
     }
 
+    /// Document `name`'s heads from its files, without loading it, if it
+    /// has no snapshot or one this device attested (see [`doclog::heads`]).
+    pub fn doc_heads(&self, name: &str) -> Option<Vec<automerge::ChangeHash>> {
+        let device = self.device.as_ref().map(|d| DeviceId(d.public()));
+        doclog::heads(
+            &DocFiles::new(&self.docs_dir(), name),
+            device.as_ref(),
+            &self.id,
+        )
+    }
+
     /// Fold document `name`'s log into a new snapshot, attested if the store
     /// has this device's key. `loaded` must be what [`Self::load_doc`] gave
     /// (plus verified changes appended since).

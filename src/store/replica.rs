@@ -80,6 +80,11 @@ impl StoreReplica {
         arrived
     }
 
+    /// The names of the documents loaded so far.
+    pub fn loaded_docs(&self) -> Vec<String> {
+        self.docs.keys().cloned().collect()
+    }
+
     /// The time used to judge expiries from now on.
     pub fn set_now(&mut self, now: i64) {
         self.now = now;
@@ -154,6 +159,15 @@ impl Replica for StoreReplica {
             .get_mut(name)
             .map(|l| &mut l.doc)
             .ok_or_else(|| Self::local("document vanished"))
+    }
+
+    fn heads(&mut self, name: &str) -> Result<Vec<ChangeHash>, SyncError> {
+        if !self.docs.contains_key(name)
+            && let Some(heads) = self.store.doc_heads(name)
+        {
+            return Ok(heads);
+        }
+        Ok(self.doc(name)?.get_heads())
     }
 
     fn signature(&self, doc: &str, hash: &ChangeHash) -> Option<ChangeSignature> {

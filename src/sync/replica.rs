@@ -30,6 +30,13 @@ pub trait Replica {
     /// A document, loaded and verified, or a new empty one if not held.
     fn doc(&mut self, name: &str) -> Result<&mut AutoCommit, SyncError>;
 
+    /// A document's heads; a replica that can tell them without loading the
+    /// document (the store, from an attested snapshot) saves a session from
+    /// loading every document it does not need to exchange.
+    fn heads(&mut self, name: &str) -> Result<Vec<ChangeHash>, SyncError> {
+        Ok(self.doc(name)?.get_heads())
+    }
+
     /// The stored signature of a change held in `doc`.
     fn signature(&self, doc: &str, hash: &ChangeHash) -> Option<ChangeSignature>;
 

@@ -272,12 +272,7 @@ impl Session {
         }
         let mut docs = Vec::new();
         for name in replica.doc_names()? {
-            let heads = replica
-                .doc(&name)?
-                .get_heads()
-                .iter()
-                .map(|h| h.0)
-                .collect();
+            let heads = replica.heads(&name)?.iter().map(|h| h.0).collect();
             docs.push((name, heads));
         }
         self.phase = Phase::AwaitHeads;
@@ -305,12 +300,7 @@ impl Session {
                     "'{name}' is not a document name"
                 )));
             }
-            let mut ours: Vec<[u8; 32]> = replica
-                .doc(&name)?
-                .get_heads()
-                .iter()
-                .map(|h| h.0)
-                .collect();
+            let mut ours: Vec<[u8; 32]> = replica.heads(&name)?.iter().map(|h| h.0).collect();
             let mut other = theirs.get(&name).cloned().unwrap_or_default();
             ours.sort();
             other.sort();
