@@ -112,7 +112,12 @@ pub fn import(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
         true => NewsCounts::default(),
         false => {
             let before = report.before.clone();
-            let counts = super::inbox::news(&store, &identity, before, true, ctx.now)?.counts();
+            let counts = super::inbox::news(&store, &identity, before, true, ctx.now)
+                .map(|news| news.counts())
+                .unwrap_or_else(|e| {
+                    tracing::warn!("could not tell what arrived: {e}");
+                    NewsCounts::default()
+                });
             if let Err(e) = super::inbox::acknowledge(&store, &identity, &report.before, ctx.now) {
                 tracing::warn!("could not record what this device has seen: {e}");
             }

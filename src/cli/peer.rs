@@ -145,7 +145,13 @@ pub fn sync(
     let arrived = match arrived.is_empty() {
         true => NewsCounts::default(),
         false => {
-            let counts = super::inbox::news(&store, &identity, arrived.clone(), true, now)?;
+            // What arrived is written already: a summary that fails is only
+            // a warning.
+            let counts = super::inbox::news(&store, &identity, arrived.clone(), true, now)
+                .unwrap_or_else(|e| {
+                    tracing::warn!("could not tell what arrived: {e}");
+                    Default::default()
+                });
             // What arrived is safe already; a receipt that fails is retried
             // at the next sync.
             if let Err(e) = super::inbox::acknowledge(&store, &identity, &arrived, now) {

@@ -304,8 +304,10 @@ fn response_news(
     let mut comments = Vec::new();
     for thread in &now.threads {
         for c in &thread.comments {
-            // The reader's own words are not news to them.
-            if old_comments.contains(c.id.as_str()) || Some(c.author) == reader {
+            // The reader's own words are not news to them, unless a
+            // facilitator recorded them on their behalf (to confirm).
+            let own = Some(c.author) == reader && c.recorded_by.is_none();
+            if old_comments.contains(c.id.as_str()) || own {
                 continue;
             }
             comments.push(CommentNews {

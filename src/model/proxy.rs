@@ -8,8 +8,9 @@
 //! the member's own `<draft>:<member>`. Views show the member as the speaker
 //! and the facilitator as the one who recorded it, everywhere (`show`,
 //! `tally`, `inbox`, the exports). The member's own stance always replaces a
-//! recorded one; on a comment, the member writes `confirmed` (and perhaps a
-//! `correction`) into it, fields only their devices can author.
+//! recorded one; on a comment, the member adds a confirmation (perhaps with
+//! a `correction`) under a fresh key of its `confirmations` map, which only
+//! their devices can author and nobody can block by writing there first.
 
 use automerge::ObjType;
 use automerge::transaction::Transactable;
@@ -122,12 +123,18 @@ impl Workspace {
             ) else {
                 continue;
             };
+            // The rules of `take_stance_for`, again on reading: a modified
+            // client could record anything.
             if key != recorded_key(&draft, &member, &facilitator)
                 || !drafts.contains(&draft)
                 || own.contains(&(draft.clone(), member))
+                || member == facilitator
                 || !m
                     .member(&facilitator)
                     .is_some_and(|f| f.role.can_facilitate())
+                || !m
+                    .member(&member)
+                    .is_some_and(|x| !x.removed && x.role.can_write())
             {
                 continue;
             }
@@ -192,13 +199,15 @@ impl Workspace {
         let threads = self.discussion_map(response, "threads")?;
         let now = self.now;
         let doc = self.write(&DocId::Response(response.clone()))?;
-        let obj = doc::map(doc, &threads, thread.as_str())
+        let confirmations = doc::map(doc, &threads, thread.as_str())
             .and_then(|t| doc::map(doc, &t, "comments"))
             .and_then(|c| doc::map(doc, &c, comment.as_str()))
+            .and_then(|c| doc::map(doc, &c, "confirmations"))
             .ok_or_else(|| ModelError::Invalid(format!("no comment {}", comment.short())))?;
-        doc.put(&obj, "confirmed", now)?;
+        let entry = doc.put_object(&confirmations, ObjectId::random().as_str(), ObjType::Map)?;
+        doc.put(&entry, "at", now)?;
         if let Some(text) = correction {
-            doc.put(&obj, "correction", text)?;
+            doc.put(&entry, "correction", text)?;
         }
         let what = if correction.is_some() {
             "correct"

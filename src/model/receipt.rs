@@ -5,12 +5,15 @@
 //! draft was written: they *could not yet have seen* it. Only the record
 //! can tell the two apart the same way on every device, so when a sync or a
 //! bundle brings a new version of a draft, the member's device writes a
-//! receipt: under the root key `seen:<draft>:<member>` of the response's
-//! discussion document, a map with the draft's `version` (its heads) and
-//! `at`. A root key cannot race (every member writes only their own), and
-//! the draft document is left alone (a change there would make every stance
-//! stale). A receipt is authored like a stance: only the member's own devices
-//! can write it. Receipts are visible to every member; docs/guide.md says so.
+//! receipt: under a fresh root key `seen:<draft>:<member>:<nonce>` of the
+//! response's discussion document, a map with the draft's `version` (its
+//! heads) and `at`; the latest of the member's own counts. A fresh key
+//! never replaces anything, so nobody can block a member's receipts by
+//! writing under their key first (the ownership rule would refuse the
+//! member's overwrite), and the draft document is left alone (a change there
+//! would make every stance stale). Only the member's own devices can author a
+//! receipt that counts. Receipts are visible to every member; docs/guide.md
+//! says so.
 
 use automerge::ObjType;
 use automerge::transaction::Transactable;
@@ -21,9 +24,9 @@ use super::{Result, Workspace};
 use crate::ids::ObjectId;
 use crate::trust::MemberId;
 
-/// The root key of `member`'s receipt for `draft`.
-fn receipt_key(draft: &ObjectId, member: &MemberId) -> String {
-    format!("seen:{draft}:{member}")
+/// The start of the root keys of `member`'s receipts for `draft`.
+fn receipt_prefix(draft: &ObjectId, member: &MemberId) -> String {
+    format!("seen:{draft}:{member}:")
 }
 
 impl Workspace {
@@ -38,7 +41,8 @@ impl Workspace {
         }
         let now = self.now;
         let doc = self.write(&DocId::Response(entry.response.clone()))?;
-        let receipt = doc.put_object(automerge::ROOT, receipt_key(&entry.id, &me), ObjType::Map)?;
+        let key = format!("{}{}", receipt_prefix(&entry.id, &me), ObjectId::random());
+        let receipt = doc.put_object(automerge::ROOT, key, ObjType::Map)?;
         doc::put_strings(doc, &receipt, "version", &version)?;
         doc.put(&receipt, "at", now)?;
         doc::commit(doc, format!("seen draft {}", entry.id), now);
@@ -58,9 +62,16 @@ impl Workspace {
             .find(|s| s.member == *member)
             .map(|s| s.version);
         let (doc, m) = self.discussion(&entry.response)?;
-        let key = receipt_key(&entry.id, member);
-        let receipt = doc::owned_map(doc, m, &automerge::ROOT, &key, member)
-            .map(|obj| doc::authored_strings(doc, m, &obj, "version", member));
+        let prefix = receipt_prefix(&entry.id, member);
+        let latest = doc::keys(doc, &automerge::ROOT)
+            .into_iter()
+            .filter(|key| key.starts_with(&prefix))
+            .filter_map(|key| doc::owned_map(doc, m, &automerge::ROOT, &key, member))
+            .max_by_key(|obj| {
+                let at = doc::authored_int(doc, m, obj, "at", member).unwrap_or(0);
+                (at, doc::op_counter(obj))
+            });
+        let receipt = latest.map(|obj| doc::authored_strings(doc, m, &obj, "version", member));
         Ok(receipt.or(stance))
     }
 

@@ -721,3 +721,55 @@ fn a_facilitator_speaks_for_a_member_who_later_confirms_or_replaces_it() {
         (Stance::Support, true)
     );
 }
+
+#[test]
+fn nobody_can_block_or_forge_a_members_receipt_or_confirmation() {
+    use automerge::ObjType;
+    use automerge::transaction::Transactable;
+
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let (tid, _) = w.ok("Fa", |ws| ws.start_thread(&rid, "T", None));
+    let did = w.ok("Fa", |ws| ws.new_draft(&rid, "D", "Text"));
+    let cy = w.id("Cy");
+    let cid = w.ok("Fa", |ws| {
+        ws.post_for(&rid, &tid, "For Cy.", None, Some(&cy))
+    });
+    // Bo's modified client writes a receipt and a confirmation "for" Cy.
+    w.ok("Bo", |ws| {
+        let version = ws.draft_version(&did)?;
+        let doc = ws.write(&DocId::Response(rid.clone()))?;
+        let fake = doc.put_object(automerge::ROOT, format!("seen:{did}:{cy}:x"), ObjType::Map)?;
+        super::doc::put_strings(doc, &fake, "version", &version)?;
+        doc.put(&fake, "at", 5_000i64)?;
+        super::doc::commit(doc, "a receipt for someone else".into(), 5_000);
+        Ok(())
+    });
+    assert!(
+        !w.ok("Ana", |ws| ws.has_seen_drafts(&rid, &cy)),
+        "Bo's receipt counted for Cy"
+    );
+    let shown = w.ok("Ana", |ws| ws.show(&rid));
+    assert!(!shown.threads[0].comments[0].confirmed);
+
+    // Cy's own receipt and confirmation replace nothing, so every peer's
+    // ownership check accepts them.
+    let entry = w.ok("Cy", |ws| ws.resolve_draft(did.as_str()));
+    assert!(w.ok("Cy", |ws| ws.acknowledge(&entry)));
+    assert!(
+        !w.ok("Cy", |ws| ws.acknowledge(&entry)),
+        "a second receipt for the same version"
+    );
+    w.ok("Cy", |ws| ws.confirm_comment(&rid, &tid, &cid, None));
+    let doc = MemoryLoader(w.shared.clone())
+        .load(&DocId::Response(rid.clone()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no discussion"));
+    let name = DocId::Response(rid.clone()).name();
+    for change in doc.clone().get_changes(&[]) {
+        crate::trust::ownership::check_ownership(&w.membership, &name, &change)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(w.ok("Ana", |ws| ws.has_seen_drafts(&rid, &cy)));
+    assert!(w.ok("Ana", |ws| ws.show(&rid)).threads[0].comments[0].confirmed);
+}

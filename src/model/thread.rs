@@ -38,9 +38,33 @@ fn put_comment(
     }
     if let Some(member) = on_behalf_of {
         doc.put(&c, "on_behalf_of", member.to_hex())?;
+        // Where the member confirms it later, each time under a fresh key
+        // (`Workspace::confirm_comment`); made now so nobody races for it.
+        doc.put_object(&c, "confirmations", ObjType::Map)?;
     }
     doc.put(&c, "at", now)?;
     Ok(())
+}
+
+/// The latest confirmation that `member` wrote in the `confirmations` map
+/// that `author` made with a comment recorded for them.
+fn confirmation(
+    doc: &AutoCommit,
+    m: &Membership,
+    comment: &ObjId,
+    author: &MemberId,
+    member: Option<MemberId>,
+) -> Option<(ObjId, MemberId)> {
+    let member = member?;
+    let confirmations = doc::owned_map(doc, m, comment, "confirmations", author)?;
+    doc::authored_maps(doc, m, &confirmations)
+        .into_iter()
+        .filter(|(_, _, by)| *by == member)
+        .max_by_key(|(_, obj, _)| {
+            let at = doc::authored_int(doc, m, obj, "at", &member).unwrap_or(0);
+            (at, doc::op_counter(obj))
+        })
+        .map(|(_, obj, _)| (obj, member))
 }
 
 /// The member a facilitator's comment speaks for, if it was recorded on
@@ -91,10 +115,9 @@ fn read_thread(doc: &AutoCommit, m: &Membership, key: &str, obj: &ObjId) -> Opti
                     member: cauthor,
                     name: m.name_of(&cauthor),
                 }),
-                confirmed: member
-                    .is_some_and(|id| doc::authored_int(doc, m, &cobj, "confirmed", &id).is_some()),
-                correction: member
-                    .and_then(|id| doc::authored_string(doc, m, &cobj, "correction", &id)),
+                confirmed: confirmation(doc, m, &cobj, &cauthor, member).is_some(),
+                correction: confirmation(doc, m, &cobj, &cauthor, member)
+                    .and_then(|(obj, id)| doc::authored_string(doc, m, &obj, "correction", &id)),
             });
         }
     }

@@ -211,3 +211,34 @@ fn what_arrives_by_bundle_is_compacted_and_attested_by_the_receiver() {
     assert!(report.applied_changes > 0);
     check_received(&g, &device, &store);
 }
+
+#[test]
+fn changes_held_back_for_missing_history_never_reach_a_snapshot() {
+    let g = grown();
+    let (device, mut store) = receiver(&g.behind, &g);
+    let full =
+        super::bundle::export(&g.ahead, &BTreeMap::new(), NOW).unwrap_or_else(|e| panic!("{e}"));
+    // Leave out the third-last change of the discussion: the two after it
+    // are held back, while the rest passes the compaction threshold.
+    let mut partial = full.clone();
+    let positions: Vec<usize> = partial
+        .changes
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, _, _))| *name == g.discussion)
+        .map(|(i, _)| i)
+        .collect();
+    partial.changes.remove(positions[positions.len() - 3]);
+    let report = super::bundle::import(&mut store, &partial, NOW).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.held_back, 2);
+    assert!(
+        attested_by(&store, &g.discussion, &device),
+        "no compaction happened"
+    );
+    // The document still loads, and the whole bundle completes it.
+    store
+        .load_doc(&g.discussion, false, NOW)
+        .unwrap_or_else(|e| panic!("the compacted document does not load: {e}"));
+    super::bundle::import(&mut store, &full, NOW).unwrap_or_else(|e| panic!("{e}"));
+    check_received(&g, &device, &store);
+}

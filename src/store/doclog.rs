@@ -112,6 +112,10 @@ pub fn load(
         return Ok(None);
     }
     let mut verified = LateChanges::default();
+    // Every change checked, to make sure at the end that the document holds
+    // no other (a change hidden in a snapshot behind missing history would
+    // otherwise be applied once the log supplies that history).
+    let mut checked: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
     // Verify one change read from disk (its signature unless `attested`) and
     // note its standing.
     let mut check = |path: &Path,
@@ -127,6 +131,7 @@ pub fn load(
             verify_signed(membership, &files.name, actor, &hash, sig)
         }
         .map_err(|e| refused(path, e))?;
+        checked.insert(hash);
         verified.add(hash, deps, standing);
         Ok(())
     };
@@ -174,6 +179,12 @@ pub fn load(
             let mut doc = guarded(path, "cannot load the snapshot", || {
                 AutoCommit::load(saved).map_err(|e| e.to_string())
             })?;
+            if !doc.get_missing_deps(&[]).is_empty() {
+                return Err(StoreError::corrupt(
+                    path,
+                    "the snapshot holds changes whose history is missing",
+                ));
+            }
             for meta in doc.get_changes_meta(&[]) {
                 let hash = meta.hash.0;
                 let sig = signatures.get(&hash).ok_or_else(|| {
@@ -281,6 +292,19 @@ pub fn load(
             format!("{} changes refer to history that is missing", missing.len()),
         ));
     }
+    if let Some(meta) = doc
+        .get_changes_meta(&[])
+        .into_iter()
+        .find(|meta| !checked.contains(&meta.hash.0))
+    {
+        return Err(StoreError::corrupt(
+            &files.snapshot,
+            format!(
+                "the document holds change {} that no record accounts for",
+                crate::ids::short(&hex::encode(meta.hash.0))
+            ),
+        ));
+    }
     tracing::debug!(
         "loaded {} with {} verified changes ({} from the log)",
         files.log.display(),
@@ -373,7 +397,13 @@ pub fn compact(
     device: Option<&SecretKey>,
     community: &CommunityId,
 ) -> Result<()> {
-    let saved = loaded.doc.save();
+    // Without the changes Automerge holds back for missing history: they
+    // were never written to the log, and saved they would make the snapshot
+    // fail to load ("history that is missing") for good.
+    let saved = loaded.doc.save_with_options(automerge::SaveOptions {
+        deflate: true,
+        retain_orphans: false,
+    });
     let mut table = Vec::with_capacity(loaded.signatures.len() * SIG_ENTRY);
     for meta in loaded.doc.get_changes_meta(&[]) {
         let sig = loaded.signatures.get(&meta.hash.0).ok_or_else(|| {
@@ -642,5 +672,40 @@ mod tests {
             std::fs::write(&files.snapshot, &bent).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(heads(&files, Some(&own), &c.id), None, "byte {at}");
         }
+    }
+
+    #[test]
+    fn a_change_hidden_in_a_snapshot_behind_missing_history_is_refused() {
+        let c = community(3);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files = DocFiles::new(dir.path(), "community");
+        // A genuine history: A, then D on top of it.
+        let mut doc = AutoCommit::new();
+        let a = write(&c, 1, &mut doc, "a");
+        let mut ahead = doc.fork();
+        let d = write(&c, 1, &mut ahead, "d");
+        // O, "by" member 2, builds on D; nobody signed it.
+        let o = write(&c, 2, &mut ahead, "forged");
+        // The snapshot: A, with O kept aside for its missing history; its
+        // table only vouches for A.
+        let mut snap = AutoCommit::new();
+        snap.apply_changes([Change::from_bytes(a.1.clone()).unwrap_or_else(|e| panic!("{e}"))])
+            .unwrap_or_else(|e| panic!("{e}"));
+        snap.apply_changes([Change::from_bytes(o.1.clone()).unwrap_or_else(|e| panic!("{e}"))])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let saved = snap.save_with_options(automerge::SaveOptions {
+            deflate: true,
+            retain_orphans: true,
+        });
+        let mut table = snap.get_heads()[0].0.to_vec();
+        table.extend_from_slice(&a.0.0);
+        let mut bytes = SNAPSHOT_MAGIC.to_vec();
+        bytes.extend(frame::encode(&saved));
+        bytes.extend(frame::encode(&table));
+        std::fs::write(&files.snapshot, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        // The log supplies D, genuine: O would then apply, unchecked.
+        append(&files, &[d]).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = load(&files, &c.membership(), None, false, 0);
+        assert!(loaded.is_err(), "a change nobody checked was loaded");
     }
 }

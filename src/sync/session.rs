@@ -445,7 +445,9 @@ impl Session {
             let sig: [u8; 64] = sig
                 .try_into()
                 .map_err(|_| SyncError::Refused("a signature is not 64 bytes".into()))?;
-            self.signatures.insert(hash, ChangeSignature(sig));
+            // The first signature listed for a change is the one it is
+            // checked against and stored with: a later frame cannot swap it.
+            self.signatures.entry(hash).or_insert(ChangeSignature(sig));
         }
         let offered = changes.len();
         self.unanswered.insert(name.to_string(), 0);
