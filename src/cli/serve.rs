@@ -170,6 +170,7 @@ pub fn serve(
                             endpoint.clone(),
                             PeerTicket { device: device.0, addrs },
                             access.clone(),
+                            identity.clone(),
                             gate.clone(),
                             idle,
                             events_tx.clone(),
@@ -194,11 +195,42 @@ async fn next_discovery(
     }
 }
 
+/// `; arrived: 3 comments, 1 stance` for a session that brought changes
+/// (empty otherwise). Also records receipts for the drafts that arrived
+/// (`model::receipt`); a failure there is only a warning.
+fn arrived(access: &Shared, identity: &Identity, received: usize) -> String {
+    if received == 0 {
+        return String::new();
+    }
+    let now = crate::clock::now();
+    access
+        .with(|replica| {
+            let arrived = replica.take_arrivals();
+            if arrived.is_empty() {
+                return String::new();
+            }
+            let store = replica.store();
+            let counts = super::inbox::news(store, identity, arrived.clone(), true, now)
+                .map(|news| news.counts())
+                .unwrap_or_default();
+            match super::inbox::acknowledge(store, identity, &arrived, now) {
+                // Written beside the loaded documents: read them again, so
+                // that the next push carries the receipts.
+                Ok(n) if n > 0 => replica.forget_loaded(),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("could not record what this device has seen: {e}"),
+            }
+            format!("; arrived: {}", counts.sentence())
+        })
+        .unwrap_or_default()
+}
+
 /// Push to one known peer (a sync session that we dial).
 async fn push(
     endpoint: Endpoint,
     peer: PeerTicket,
     access: Arc<Shared>,
+    identity: Arc<Identity>,
     gate: Gate,
     idle: Duration,
     events: mpsc::UnboundedSender<Event>,
@@ -210,10 +242,11 @@ async fn push(
             tracing::info!("push to {} failed: {e}", device.short());
         } else if report.received_changes > 0 {
             let _ = events.send(Event::Log(format!(
-                "Synced with {}: {} in, {} out",
+                "Synced with {}: {} in, {} out{}",
                 device.short(),
                 report.received_changes,
-                report.sent_changes
+                report.sent_changes,
+                arrived(&access, &identity, report.received_changes)
             )));
         }
         let dir = access.dir().to_path_buf();
@@ -275,10 +308,11 @@ async fn serve_connection(
         let report = accept_sync(conn, &*access, idle).await;
         log(match &report.error {
             None => format!(
-                "Synced with {}: {} in, {} out",
+                "Synced with {}: {} in, {} out{}",
                 report.id.short(),
                 report.received_changes,
-                report.sent_changes
+                report.sent_changes,
+                arrived(&access, &identity, report.received_changes)
             ),
             Some(e) => format!("Session with {} failed: {e}", report.id.short()),
         });

@@ -80,6 +80,25 @@ impl StoreReplica {
         arrived
     }
 
+    /// [`Self::arrivals`], and start counting again from now (for `serve`,
+    /// whose replica outlives its sessions).
+    pub fn take_arrivals(&mut self) -> crate::model::inbox::Marks {
+        let arrived = self.arrivals();
+        for name in arrived.keys() {
+            if let Some(loaded) = self.docs.get_mut(name) {
+                self.first_heads
+                    .insert(name.clone(), loaded.doc.get_heads());
+            }
+        }
+        arrived
+    }
+
+    /// Drop the loaded documents, to read them again from disk (after
+    /// this device wrote to them through another path).
+    pub fn forget_loaded(&mut self) {
+        self.docs.clear();
+    }
+
     /// The names of the documents loaded so far.
     pub fn loaded_docs(&self) -> Vec<String> {
         self.docs.keys().cloned().collect()

@@ -178,11 +178,23 @@ impl Server {
         Server::spawn(home.command(&["serve", "--bind", "127.0.0.1:0", "--no-mdns"]))
     }
 
+    /// [`Server::start`], with what it says on stderr going to `log`.
+    pub fn start_logged(home: &TestHome, log: &Path) -> Self {
+        let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("{e}"));
+        let mut command = home.command(&["serve", "--bind", "127.0.0.1:0", "--no-mdns"]);
+        command.stderr(file);
+        Server::spawn_with(command)
+    }
+
     /// Run a prepared `serve` command and wait for its ticket.
     pub fn spawn(mut command: Command) -> Self {
+        command.stderr(Stdio::null());
+        Server::spawn_with(command)
+    }
+
+    fn spawn_with(mut command: Command) -> Self {
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{e}"));
         let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));

@@ -1,7 +1,7 @@
 //! What's new: `inbox`, `inbox --mark-read`, and the one-line summary that
 //! `sync` and `bundle import` end with.
 
-use crate::common::{Server, TestHome, joined, joined_offline};
+use crate::common::{Server, TestHome, eventually, joined, joined_offline};
 
 fn path(home: &TestHome, name: &str) -> String {
     home.path().join(name).to_string_lossy().into_owned()
@@ -137,4 +137,36 @@ fn sync_ends_with_a_summary_of_what_arrived() {
         "{}",
         again.stderr
     );
+}
+
+#[test]
+fn serve_says_what_arrived_and_records_that_its_member_has_seen_the_draft() {
+    let ana = TestHome::founded("Ana");
+    let log = ana.path().join("serve.log");
+    let server = Server::start_logged(&ana, &log);
+    let bo = joined(&ana, "Bo");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    bo.ok(&["draft", "new", &rid, "Reply", "-m", "Text."]);
+    bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    assert!(
+        eventually(|| std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("; arrived: 1 draft change")),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // Ana's serve recorded her receipt: she could have seen the draft.
+    let silent = |home: &TestHome| {
+        home.ok(&["--json", "tally", &rid]).json()["silent"]
+            .as_array()
+            .map(|l| l.iter().any(|m| m["name"] == "Ana"))
+            .unwrap_or(false)
+    };
+    assert!(eventually(|| silent(&ana)));
+    // And it reaches Bo with the next sync.
+    bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    assert!(silent(&bo));
 }
