@@ -19,6 +19,7 @@ mod invite;
 mod log;
 mod output;
 mod peer;
+mod progress;
 mod publish;
 mod qr;
 mod respond;

@@ -107,7 +107,9 @@ pub fn import(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
         },
     };
     let content = bundle::decode(&bytes, &store.id()).map_err(integrity)?;
+    let progress = super::progress::Progress::start(ctx, "importing", None);
     let report = import_bundle(&mut store, &content, ctx.now)?;
+    drop(progress);
     let arrived = match report.before.is_empty() {
         true => NewsCounts::default(),
         false => {

@@ -115,6 +115,8 @@ pub fn sync(
     let dir = store.dir().to_path_buf();
     let gate = Gate::for_membership(store.membership());
     let access = Exclusive::new(store, now);
+    let progress =
+        super::progress::Progress::start(ctx, "syncing", Some(&crate::net::link::RECEIVED_BYTES));
     let reports = runtime()?.block_on(async {
         let endpoint = bind(&identity.device, bind_addr, relay, gate.clone()).await?;
         let mut reports = Vec::new();
@@ -140,6 +142,7 @@ pub fn sync(
         endpoint.close().await;
         anyhow::Ok(reports)
     })?;
+    drop(progress);
     let arrived = access.with(|replica| replica.arrivals())?;
     let store = access.into_store();
     let arrived = match arrived.is_empty() {

@@ -80,6 +80,10 @@ impl PeerReport {
     }
 }
 
+/// Bytes received by every sync session of this process, for a progress
+/// line (`cli::progress`).
+pub static RECEIVED_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Run `session` over a stream pair until done; returns whether we wrote the
 /// last frame, and the bytes each way.
 pub async fn drive(
@@ -130,6 +134,7 @@ pub async fn drive(
             }
         };
         received += n as u64;
+        RECEIVED_BYTES.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!("received {} ({n} bytes)", frame.kind());
         // The store is held for this step only, never while waiting.
         let handled = access

@@ -137,6 +137,8 @@ fn sync_ends_with_a_summary_of_what_arrived() {
         "{}",
         again.stderr
     );
+    // Not a terminal: no live progress line, ever.
+    assert!(!again.stderr.contains('\r') && !synced.stderr.contains('\r'));
 }
 
 #[test]
