@@ -186,6 +186,15 @@ pub fn join(
     };
     let store = joined.store;
     ctx.home.set_current(&store.id())?;
+    // Everything arrived: record that this device holds every draft.
+    let everything: crate::model::inbox::Marks = store
+        .doc_names()?
+        .into_iter()
+        .map(|name| (name, Vec::new()))
+        .collect();
+    if let Err(e) = super::inbox::acknowledge(&store, &identity, &everything, ctx.now) {
+        tracing::warn!("could not record what this device has seen: {e}");
+    }
     peers::remember(
         store.dir(),
         KnownPeer {

@@ -260,3 +260,21 @@ fn a_facilitator_records_for_a_member_who_confirms_from_their_own_device_later()
         r.stderr
     );
 }
+
+#[test]
+fn a_member_who_joins_after_the_draft_has_seen_it() {
+    let ana = TestHome::founded("Ana");
+    let server = crate::common::Server::start(&ana);
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    ana.ok(&["draft", "new", &rid, "Reply", "-m", "Text."]);
+    let bo = crate::common::joined(&ana, "Bo");
+    // Bo's receipt travels back with his next sync.
+    bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    let tally = ana.ok(&["--json", "tally", &rid]).json();
+    assert!(
+        names(&tally["silent"]).contains(&"Bo".to_string()),
+        "{tally}"
+    );
+}
