@@ -19,6 +19,15 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The first second of `date` (YYYY-MM-DD) in UTC.
+pub fn start_of_day(date: &str) -> Option<i64> {
+    let day: jiff::civil::Date = date.parse().ok()?;
+    let at = jiff::tz::TimeZone::UTC
+        .to_timestamp(day.to_datetime(jiff::civil::Time::midnight()))
+        .ok()?;
+    Some(at.as_second())
+}
+
 /// RFC 3339 in UTC, e.g. `2026-11-29T03:41:14Z`, for machine output.
 pub fn rfc3339(at: i64) -> String {
     match jiff::Timestamp::from_second(at) {

@@ -110,22 +110,7 @@ pub fn import(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
     let progress = super::progress::Progress::start(ctx, "importing", None);
     let report = import_bundle(&mut store, &content, ctx.now)?;
     drop(progress);
-    let arrived = match report.before.is_empty() {
-        true => NewsCounts::default(),
-        false => {
-            let before = report.before.clone();
-            let counts = super::inbox::news(&store, &identity, before, true, ctx.now)
-                .map(|news| news.counts())
-                .unwrap_or_else(|e| {
-                    tracing::warn!("could not tell what arrived: {e}");
-                    NewsCounts::default()
-                });
-            if let Err(e) = super::inbox::acknowledge(&store, &identity, &report.before, ctx.now) {
-                tracing::warn!("could not record what this device has seen: {e}");
-            }
-            counts
-        }
-    };
+    let (arrived, _) = super::inbox::after_arrival(&store, &identity, &report.before, ctx.now);
     #[derive(serde::Serialize)]
     struct Imported<'a> {
         #[serde(flatten)]

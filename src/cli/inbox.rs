@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::output::Ctx;
 use crate::model::Workspace;
-use crate::model::inbox::{AtMarks, Inbox, Marks, ResponseNews};
+use crate::model::inbox::{AtMarks, Inbox, Marks, NewsCounts, ResponseNews};
 use crate::store::{CommunityStore, Identity, read_marks};
 
 #[derive(Serialize)]
@@ -161,4 +161,31 @@ pub fn acknowledge(
     }
     store.persist(&mut ws, identity)?;
     Ok(written)
+}
+
+/// After a sync, a `serve` session or an import: what `arrived` (each
+/// changed document's heads before) brought, counted for the one-line
+/// summary, and the receipts for the drafts among it. Both come after the
+/// data is durable, so either failing is only a warning. Returns the counts
+/// and how many receipts were written.
+pub fn after_arrival(
+    store: &CommunityStore,
+    identity: &Identity,
+    arrived: &Marks,
+    now: i64,
+) -> (NewsCounts, usize) {
+    if arrived.is_empty() {
+        return (NewsCounts::default(), 0);
+    }
+    let counts = news(store, identity, arrived.clone(), true, now)
+        .map(|news| news.counts())
+        .unwrap_or_else(|e| {
+            tracing::warn!("could not tell what arrived: {e}");
+            NewsCounts::default()
+        });
+    let receipts = acknowledge(store, identity, arrived, now).unwrap_or_else(|e| {
+        tracing::warn!("could not record what this device has seen: {e}");
+        0
+    });
+    (counts, receipts)
 }

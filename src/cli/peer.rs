@@ -145,24 +145,7 @@ pub fn sync(
     drop(progress);
     let arrived = access.with(|replica| replica.arrivals())?;
     let store = access.into_store();
-    let arrived = match arrived.is_empty() {
-        true => NewsCounts::default(),
-        false => {
-            // What arrived is written already: a summary that fails is only
-            // a warning.
-            let counts = super::inbox::news(&store, &identity, arrived.clone(), true, now)
-                .unwrap_or_else(|e| {
-                    tracing::warn!("could not tell what arrived: {e}");
-                    Default::default()
-                });
-            // What arrived is safe already; a receipt that fails is retried
-            // at the next sync.
-            if let Err(e) = super::inbox::acknowledge(&store, &identity, &arrived, now) {
-                tracing::warn!("could not record what this device has seen: {e}");
-            }
-            counts.counts()
-        }
-    };
+    let (arrived, _) = super::inbox::after_arrival(&store, &identity, &arrived, now);
     let report = SyncReport {
         peers: reports,
         arrived,

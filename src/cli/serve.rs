@@ -209,16 +209,12 @@ fn arrived(access: &Shared, identity: &Identity, received: usize) -> String {
             if arrived.is_empty() {
                 return String::new();
             }
-            let store = replica.store();
-            let counts = super::inbox::news(store, identity, arrived.clone(), true, now)
-                .map(|news| news.counts())
-                .unwrap_or_default();
-            match super::inbox::acknowledge(store, identity, &arrived, now) {
+            let (counts, receipts) =
+                super::inbox::after_arrival(replica.store(), identity, &arrived, now);
+            if receipts > 0 {
                 // Written beside the loaded documents: read them again, so
                 // that the next push carries the receipts.
-                Ok(n) if n > 0 => replica.forget_loaded(),
-                Ok(_) => {}
-                Err(e) => tracing::warn!("could not record what this device has seen: {e}"),
+                replica.forget_loaded();
             }
             format!("; arrived: {}", counts.sentence())
         })

@@ -445,11 +445,7 @@ fn text_diff(old: &str, new: &str) -> (usize, usize, Vec<String>) {
 
 /// Whole days from `now` until the start of `date` (YYYY-MM-DD, UTC).
 fn days_until(date: &str, now: i64) -> Option<i64> {
-    let day: jiff::civil::Date = date.parse().ok()?;
-    let due = jiff::tz::TimeZone::UTC
-        .to_timestamp(day.to_datetime(jiff::civil::Time::midnight()))
-        .ok()?
-        .as_second();
+    let due = crate::clock::start_of_day(date)?;
     Some((due - now).div_euclid(86_400))
 }
 

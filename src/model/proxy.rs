@@ -61,42 +61,14 @@ impl Workspace {
     ) -> Result<()> {
         let me = self.facilitator("record a stance on someone's behalf")?.id;
         self.represented(member)?;
-        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-        if stance.needs_reason() && reason.is_none() {
-            return Err(ModelError::Invalid(format!(
-                "a reason is required for {}: add -m REASON",
-                stance.as_str()
-            )));
-        }
-        if self.outcome_exists(&entry.response)? {
-            return Err(ModelError::Invalid(format!(
-                "response {} is published; stances are closed",
-                entry.response.short()
-            )));
-        }
-        let version = self.draft_version(&entry.id)?;
-        let stances = self.discussion_map(&entry.response, "stances")?;
-        let now = self.now;
-        let doc = self.write(&DocId::Response(entry.response.clone()))?;
-        let key = recorded_key(&entry.id, member, &me);
-        let s = doc.put_object(&stances, key, ObjType::Map)?;
-        doc.put(&s, "stance", stance.as_str())?;
-        if let Some(reason) = reason {
-            doc.put(&s, "reason", reason)?;
-        }
-        doc::put_strings(doc, &s, "version", &version)?;
-        doc.put(&s, "at", now)?;
-        doc::commit(
-            doc,
-            format!(
-                "stance {} on draft {} for {}",
-                stance.as_str(),
-                entry.id,
-                member.short()
-            ),
-            now,
+        let message = format!(
+            "stance {} on draft {} for {}",
+            stance.as_str(),
+            entry.id,
+            member.short()
         );
-        Ok(())
+        let key = recorded_key(&entry.id, member, &me);
+        self.write_stance(entry, key, stance, reason, message)
     }
 
     /// The stances facilitators recorded on `response`'s drafts (`drafts`),

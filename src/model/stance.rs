@@ -32,12 +32,7 @@ fn stance_key(draft: &ObjectId, member: &MemberId) -> String {
 /// The first second after the due date `date` (YYYY-MM-DD) ends in UTC: a
 /// stance made on the due date itself is in time.
 pub(super) fn end_of_day(date: &str) -> Option<i64> {
-    let day: jiff::civil::Date = date.parse().ok()?;
-    let next = day.tomorrow().ok()?;
-    let at = jiff::tz::TimeZone::UTC
-        .to_timestamp(next.to_datetime(jiff::civil::Time::midnight()))
-        .ok()?;
-    Some(at.as_second())
+    crate::clock::start_of_day(date).map(|start| start + 86_400)
 }
 
 impl Workspace {
@@ -49,6 +44,22 @@ impl Workspace {
         reason: Option<&str>,
     ) -> Result<()> {
         let me = self.writer()?.id;
+        let message = format!("stance {} on draft {}", stance.as_str(), entry.id);
+        self.write_stance(entry, stance_key(&entry.id, &me), stance, reason, message)
+    }
+
+    /// Write a stance on `entry` under `key` of the discussion's `stances`
+    /// (the member's own, or one a facilitator records for them), after the
+    /// checks every stance needs: a reason where the stance requires one, and
+    /// a response not yet published.
+    pub(super) fn write_stance(
+        &mut self,
+        entry: &DraftEntry,
+        key: String,
+        stance: Stance,
+        reason: Option<&str>,
+        message: String,
+    ) -> Result<()> {
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
         if stance.needs_reason() && reason.is_none() {
             return Err(ModelError::Invalid(format!(
@@ -66,18 +77,14 @@ impl Workspace {
         let stances = self.discussion_map(&entry.response, "stances")?;
         let now = self.now;
         let doc = self.write(&DocId::Response(entry.response.clone()))?;
-        let s = doc.put_object(&stances, stance_key(&entry.id, &me), ObjType::Map)?;
+        let s = doc.put_object(&stances, key, ObjType::Map)?;
         doc.put(&s, "stance", stance.as_str())?;
         if let Some(reason) = reason {
             doc.put(&s, "reason", reason)?;
         }
         doc::put_strings(doc, &s, "version", &version)?;
         doc.put(&s, "at", now)?;
-        doc::commit(
-            doc,
-            format!("stance {} on draft {}", stance.as_str(), entry.id),
-            now,
-        );
+        doc::commit(doc, message, now);
         Ok(())
     }
 
