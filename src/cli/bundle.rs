@@ -64,7 +64,7 @@ pub fn export(ctx: &Ctx, output: Option<&Path>, for_member: Option<&str>) -> any
                 .unwrap_or_else(|| default.into());
             crate::store::fsutil::write_atomic(&path, &bytes)?;
             ctx.emit(&summary, || format!("{}\n", path.display()))?;
-            ctx.progress(&format!(
+            ctx.status(&format!(
                 "Wrote {} ({} bytes: {} certificates, {} changes).",
                 path.display(),
                 bytes.len(),
@@ -127,7 +127,7 @@ pub fn import(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
             report.applied_changes, report.certificates, report.held_back
         )
     })?;
-    ctx.progress(&format!("Arrived: {}.", arrived.sentence()));
+    ctx.status(&format!("Arrived: {}.", arrived.sentence()));
     Ok(())
 }
 
@@ -161,7 +161,7 @@ fn complete_join(
         },
     )?;
     pending::remove(ctx.home.root(), &p.community)?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Joined '{}' from a bundle.",
         store.membership().name
     ));

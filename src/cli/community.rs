@@ -37,7 +37,7 @@ pub fn create(ctx: &Ctx, name: &str, purpose: &str) -> anyhow::Result<()> {
     };
     let v = view(&store, Some(store.id()));
     ctx.emit(&v, || format!("{}\n", v.id))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Founded '{}' ({}); it is now the current community.",
         v.name,
         v.id.short()
@@ -89,7 +89,7 @@ pub fn select(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
     ctx.home.set_current(&store.id())?;
     let v = view(&store, Some(store.id()));
     ctx.emit(&v, || format!("{}\n", v.id))?;
-    ctx.progress(&format!("Now using '{}'.", v.name));
+    ctx.status(&format!("Now using '{}'.", v.name));
     Ok(())
 }
 
@@ -186,7 +186,7 @@ pub fn export_docs(ctx: &Ctx, dir: &std::path::Path) -> anyhow::Result<()> {
             .collect();
         table(&["FILE", "CHANGES", "BYTES"], &rows)
     })?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Wrote {count} documents to {}; their schema is in docs/schema.md.",
         dir.display()
     ));

@@ -161,7 +161,8 @@ pub fn demo(ctx: &Ctx) -> anyhow::Result<()> {
 
 async fn run(ctx: &Ctx, root: &std::path::Path) -> anyhow::Result<()> {
     let now = ctx.now;
-    let say = |text: &str| ctx.progress(&format!("▸ {text}"));
+    let live = super::progress::Progress::start(ctx, "demo running", None);
+    let say = |text: &str| live.say(ctx, &format!("▸ {text}"));
 
     let home = Home::new(root.join("ana"));
     let identity = home.init("Ana")?;
@@ -333,6 +334,7 @@ async fn run(ctx: &Ctx, root: &std::path::Path) -> anyhow::Result<()> {
     let exported = ws.export(&rid, &chen.store.certificate_bytes())?;
     let markdown = to_markdown(&exported);
     let report = verify_export(&markdown);
+    live.stop();
     if ctx.json {
         print_stdout(&(serde_json::to_string_pretty(&exported)? + "\n"))?;
     } else {

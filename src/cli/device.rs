@@ -26,7 +26,7 @@ pub fn link(ctx: &Ctx, expires: &str, addr: &[SocketAddr]) -> anyhow::Result<()>
     ctx.emit(&serde_json::json!({"ticket": ticket}), || {
         format!("{ticket}\n")
     })?;
-    ctx.progress("On the new device run `convene device add TICKET`; keep `convene serve` running here meanwhile.");
+    ctx.status("On the new device run `convene device add TICKET`; keep `convene serve` running here meanwhile.");
     ctx.hint("the ticket works once; the new device never receives your member key");
     Ok(())
 }
@@ -68,6 +68,7 @@ pub fn add(ctx: &Ctx, ticket: &str, bind_addr: SocketAddr, timeout: u64) -> anyh
     })?;
     let store = joined.store;
     ctx.home.set_current(&store.id())?;
+    super::inbox::acknowledge_everything(&store, &identity, ctx.now);
     peers::remember(
         store.dir(),
         KnownPeer {
@@ -84,7 +85,7 @@ pub fn add(ctx: &Ctx, ticket: &str, bind_addr: SocketAddr, timeout: u64) -> anyh
         "received_changes": joined.stats.received_changes,
     });
     ctx.emit(&out, || format!("{}\n", identity.device_id()))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "This device now belongs to {} in '{}'.",
         identity.name,
         store.membership().name

@@ -39,7 +39,7 @@ pub fn thread(ctx: &Ctx, response: &str, title: &str, message: Option<&str>) -> 
         })
     })?;
     ctx.emit(&created, || format!("{}\n", created.id))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Started thread {}: {}",
         short(&created.id),
         created.title
@@ -84,7 +84,7 @@ pub fn post(
         })
     })?;
     ctx.emit(&posted, || format!("{}\n", posted.id))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Posted {} in thread {}.",
         short(&posted.id),
         short(&posted.thread)
@@ -129,7 +129,7 @@ pub fn confirm(ctx: &Ctx, comment: &str, correct: Option<&str>) -> anyhow::Resul
     ctx.emit(&confirmed, || {
         format!("{}\n", confirmed["comment"].as_str().unwrap_or_default())
     })?;
-    ctx.progress(if correct.is_some() {
+    ctx.status(if correct.is_some() {
         "Corrected."
     } else {
         "Confirmed."

@@ -17,7 +17,7 @@ pub fn new(ctx: &Ctx, response: &str, title: &str, body: &str) -> anyhow::Result
         Ok(ws.draft_view(&entry)?)
     })?;
     ctx.emit(&view, || format!("{}\n", view.id))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Started draft {}: {}",
         short(&view.id),
         view.title
@@ -52,7 +52,7 @@ pub fn edit(ctx: &Ctx, draft: &str, body: &str) -> anyhow::Result<()> {
     })?;
     ctx.emit(&edited, || format!("{}\n", edited.id))?;
     if edited.changed {
-        ctx.progress(&format!("Edited draft {}.", short(&edited.id)));
+        ctx.status(&format!("Edited draft {}.", short(&edited.id)));
         if edited.stale_stances > 0 {
             ctx.hint(&format!(
                 "{} stance(s) were given on the earlier text and are now stale",
@@ -60,7 +60,7 @@ pub fn edit(ctx: &Ctx, draft: &str, body: &str) -> anyhow::Result<()> {
             ));
         }
     } else {
-        ctx.progress("The text is unchanged; nothing was written.");
+        ctx.status("The text is unchanged; nothing was written.");
     }
     Ok(())
 }
@@ -107,7 +107,7 @@ pub fn amend(
         Ok(view)
     })?;
     ctx.emit(&view, || format!("{}\n", view.id))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Proposed amendment {} to draft {}.",
         short(&view.id),
         short(&view.draft)
@@ -128,7 +128,7 @@ pub fn decide(ctx: &Ctx, amendment: &str, accept: bool) -> anyhow::Result<()> {
     } else {
         "Rejected (kept on record)"
     };
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "{what}: amendment {} to draft {}.",
         short(&view.id),
         short(&view.draft)

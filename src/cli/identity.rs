@@ -27,7 +27,7 @@ pub fn init(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
         home: ctx.home.root().display().to_string(),
     };
     ctx.emit(&who, || format!("{}\n", who.member))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Created keys for {} in {} (member {}, device {}).",
         who.name,
         who.home,

@@ -33,7 +33,7 @@ pub fn inbox(ctx: &Ctx, mark_read: bool) -> anyhow::Result<()> {
     ctx.emit(&out, || render(&inbox))?;
     if mark_read {
         read_marks::save(&store, &read_marks::current(&store, ctx.now)?)?;
-        ctx.progress("Marked read.");
+        ctx.status("Marked read.");
     } else if !inbox.is_empty() {
         ctx.hint("`convene inbox --mark-read` marks all this as read.");
     }
@@ -161,6 +161,25 @@ pub fn acknowledge(
     }
     store.persist(&mut ws, identity)?;
     Ok(written)
+}
+
+/// After a first full sync (`join`, `device add`): record that this
+/// device holds every draft, so that the tally counts the member as having
+/// seen the current versions. Only a warning if it fails: the community is
+/// already durable.
+pub fn acknowledge_everything(store: &CommunityStore, identity: &Identity, now: i64) {
+    let everything = store.doc_names().map(|names| {
+        names
+            .into_iter()
+            .map(|name| (name, Vec::new()))
+            .collect::<Marks>()
+    });
+    let written = everything
+        .map_err(anyhow::Error::from)
+        .and_then(|everything| acknowledge(store, identity, &everything, now));
+    if let Err(e) = written {
+        tracing::warn!("could not record what this device has seen: {e}");
+    }
 }
 
 /// After a sync, a `serve` session or an import: what `arrived` (each

@@ -86,7 +86,7 @@ pub fn invite(
         String::new()
     };
     ctx.emit(&out, || format!("{drawn}{ticket}\n"))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Invite for one {} into '{}', valid until {}.",
         role.as_str(),
         store.membership().name,
@@ -178,7 +178,7 @@ pub fn join(
             )?;
             let out = serde_json::json!({"id": CommunityId(ticket.community), "pending": true});
             ctx.emit(&out, || format!("{}\n", CommunityId(ticket.community)))?;
-            ctx.progress(&format!("{e}; your claim is recorded."));
+            ctx.status(&format!("{e}; your claim is recorded."));
             ctx.hint("the community arrives with the first `convene bundle import FILE` (or run join again when the inviter is reachable)");
             return Ok(());
         }
@@ -186,15 +186,7 @@ pub fn join(
     };
     let store = joined.store;
     ctx.home.set_current(&store.id())?;
-    // Everything arrived: record that this device holds every draft.
-    let everything: crate::model::inbox::Marks = store
-        .doc_names()?
-        .into_iter()
-        .map(|name| (name, Vec::new()))
-        .collect();
-    if let Err(e) = super::inbox::acknowledge(&store, &identity, &everything, ctx.now) {
-        tracing::warn!("could not record what this device has seen: {e}");
-    }
+    super::inbox::acknowledge_everything(&store, &identity, ctx.now);
     peers::remember(
         store.dir(),
         KnownPeer {
@@ -212,7 +204,7 @@ pub fn join(
         "certificates": joined.stats.certificates,
     });
     ctx.emit(&out, || format!("{}\n", store.id()))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Joined '{}' as {}; received {} changes. It is now the current community.",
         m.name, identity.name, joined.stats.received_changes
     ));
@@ -280,7 +272,7 @@ pub fn remove(ctx: &Ctx, member: &str, reason: &str) -> anyhow::Result<()> {
     store.add_certificates(&[cert])?;
     let out = serde_json::json!({"member": target, "name": removed.name, "removed": true, "reason": reason.trim()});
     ctx.emit(&out, || format!("{target}\n"))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Removed {}; their changes after this point will be refused by every peer.",
         removed.name
     ));

@@ -85,15 +85,21 @@ impl Ctx {
         print_stdout(&text)
     }
 
-    /// A hint on stderr (not with `-q`, nor with `--json` where it would be noise).
+    /// A hint on stderr after a success (not with `-q`, nor with `--json`,
+    /// where a script is reading and a suggestion is noise). An error's
+    /// hint is printed by `main` with the error, whatever the mode.
     pub fn hint(&self, text: &str) {
-        if !self.quiet {
+        if !self.quiet && !self.json {
             eprintln!("hint: {text}");
         }
     }
 
-    /// Progress on stderr (not with `-q`).
-    pub fn progress(&self, text: &str) {
+    /// A status line on stderr saying what a command did (not with `-q`).
+    /// It stays with `--json`: stdout then carries the data alone, and a
+    /// script may keep stderr as its log (`serve` logs its sessions this
+    /// way). The live progress line of long operations is another thing
+    /// (`progress.rs`), never shown with `--json`.
+    pub fn status(&self, text: &str) {
         if !self.quiet {
             eprintln!("{text}");
         }

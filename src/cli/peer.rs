@@ -166,7 +166,7 @@ pub fn sync(
             .collect();
         table(&["PEER", "RESULT", "SENT", "RECEIVED", "ERROR"], &rows)
     })?;
-    ctx.progress(&format!("Arrived: {}.", report.arrived.sentence()));
+    ctx.status(&format!("Arrived: {}.", report.arrived.sentence()));
     let ok = report.peers.iter().filter(|p| p.ok).count();
     if report.peers.iter().any(|p| p.integrity) {
         return Err(IntegrityFailure("a peer was refused for integrity reasons".into()).into());

@@ -7,8 +7,8 @@
 //! operation ends, so that scripts and logs never see it.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::output::Ctx;
@@ -21,7 +21,7 @@ const EVERY: Duration = Duration::from_millis(250);
 /// The line being shown; it stops when dropped.
 pub struct Progress {
     done: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Progress {
@@ -34,16 +34,40 @@ impl Progress {
             let what = what.to_string();
             std::thread::spawn(move || draw(&what, bytes, &done))
         });
-        Progress { done, thread }
+        Progress {
+            done,
+            thread: Mutex::new(thread),
+        }
+    }
+
+    /// Print a narration line on stderr (not with `-q`) above the live
+    /// line, which is wiped first and redrawn at its next tick; on a pipe
+    /// it is a plain line.
+    pub fn say(&self, ctx: &Ctx, text: &str) {
+        if ctx.quiet {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let live = self.thread.lock().is_ok_and(|t| t.is_some());
+        let wipe = if live { "\r\x1b[K" } else { "" };
+        let _ = writeln!(err, "{wipe}{text}");
+        let _ = err.flush();
+    }
+
+    /// Wipe the line and stop redrawing it (before writing the result to
+    /// stdout, which may be the same terminal).
+    pub fn stop(&self) {
+        self.done.store(true, Ordering::Relaxed);
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop();
     }
 }
 

@@ -31,7 +31,7 @@ pub fn publish(ctx: &Ctx, response: &str, draft: &str) -> anyhow::Result<()> {
         })
     })?;
     ctx.emit(&published, || format!("{}\n", published.id))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Published response {} with draft {}; {} dissenting view(s) are on the record.",
         short(&published.id),
         short(&published.outcome.draft),
@@ -63,7 +63,7 @@ pub fn endorse(ctx: &Ctx, response: &str, stance: Option<Stance>) -> anyhow::Res
     ctx.emit(&endorsed, || {
         format!("{}\n", endorsed.endorsement.signature)
     })?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "{} endorsed response {} ({}).",
         endorsed.endorsement.name,
         short(&endorsed.response),
@@ -110,9 +110,9 @@ pub fn export(
             std::fs::write(path, text.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
             if format == ExportFormat::Csv {
-                ctx.progress(&format!("Wrote {}.", path.display()));
+                ctx.status(&format!("Wrote {}.", path.display()));
             } else {
-                ctx.progress(&format!(
+                ctx.status(&format!(
                     "Wrote {}; check it with `convene verify {}`.",
                     path.display(),
                     path.display()
@@ -162,7 +162,7 @@ pub fn verify(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
         s
     })?;
     if report.ok {
-        ctx.progress(&format!(
+        ctx.status(&format!(
             "{} holds: text, statement and every signature verify.",
             file.display()
         ));

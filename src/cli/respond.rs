@@ -14,7 +14,7 @@ fn open(ctx: &Ctx, new: NewResponse) -> anyhow::Result<()> {
         listed.ok_or_else(|| anyhow::anyhow!("the new response cannot be read back"))
     })?;
     ctx.emit(&summary, || format!("{}\n", summary.id))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Opened {} {}: {}",
         summary.kind.as_str(),
         short(&summary.id),

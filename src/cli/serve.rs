@@ -72,7 +72,7 @@ pub fn serve(
             device: identity.device_id().0,
             addrs: addrs.clone(),
         };
-        ctx.progress(&format!(
+        ctx.status(&format!(
             "Serving '{}' as device {} on {}; Ctrl-C stops.",
             store.membership().name,
             identity.device_id().short(),
@@ -88,7 +88,7 @@ pub fn serve(
             match lan::announce(&endpoint) {
                 Ok(mdns) => Some(mdns.subscribe().await),
                 Err(e) => {
-                    ctx.progress(&format!("Local network discovery is off: {e}"));
+                    ctx.status(&format!("Local network discovery is off: {e}"));
                     None
                 }
             }
@@ -124,12 +124,12 @@ pub fn serve(
                         }
                         Err(_) => {
                             incoming.refuse();
-                            ctx.progress("Busy: a connection was turned away");
+                            ctx.status("Busy: a connection was turned away");
                         }
                     }
                 }
                 Some(event) = events.recv() => match event {
-                    Event::Log(line) => ctx.progress(&line),
+                    Event::Log(line) => ctx.status(&line),
                     Event::Pushed(device, ok) => schedule.finished(device, ok, now_ms()),
                 },
                 Some(found) = next_discovery(&mut discoveries) => {
@@ -143,7 +143,7 @@ pub fn serve(
                             };
                             let dir = access.dir().to_path_buf();
                             if access.with(|_| peers::remember(&dir, peer)).is_ok() {
-                                ctx.progress(&format!("Found {} on the local network", device.short()));
+                                ctx.status(&format!("Found {} on the local network", device.short()));
                                 schedule.seen(device);
                             }
                         }
@@ -180,7 +180,7 @@ pub fn serve(
             }
         }
         endpoint.close().await;
-        ctx.progress("Stopped.");
+        ctx.status("Stopped.");
         anyhow::Ok(())
     })
 }

@@ -53,7 +53,7 @@ pub fn take(
         })
     })?;
     ctx.emit(&taken, || format!("{}\n", taken.draft))?;
-    ctx.progress(&format!(
+    ctx.status(&format!(
         "Your stance on draft {}: {}.",
         short(&taken.draft),
         stance.as_str()

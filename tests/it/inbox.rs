@@ -101,6 +101,9 @@ fn the_inbox_shows_what_a_bundle_brought_until_marked_read() {
         "{}",
         human.stderr
     );
+    // A script reading JSON gets no suggestions on stderr.
+    let scripted = ana.ok(&["--json", "inbox"]);
+    assert!(!scripted.stderr.contains("hint:"), "{}", scripted.stderr);
 
     // Marked read, only the deadline is left.
     ana.ok(&["inbox", "--mark-read"]);
