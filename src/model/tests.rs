@@ -773,3 +773,70 @@ fn nobody_can_block_or_forge_a_members_receipt_or_confirmation() {
     assert!(w.ok("Ana", |ws| ws.has_seen_drafts(&rid, &cy)));
     assert!(w.ok("Ana", |ws| ws.show(&rid)).threads[0].comments[0].confirmed);
 }
+
+#[test]
+fn nobody_can_keep_a_member_from_taking_a_stance() {
+    use automerge::ObjType;
+    use automerge::transaction::Transactable;
+
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let did = w.ok("Fa", |ws| ws.new_draft(&rid, "D", "Text"));
+    let cy = w.id("Cy");
+    // Bo's modified client writes first under the key of Cy's stance.
+    w.ok("Bo", |ws| {
+        let stances = ws.discussion_map(&rid, "stances")?;
+        let doc = ws.write(&DocId::Response(rid.clone()))?;
+        let fake = doc.put_object(&stances, format!("{did}:{cy}"), ObjType::Map)?;
+        doc.put(&fake, "stance", "object")?;
+        super::doc::commit(doc, "a stance in Cy's place".into(), 5_000);
+        Ok(())
+    });
+    let shown = w.ok("Ana", |ws| ws.show(&rid));
+    assert!(
+        shown.drafts[0].stances.is_empty(),
+        "Bo's value counted for Cy"
+    );
+
+    // Cy's own stance replaces it, and every peer's ownership check takes it.
+    let entry = w.ok("Cy", |ws| ws.resolve_draft(did.as_str()));
+    w.ok("Cy", |ws| ws.take_stance(&entry, Stance::Support, None));
+    let doc = MemoryLoader(w.shared.clone())
+        .load(&DocId::Response(rid.clone()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no discussion"));
+    let name = DocId::Response(rid.clone()).name();
+    for change in doc.clone().get_changes(&[]) {
+        crate::trust::ownership::check_ownership(&w.membership, &name, &change)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let stances = w.ok("Ana", |ws| ws.show(&rid)).drafts[0].stances.clone();
+    assert_eq!(stances.len(), 1);
+    assert_eq!(
+        (stances[0].member, stances[0].stance),
+        (cy, Stance::Support)
+    );
+
+    // The rule is the key's: Bo still cannot replace Cy's stance.
+    w.ok("Bo", |ws| {
+        let stances = ws.discussion_map(&rid, "stances")?;
+        let doc = ws.write(&DocId::Response(rid.clone()))?;
+        doc.put_object(&stances, format!("{did}:{cy}"), ObjType::Map)?;
+        super::doc::commit(doc, "again".into(), 6_000);
+        Ok(())
+    });
+    let doc = MemoryLoader(w.shared.clone())
+        .load(&DocId::Response(rid.clone()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no discussion"));
+    let last = doc
+        .clone()
+        .get_changes(&[])
+        .into_iter()
+        .find(|c| c.message().is_some_and(|m| m == "again"))
+        .unwrap_or_else(|| panic!("no change"));
+    assert!(
+        crate::trust::ownership::check_ownership(&w.membership, &name, &last).is_err(),
+        "Bo replaced Cy's own stance"
+    );
+}
