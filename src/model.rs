@@ -13,6 +13,7 @@
 //! anyone but the object's author is ignored.
 
 pub mod amendment;
+pub mod digest;
 pub mod doc;
 pub mod draft;
 pub mod export;

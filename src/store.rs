@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod community;
 #[cfg(test)]
 mod corruption;
+pub mod digest;
 pub mod doclog;
 pub mod endpoint;
 pub mod frame;

@@ -134,6 +134,9 @@ impl Workspace {
 
     /// A draft's current text.
     pub fn draft_text(&mut self, draft: &ObjectId) -> Result<String> {
+        if let Some(digest) = self.digest(draft) {
+            return Ok(digest.text.clone());
+        }
         let doc = self.read(&DocId::Draft(draft.clone()))?;
         let text = doc::map_text(doc)
             .ok_or_else(|| ModelError::Invalid(format!("draft {} has no text", draft.short())))?;
@@ -142,6 +145,9 @@ impl Workspace {
 
     /// A draft's current version: its document heads, hex, sorted.
     pub fn draft_version(&mut self, draft: &ObjectId) -> Result<Vec<String>> {
+        if let Some(digest) = self.digest(draft) {
+            return Ok(digest.heads.clone());
+        }
         let id = DocId::Draft(draft.clone());
         self.read(&id)?;
         Ok(self
@@ -151,8 +157,44 @@ impl Workspace {
             .unwrap_or_default())
     }
 
+    /// The author of the change `hash` (hex) of a draft: `Some(author)` if
+    /// the draft holds it (`None` inside for a device nobody owns), `None`
+    /// if it does not.
+    pub fn draft_change_author(
+        &mut self,
+        draft: &ObjectId,
+        hash: &str,
+    ) -> Result<Option<Option<MemberId>>> {
+        if let Some(digest) = self.digest(draft) {
+            return Ok(digest.author_of(hash));
+        }
+        let id = DocId::Draft(draft.clone());
+        self.read(&id)?;
+        let Some(open) = self.docs.get_mut(&id) else {
+            return Ok(None);
+        };
+        let Ok(hash) = hash.parse::<automerge::ChangeHash>() else {
+            return Ok(None);
+        };
+        Ok(open.doc.get_change_meta_by_hash(&hash).map(|c| {
+            device_of_actor(c.actor.to_bytes())
+                .and_then(|d| self.membership.owner_of(&d))
+                .map(|m| m.id)
+        }))
+    }
+
     /// Members who changed a draft, in order of their first change.
     pub fn draft_authors(&mut self, draft: &ObjectId) -> Result<Vec<MemberRef>> {
+        if let Some(digest) = self.digest(draft) {
+            let authors = digest.authors.clone();
+            return Ok(authors
+                .into_iter()
+                .map(|m| MemberRef {
+                    member: m,
+                    name: self.membership.name_of(&m),
+                })
+                .collect());
+        }
         let id = DocId::Draft(draft.clone());
         self.read(&id)?;
         let Some(open) = self.docs.get_mut(&id) else {

@@ -82,14 +82,10 @@ impl Workspace {
     pub fn has_seen_drafts(&mut self, response: &ObjectId, member: &MemberId) -> Result<bool> {
         for entry in self.draft_entries(response)? {
             let current = self.draft_version(&entry.id)?;
-            if let [head] = &current[..] {
-                let made_it = self
-                    .history_of(&DocId::Draft(entry.id.clone()))?
-                    .iter()
-                    .any(|(hash, author)| hash.to_string() == *head && author == member);
-                if made_it {
-                    continue;
-                }
+            if let [head] = &current[..]
+                && self.draft_change_author(&entry.id, head)? == Some(Some(*member))
+            {
+                continue;
             }
             let Some(seen) = self.seen_version(&entry, member)? else {
                 return Ok(false);
@@ -104,15 +100,11 @@ impl Workspace {
     /// Does `version` name a change of `draft` that this device lacks (so
     /// the one who recorded it holds a later version than ours)?
     fn names_unknown_change(&mut self, draft: &ObjectId, version: &[String]) -> Result<bool> {
-        let id = DocId::Draft(draft.clone());
-        self.read(&id)?;
-        let Some(open) = self.docs.get_mut(&id) else {
-            return Ok(true);
-        };
-        Ok(version.iter().any(|hex| {
-            hex.parse::<automerge::ChangeHash>().map_or(true, |hash| {
-                open.doc.get_change_meta_by_hash(&hash).is_none()
-            })
-        }))
+        for hex in version {
+            if self.draft_change_author(draft, hex)?.is_none() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

@@ -840,3 +840,107 @@ fn nobody_can_keep_a_member_from_taking_a_stance() {
         "Bo replaced Cy's own stance"
     );
 }
+
+/// The memory loader, plus a digest of every draft, counting how many
+/// drafts it had to load.
+struct DigestLoader {
+    docs: MemoryLoader,
+    membership: Membership,
+    draft_loads: Rc<RefCell<usize>>,
+}
+
+impl DocLoader for DigestLoader {
+    fn load(&mut self, id: &DocId) -> Result<Option<AutoCommit>, LoadError> {
+        if matches!(id, DocId::Draft(_)) {
+            *self.draft_loads.borrow_mut() += 1;
+        }
+        self.docs.load(id)
+    }
+
+    fn exists(&mut self, id: &DocId) -> Result<bool, LoadError> {
+        Ok(self.docs.0.borrow().contains_key(id))
+    }
+
+    fn draft_digest(&mut self, draft: &ObjectId) -> Option<super::digest::DraftDigest> {
+        let mut doc = self.docs.load(&DocId::Draft(draft.clone())).ok()??;
+        super::digest::DraftDigest::of(&mut doc, &self.membership)
+    }
+}
+
+#[test]
+fn views_read_from_draft_digests_are_the_views_read_from_the_drafts() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let did = w.ok("Bo", |ws| ws.new_draft(&rid, "D", "First text."));
+    let other = w.ok("Cy", |ws| ws.new_draft(&rid, "E", "Other text."));
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(did.as_str()));
+    w.ok("Cy", |ws| {
+        ws.take_stance(&entry, Stance::Object, Some("No."))
+    });
+    w.ok("Fa", |ws| {
+        ws.edit_draft(&entry, "First text, edited by Fa.")
+    });
+    w.ok("Bo", |ws| ws.take_stance(&entry, Stance::Support, None));
+    w.ok("Ana", |ws| ws.acknowledge(&entry));
+    let other_entry = w.ok("Cy", |ws| ws.resolve_draft(other.as_str()));
+    w.ok("Cy", |ws| {
+        ws.take_stance(&other_entry, Stance::Support, None)
+    });
+
+    let draft_loads = Rc::new(RefCell::new(0));
+    let with_digests = |who: &str| {
+        let p = &w.people[who];
+        Workspace::new(
+            w.membership.clone(),
+            Box::new(DigestLoader {
+                docs: MemoryLoader(w.shared.clone()),
+                membership: w.membership.clone(),
+                draft_loads: draft_loads.clone(),
+            }),
+            w.now,
+        )
+        .with_writer(Writer {
+            member: MemberId(p.member.public()),
+            actor: ActorId::from(p.device.public().to_vec()),
+        })
+    };
+    let json = |v: &dyn erased::Json| v.json();
+    let mut plain = w.workspace("Ana");
+    let mut digested = with_digests("Ana");
+    let (shown, shown_d) = (
+        plain.show(&rid).unwrap_or_else(|e| panic!("{e}")),
+        digested.show(&rid).unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert_eq!(json(&shown), json(&shown_d));
+    assert_eq!(shown_d.drafts[0].body, "First text, edited by Fa.");
+    assert_eq!(shown_d.drafts[0].authors.len(), 2);
+    let (tally, tally_d) = (
+        plain.tally(&rid).unwrap_or_else(|e| panic!("{e}")),
+        digested.tally(&rid).unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert_eq!(tally, tally_d);
+    assert_eq!(*draft_loads.borrow(), 0, "a draft was loaded");
+
+    // A write loads the draft, and what it then reads is the document.
+    let mut writing = with_digests("Bo");
+    writing
+        .edit_draft(&entry, "Bo's text.")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        writing.draft_text(&did).unwrap_or_else(|e| panic!("{e}")),
+        "Bo's text."
+    );
+}
+
+mod erased {
+    /// A view as JSON, to compare views that do not implement `PartialEq`.
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}

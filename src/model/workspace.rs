@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 
+use super::digest::DraftDigest;
 use super::doc::DocId;
 use super::{ModelError, Result};
+use crate::ids::ObjectId;
 use crate::trust::{Member, MemberId, Membership, Role};
 
 /// Why a document could not be loaded.
@@ -33,6 +35,12 @@ pub trait DocLoader {
     /// loading it).
     fn exists(&mut self, id: &DocId) -> std::result::Result<bool, LoadError> {
         Ok(self.load(id)?.is_some())
+    }
+
+    /// A draft's digest, if the loader holds one that is still exactly the
+    /// draft document's (by default none: the views load the document).
+    fn draft_digest(&mut self, _draft: &ObjectId) -> Option<DraftDigest> {
+        None
     }
 }
 
@@ -67,6 +75,8 @@ pub struct Workspace {
     pub(super) now: i64,
     pub(super) docs: BTreeMap<DocId, OpenDoc>,
     pub(super) loader: Box<dyn DocLoader>,
+    /// Draft digests the loader gave, for drafts not loaded.
+    digests: BTreeMap<ObjectId, DraftDigest>,
 }
 
 impl Workspace {
@@ -78,6 +88,7 @@ impl Workspace {
             now,
             docs: BTreeMap::new(),
             loader,
+            digests: BTreeMap::new(),
         }
     }
 
@@ -227,6 +238,20 @@ impl Workspace {
             }
         }
         out
+    }
+
+    /// A draft's digest when the draft is not loaded here and the loader
+    /// holds a current one (`super::digest`); `None` means: read the
+    /// document.
+    pub(super) fn digest(&mut self, draft: &ObjectId) -> Option<&DraftDigest> {
+        if self.docs.contains_key(&DocId::Draft(draft.clone())) {
+            return None;
+        }
+        if !self.digests.contains_key(draft) {
+            let digest = self.loader.draft_digest(draft)?;
+            self.digests.insert(draft.clone(), digest);
+        }
+        self.digests.get(draft)
     }
 
     /// Heads of a document, hex, sorted (empty if it does not exist).

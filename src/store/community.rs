@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use automerge::ActorId;
 
+use super::digest;
 use super::doclog::{self, DocFiles, LoadedDoc};
 use super::frame::{self, CERTS_MAGIC};
 use super::fsutil::{
@@ -18,6 +19,7 @@ use super::fsutil::{
 };
 use super::identity::Identity;
 use super::{Result, StoreError};
+use crate::model::digest::DraftDigest;
 use crate::model::workspace::Writer;
 use crate::model::{DocId, DocLoader, LoadError, Workspace};
 use crate::trust::signed_change::{actor_bytes, sign_change};
@@ -49,6 +51,10 @@ pub struct StoreLoader {
     docs_dir: PathBuf,
     membership: Membership,
     own_device: Option<DeviceId>,
+    /// This device's key, to keep draft digests (`super::digest`).
+    device: Option<Arc<SecretKey>>,
+    /// How many certificates the community holds (digests depend on it).
+    certificates: usize,
     repair: bool,
     now: i64,
 }
@@ -59,7 +65,7 @@ impl DocLoader for StoreLoader {
         id: &DocId,
     ) -> std::result::Result<Option<automerge::AutoCommit>, LoadError> {
         let files = DocFiles::new(&self.docs_dir, &id.name());
-        doclog::load(
+        let mut doc = doclog::load(
             &files,
             &self.membership,
             self.own_device.as_ref(),
@@ -70,7 +76,33 @@ impl DocLoader for StoreLoader {
         .map_err(|e| LoadError {
             integrity: e.is_integrity(),
             message: e.to_string(),
-        })
+        })?;
+        // A draft loaded in full: keep its digest for the next command.
+        if let (DocId::Draft(_), Some(doc), Some(device)) = (id, doc.as_mut(), &self.device)
+            && let Some(digest) = DraftDigest::of(doc, &self.membership)
+        {
+            digest::write(
+                &self.docs_dir,
+                &files.name,
+                device,
+                &self.membership.community,
+                self.certificates,
+                &digest,
+            );
+        }
+        Ok(doc)
+    }
+
+    fn draft_digest(&mut self, draft: &crate::ids::ObjectId) -> Option<DraftDigest> {
+        let own_device = self.own_device.as_ref()?;
+        let files = DocFiles::new(&self.docs_dir, &DocId::Draft(draft.clone()).name());
+        digest::read(
+            &files,
+            &self.docs_dir,
+            own_device,
+            &self.membership.community,
+            self.certificates,
+        )
     }
 
     fn exists(&mut self, id: &DocId) -> std::result::Result<bool, LoadError> {
@@ -261,6 +293,8 @@ impl CommunityStore {
             docs_dir: self.docs_dir(),
             membership: self.membership.clone(),
             own_device: Some(identity.device_id()),
+            device: Some(identity.device.clone()),
+            certificates: self.certs.len(),
             repair: false,
             now,
         }

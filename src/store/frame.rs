@@ -21,6 +21,8 @@ pub const CERTS_MAGIC: &[u8; MAGIC_LEN] = b"CVCERT01";
 pub const CHANGES_MAGIC: &[u8; MAGIC_LEN] = b"CVCHNG01";
 /// Magic of a snapshot.
 pub const SNAPSHOT_MAGIC: &[u8; MAGIC_LEN] = b"CVSNAP01";
+/// Magic of a draft digest (`super::digest`).
+pub const DIGEST_MAGIC: &[u8; MAGIC_LEN] = b"CVDGST01";
 
 /// Encode one record.
 pub fn encode(payload: &[u8]) -> Vec<u8> {
