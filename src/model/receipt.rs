@@ -20,6 +20,7 @@ use automerge::transaction::Transactable;
 
 use super::doc::{self, DocId};
 use super::draft::DraftEntry;
+use super::stance::DraftStance;
 use super::{Result, Workspace};
 use crate::ids::ObjectId;
 use crate::trust::MemberId;
@@ -36,7 +37,8 @@ impl Workspace {
     pub fn acknowledge(&mut self, entry: &DraftEntry) -> Result<bool> {
         let me = self.writer()?.id;
         let version = self.draft_version(&entry.id)?;
-        if version.is_empty() || self.seen_version(entry, &me)? == Some(version.clone()) {
+        let stances = self.all_stances(&entry.response)?;
+        if version.is_empty() || self.seen_version(entry, &me, &stances)? == Some(version.clone()) {
             return Ok(false);
         }
         let now = self.now;
@@ -50,17 +52,18 @@ impl Workspace {
     }
 
     /// The latest version of `entry`'s draft that `member` is known to hold:
-    /// from their receipt, else from their stance on it.
+    /// from their receipt, else from their stance on it (among `stances`,
+    /// the response's [`Workspace::all_stances`]).
     fn seen_version(
         &mut self,
         entry: &DraftEntry,
         member: &MemberId,
+        stances: &[DraftStance],
     ) -> Result<Option<Vec<String>>> {
-        let stance = self
-            .stances_on(&entry.response, &entry.id)?
-            .into_iter()
-            .find(|s| s.member == *member)
-            .map(|s| s.version);
+        let stance = stances
+            .iter()
+            .find(|s| s.draft == entry.id && s.view.member == *member)
+            .map(|s| s.view.version.clone());
         let (doc, m) = self.discussion(&entry.response)?;
         let prefix = receipt_prefix(&entry.id, member);
         let latest = doc::keys(doc, &automerge::ROOT)
@@ -80,6 +83,17 @@ impl Workspace {
     /// receipt (or stance) names that version or a later one this device
     /// does not hold yet. With no drafts, yes.
     pub fn has_seen_drafts(&mut self, response: &ObjectId, member: &MemberId) -> Result<bool> {
+        let stances = self.all_stances(response)?;
+        self.has_seen_drafts_among(response, member, &stances)
+    }
+
+    /// [`Workspace::has_seen_drafts`], given the response's stances.
+    pub(super) fn has_seen_drafts_among(
+        &mut self,
+        response: &ObjectId,
+        member: &MemberId,
+        stances: &[DraftStance],
+    ) -> Result<bool> {
         for entry in self.draft_entries(response)? {
             let current = self.draft_version(&entry.id)?;
             if let [head] = &current[..]
@@ -87,7 +101,7 @@ impl Workspace {
             {
                 continue;
             }
-            let Some(seen) = self.seen_version(&entry, member)? else {
+            let Some(seen) = self.seen_version(&entry, member, stances)? else {
                 return Ok(false);
             };
             if seen != current && !self.names_unknown_change(&entry.id, &seen)? {

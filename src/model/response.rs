@@ -146,12 +146,40 @@ impl Workspace {
         if !self.load(&DocId::Community)? {
             return Ok(Vec::new());
         }
+        // The heads name what was read; in the middle of a write (pending
+        // operations) they are not asked for, since asking would commit.
+        let heads = self.docs.get_mut(&DocId::Community).and_then(|open| {
+            (automerge::transaction::Transactable::pending_ops(&open.doc) == 0)
+                .then(|| open.doc.get_heads())
+        });
+        let out = match (&self.index_memo, heads) {
+            (Some((at, entries)), Some(heads)) if *at == heads => entries.clone(),
+            (_, heads) => {
+                let entries = self.read_index();
+                self.index_memo = heads.map(|heads| (heads, entries.clone()));
+                entries
+            }
+        };
+        // A response whose discussion document has not arrived (a sync cut
+        // short) is not listed yet.
+        let mut present = Vec::with_capacity(out.len());
+        for entry in out {
+            if self.has_doc(&DocId::Response(entry.id.clone()))? {
+                present.push(entry);
+            }
+        }
+        Ok(present)
+    }
+
+    /// Every response the community document lists, oldest first, whether
+    /// or not its discussion has arrived.
+    fn read_index(&self) -> Vec<IndexEntry> {
         let Some(community) = self.get(&DocId::Community) else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let m = &self.membership;
         let Some(index) = doc::map(community, &ROOT, "responses") else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let mut out: Vec<IndexEntry> = doc::authored_maps(community, m, &index)
             .into_iter()
@@ -174,15 +202,7 @@ impl Workspace {
             })
             .collect();
         out.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
-        // A response whose discussion document has not arrived (a sync cut
-        // short) is not listed yet.
-        let mut present = Vec::with_capacity(out.len());
-        for entry in out {
-            if self.has_doc(&DocId::Response(entry.id.clone()))? {
-                present.push(entry);
-            }
-        }
-        Ok(present)
+        out
     }
 
     /// The index entry of one response.

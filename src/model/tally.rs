@@ -87,7 +87,7 @@ impl Workspace {
         // silent, not for those whose device has not synced since.
         let (mut silent, mut could_not_have_seen) = (Vec::new(), Vec::new());
         for member in &not_yet_heard {
-            if self.has_seen_drafts(response, &member.member)? {
+            if self.has_seen_drafts_among(response, &member.member, &stances)? {
                 silent.push(member.clone());
             } else {
                 could_not_have_seen.push(member.clone());

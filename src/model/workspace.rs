@@ -6,12 +6,13 @@
 //! new local changes back with [`Workspace::take_new_changes`] so the store
 //! can sign and persist them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 
 use super::digest::DraftDigest;
 use super::doc::DocId;
+use super::response::IndexEntry;
 use super::{ModelError, Result};
 use crate::ids::ObjectId;
 use crate::trust::{Member, MemberId, Membership, Role};
@@ -77,6 +78,11 @@ pub struct Workspace {
     pub(super) loader: Box<dyn DocLoader>,
     /// Draft digests the loader gave, for drafts not loaded.
     digests: BTreeMap<ObjectId, DraftDigest>,
+    /// Documents the loader said exist (a document never goes away).
+    present: BTreeSet<DocId>,
+    /// The index of responses, read at these heads of the community
+    /// document (`super::response`): many operations look a response up.
+    pub(super) index_memo: Option<(Vec<ChangeHash>, Vec<IndexEntry>)>,
 }
 
 impl Workspace {
@@ -89,6 +95,8 @@ impl Workspace {
             docs: BTreeMap::new(),
             loader,
             digests: BTreeMap::new(),
+            present: BTreeSet::new(),
+            index_memo: None,
         }
     }
 
@@ -142,10 +150,14 @@ impl Workspace {
 
     /// Whether a document is here (loaded, or on disk), without loading it.
     pub fn has_doc(&mut self, id: &DocId) -> Result<bool> {
-        if self.docs.contains_key(id) {
+        if self.docs.contains_key(id) || self.present.contains(id) {
             return Ok(true);
         }
-        Ok(self.loader.exists(id)?)
+        let exists = self.loader.exists(id)?;
+        if exists {
+            self.present.insert(id.clone());
+        }
+        Ok(exists)
     }
 
     /// Make sure a document is loaded; false if it does not exist.
