@@ -9,6 +9,8 @@
 mod arrival_tests;
 pub mod attestation;
 pub mod bundle;
+#[cfg(test)]
+mod certs_tests;
 pub mod community;
 #[cfg(test)]
 mod corruption;

@@ -70,10 +70,7 @@ pub fn post(
         let (rid, tid) = found?;
         let cid = ws.post_for(&rid, &tid, &body, reply_to, member.as_ref())?;
         let comment = ws
-            .threads(&rid)?
-            .into_iter()
-            .flat_map(|t| t.comments)
-            .find(|c| c.id == cid.as_str())
+            .comment(&rid, &tid, &cid)?
             .ok_or_else(|| anyhow::anyhow!("the new comment cannot be read back"))?;
         Ok(Posted {
             id: cid.to_string(),

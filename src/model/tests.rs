@@ -944,3 +944,45 @@ mod erased {
         }
     }
 }
+
+#[test]
+fn one_comment_reads_as_it_does_among_all_the_threads() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let (tid, first) = w.ok("Bo", |ws| ws.start_thread(&rid, "T", Some("First.")));
+    let first = first.unwrap_or_else(|| panic!("no first comment"));
+    let cy = w.id("Cy");
+    let reply = w.ok("Fa", |ws| {
+        ws.post_for(&rid, &tid, "For Cy.", Some(first.as_str()), Some(&cy))
+    });
+    let mut ws = w.workspace("Ana");
+    let all = ws.threads(&rid).unwrap_or_else(|e| panic!("{e}"));
+    for cid in [&first, &reply] {
+        let one = ws
+            .comment(&rid, &tid, cid)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("comment {cid} not found"));
+        let among = all[0]
+            .comments
+            .iter()
+            .find(|c| c.id == cid.as_str())
+            .unwrap_or_else(|| panic!("not among the threads"));
+        assert_eq!(
+            serde_json::to_string(&one).unwrap_or_default(),
+            serde_json::to_string(among).unwrap_or_default()
+        );
+    }
+    // Unknown comment, or a comment id under another thread: none.
+    let (other, _) = w.ok("Bo", |ws| ws.start_thread(&rid, "U", None));
+    let mut ws = w.workspace("Ana");
+    assert!(
+        ws.comment(&rid, &other, &first)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none()
+    );
+    assert!(
+        ws.comment(&rid, &tid, &ObjectId::random())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none()
+    );
+}

@@ -91,6 +91,36 @@ fn thread_author(doc: &AutoCommit, m: &Membership, obj: &ObjId) -> Option<crate:
     Some(author)
 }
 
+/// The comment `cobj` (id `cid`) created by `cauthor`; `None` without a
+/// body of its author's.
+fn read_comment(
+    doc: &AutoCommit,
+    m: &Membership,
+    cid: String,
+    cobj: &ObjId,
+    cauthor: MemberId,
+) -> Option<CommentView> {
+    let body = doc::authored_string(doc, m, cobj, "body", &cauthor)?;
+    let member = spoken_for(doc, m, cobj, &cauthor);
+    let speaker = member.unwrap_or(cauthor);
+    Some(CommentView {
+        id: cid,
+        author: speaker,
+        author_name: m.name_of(&speaker),
+        body,
+        reply_to: doc::authored_string(doc, m, cobj, "reply_to", &cauthor),
+        at: doc::authored_int(doc, m, cobj, "at", &cauthor).unwrap_or(0),
+        seq: doc::op_counter(cobj),
+        recorded_by: member.map(|_| MemberRef {
+            member: cauthor,
+            name: m.name_of(&cauthor),
+        }),
+        confirmed: confirmation(doc, m, cobj, &cauthor, member).is_some(),
+        correction: confirmation(doc, m, cobj, &cauthor, member)
+            .and_then(|(obj, id)| doc::authored_string(doc, m, &obj, "correction", &id)),
+    })
+}
+
 fn read_thread(doc: &AutoCommit, m: &Membership, key: &str, obj: &ObjId) -> Option<ThreadView> {
     let author = thread_author(doc, m, obj)?;
     let title = doc::authored_string(doc, m, obj, "title", &author)?;
@@ -98,27 +128,7 @@ fn read_thread(doc: &AutoCommit, m: &Membership, key: &str, obj: &ObjId) -> Opti
     let mut comments = Vec::new();
     if let Some(cmap) = doc::map(doc, obj, "comments") {
         for (cid, cobj, cauthor) in doc::authored_maps(doc, m, &cmap) {
-            let Some(body) = doc::authored_string(doc, m, &cobj, "body", &cauthor) else {
-                continue;
-            };
-            let member = spoken_for(doc, m, &cobj, &cauthor);
-            let speaker = member.unwrap_or(cauthor);
-            comments.push(CommentView {
-                id: cid,
-                author: speaker,
-                author_name: m.name_of(&speaker),
-                body,
-                reply_to: doc::authored_string(doc, m, &cobj, "reply_to", &cauthor),
-                at: doc::authored_int(doc, m, &cobj, "at", &cauthor).unwrap_or(0),
-                seq: doc::op_counter(&cobj),
-                recorded_by: member.map(|_| MemberRef {
-                    member: cauthor,
-                    name: m.name_of(&cauthor),
-                }),
-                confirmed: confirmation(doc, m, &cobj, &cauthor, member).is_some(),
-                correction: confirmation(doc, m, &cobj, &cauthor, member)
-                    .and_then(|(obj, id)| doc::authored_string(doc, m, &obj, "correction", &id)),
-            });
+            comments.extend(read_comment(doc, m, cid, &cobj, cauthor));
         }
     }
     comments.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
@@ -232,6 +242,27 @@ impl Workspace {
             .collect();
         out.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
         Ok(out)
+    }
+
+    /// One comment of a thread, as [`Workspace::threads`] shows it, without
+    /// reading the others; `None` if the thread or the comment is not there.
+    pub fn comment(
+        &mut self,
+        response: &ObjectId,
+        thread: &ObjectId,
+        comment: &ObjectId,
+    ) -> Result<Option<CommentView>> {
+        let threads = self.discussion_map(response, "threads")?;
+        let (doc, m) = self.discussion(response)?;
+        let found = doc::map(doc, &threads, thread.as_str())
+            .filter(|obj| thread_author(doc, m, obj).is_some())
+            .and_then(|obj| doc::map(doc, &obj, "comments"))
+            .and_then(|cmap| doc::map(doc, &cmap, comment.as_str()))
+            .and_then(|cobj| {
+                let cauthor = doc::author_of(m, &cobj)?;
+                read_comment(doc, m, comment.to_string(), &cobj, cauthor)
+            });
+        Ok(found)
     }
 
     /// The ids of a response's threads, the same ones [`Workspace::threads`]

@@ -60,6 +60,51 @@ pub fn holds(
     .is_ok()
 }
 
+/// The name under which the certificate log is attested.
+const CERTS_NAME: &str = "certs.log";
+
+/// The attestation of the certificate log (`certs.attest`): that this
+/// device verified the first `ids.len()` certificates, whose SHA-256 ids
+/// (of the stored bytes) these are. The file is the count (u64, little
+/// endian) followed by the attestation.
+pub fn attest_certificates(
+    device: &SecretKey,
+    community: &CommunityId,
+    ids: &[[u8; 32]],
+) -> Vec<u8> {
+    let mut file = (ids.len() as u64).to_le_bytes().to_vec();
+    file.extend(attest(device, community, CERTS_NAME, &[&ids.concat()]));
+    file
+}
+
+/// How many of the leading certificates (by their ids, in log order)
+/// `file` shows `own_device` verified before; 0 if it shows nothing.
+pub fn attested_certificates(
+    file: &[u8],
+    own_device: &DeviceId,
+    community: &CommunityId,
+    ids: &[[u8; 32]],
+) -> usize {
+    let Some((count, attestation)) = file.split_first_chunk::<8>() else {
+        return 0;
+    };
+    let count = u64::from_le_bytes(*count);
+    let Some(covered) = usize::try_from(count).ok().and_then(|n| ids.get(..n)) else {
+        return 0;
+    };
+    if holds(
+        attestation,
+        own_device,
+        community,
+        CERTS_NAME,
+        &[&covered.concat()],
+    ) {
+        covered.len()
+    } else {
+        0
+    }
+}
+
 /// What is signed: the name, a NUL byte, and the digest of each record.
 fn message(name: &str, records: &[&[u8]]) -> Vec<u8> {
     let mut message = name.as_bytes().to_vec();
@@ -154,5 +199,34 @@ mod tests {
             "community",
             &records
         ));
+    }
+
+    #[test]
+    fn a_certificate_attestation_covers_exactly_the_certificates_it_names() {
+        let (key, id) = device();
+        let community = CommunityId([1; 32]);
+        let ids = [[1u8; 32], [2; 32], [3; 32]];
+        let file = attest_certificates(&key, &community, &ids[..2]);
+        assert_eq!(attested_certificates(&file, &id, &community, &ids), 2);
+        assert_eq!(attested_certificates(&file, &id, &community, &ids[..2]), 2);
+        // Fewer certificates than it names, a changed or reordered one,
+        // another device or community, any flipped byte: nothing.
+        assert_eq!(attested_certificates(&file, &id, &community, &ids[..1]), 0);
+        let changed = [[1u8; 32], [9; 32], [3; 32]];
+        assert_eq!(attested_certificates(&file, &id, &community, &changed), 0);
+        let swapped = [[2u8; 32], [1; 32], [3; 32]];
+        assert_eq!(attested_certificates(&file, &id, &community, &swapped), 0);
+        let other = DeviceId(SecretKey::from_bytes([8; 32]).public());
+        assert_eq!(attested_certificates(&file, &other, &community, &ids), 0);
+        assert_eq!(
+            attested_certificates(&file, &id, &CommunityId([2; 32]), &ids),
+            0
+        );
+        for i in 0..file.len() {
+            let mut bent = file.clone();
+            bent[i] ^= 1;
+            assert_eq!(attested_certificates(&bent, &id, &community, &ids), 0);
+        }
+        assert_eq!(attested_certificates(&file[..7], &id, &community, &ids), 0);
     }
 }

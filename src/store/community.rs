@@ -11,14 +11,15 @@ use std::sync::Arc;
 
 use automerge::ActorId;
 
-use super::digest;
 use super::doclog::{self, DocFiles, LoadedDoc};
 use super::frame::{self, CERTS_MAGIC};
+use super::fsutil::write_cache;
 use super::fsutil::{
     append_durably, cut_torn_tail, private_dir, read_if_exists, sync_dir, write_atomic,
 };
 use super::identity::Identity;
 use super::{Result, StoreError};
+use super::{attestation, digest};
 use crate::model::digest::DraftDigest;
 use crate::model::workspace::Writer;
 use crate::model::{DocId, DocLoader, LoadError, Workspace};
@@ -214,6 +215,15 @@ impl CommunityStore {
 
     /// Open the community in `dir`, verifying every certificate.
     pub fn open(dir: &Path, id: CommunityId) -> Result<Self> {
+        Self::open_as(dir, id, None)
+    }
+
+    /// Open a community on this device: with its key, the certificates it
+    /// verified before (`certs.attest`, [`attestation::attested_certificates`])
+    /// are not checked again, the new ones are, and the attestation is then
+    /// renewed to cover them all; the store is also given the key
+    /// ([`CommunityStore::with_device`]). Without a key, like [`CommunityStore::open`].
+    pub fn open_as(dir: &Path, id: CommunityId, device: Option<Arc<SecretKey>>) -> Result<Self> {
         let certs_path = dir.join("certs.log");
         let bytes = read_if_exists(&certs_path)?
             .ok_or_else(|| StoreError::corrupt(&certs_path, "the certificate log is missing"))?;
@@ -228,6 +238,17 @@ impl CommunityStore {
                 bytes.len() - at
             );
         }
+        let ids: Vec<[u8; 32]> = parsed
+            .records
+            .iter()
+            .map(|r| crate::trust::sha256(r))
+            .collect();
+        let attest_path = dir.join("certs.attest");
+        let own_device = device.as_ref().map(|d| DeviceId(d.public()));
+        let attested = match (&own_device, read_if_exists(&attest_path)?) {
+            (Some(own), Some(file)) => attestation::attested_certificates(&file, own, &id, &ids),
+            _ => 0,
+        };
         let mut certs = Vec::new();
         for (i, record) in parsed.records.iter().enumerate() {
             let refused = |source| StoreError::Refused {
@@ -235,7 +256,12 @@ impl CommunityStore {
                 source,
             };
             let cert = Certificate::from_bytes(record).map_err(refused)?;
-            certs.push(cert.verify(&id).map_err(|e| StoreError::Refused {
+            let checked = if i < attested {
+                cert.accept_attested(&id)
+            } else {
+                cert.verify(&id)
+            };
+            certs.push(checked.map_err(|e| StoreError::Refused {
                 path: certs_path.clone(),
                 source: crate::trust::TrustError::CertRefused(format!("certificate {i}: {e}")),
             })?);
@@ -259,6 +285,17 @@ impl CommunityStore {
                 actor_path.display()
             );
         }
+        // Every certificate is verified now: attest them for the next open.
+        // A cache, written without fsync: a torn file only fails to hold.
+        if let Some(device) = &device
+            && attested < ids.len()
+            && let Err(e) = write_cache(
+                &attest_path,
+                &attestation::attest_certificates(device, &id, &ids),
+            )
+        {
+            tracing::debug!("could not attest the certificates: {e}");
+        }
         Ok(CommunityStore {
             dir: dir.to_path_buf(),
             id,
@@ -266,7 +303,7 @@ impl CommunityStore {
             membership,
             actor_replaced: actor_suffix.is_none(),
             actor_suffix: actor_suffix.unwrap_or_else(crate::ids::random_bytes::<8>),
-            device: None,
+            device,
         })
     }
 

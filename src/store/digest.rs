@@ -14,7 +14,6 @@
 //! the document is loaded as usual and a fresh digest written. Losing or
 //! damaging a digest costs time, never data: it is written without fsync.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::attestation;
 use super::doclog::{self, DocFiles};
 use super::frame::{self, DIGEST_MAGIC};
+use super::fsutil::write_cache;
 use crate::model::digest::DraftDigest;
 use crate::trust::{CommunityId, DeviceId, SecretKey};
 
@@ -100,16 +100,8 @@ pub fn write(
     let mut bytes = DIGEST_MAGIC.to_vec();
     bytes.extend(frame::encode(&body));
     bytes.extend(frame::encode(&seal));
-    // A temporary file renamed into place: readers see the old digest or
-    // the new. No fsync: after a crash a torn digest fails its attestation.
-    let written = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(docs_dir)
-        .and_then(|mut tmp| {
-            tmp.write_all(&bytes)?;
-            tmp.persist(path(docs_dir, name)).map_err(|e| e.error)
-        });
-    if let Err(e) = written {
+    // No fsync: after a crash a torn digest fails its attestation.
+    if let Err(e) = write_cache(&path(docs_dir, name), &bytes) {
         tracing::debug!("could not keep the digest of {name}: {e}");
     }
 }

@@ -49,6 +49,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Write a cache file (a digest, an attestation): a temporary file renamed
+/// into place, so readers see the old content or the new, but no fsync. A
+/// crash may leave it torn or empty; what reads a cache must check it
+/// (every cache here is attested) and fall back to the real data.
+pub fn write_cache(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| StoreError::Missing(format!("{} has no parent folder", path.display())))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(private_permissions())
+        .tempfile_in(dir)
+        .map_err(|e| StoreError::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| StoreError::io(path, e))?;
+    tmp.persist(path)
+        .map_err(|e| StoreError::io(path, e.error))?;
+    Ok(())
+}
+
 fn private_permissions() -> fs::Permissions {
     fs::Permissions::from_mode(0o600)
 }

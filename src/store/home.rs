@@ -103,11 +103,8 @@ impl Home {
     /// Open one community, with this home's device key if it has an
     /// identity (see [`CommunityStore::with_device`]).
     pub fn open_community(&self, id: &CommunityId) -> Result<CommunityStore> {
-        let store = CommunityStore::open(&self.communities_dir().join(id.to_hex()), *id)?;
-        Ok(match self.identity() {
-            Ok(identity) => store.with_device(identity.device),
-            Err(_) => store,
-        })
+        let device = self.identity().ok().map(|identity| identity.device);
+        CommunityStore::open_as(&self.communities_dir().join(id.to_hex()), *id, device)
     }
 
     /// Every community in this home.
