@@ -15,6 +15,7 @@ pub mod harness;
 pub mod memory;
 pub mod replica;
 pub mod session;
+pub mod verdicts;
 
 pub use frame::Frame;
 pub use replica::Replica;

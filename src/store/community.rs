@@ -28,8 +28,12 @@ use crate::trust::{
     CertBody, Certificate, CommunityId, DeviceId, Membership, SecretKey, VerifiedCert,
 };
 
-/// A document log larger than this is folded into its snapshot after a write.
-pub const COMPACT_AT_BYTES: u64 = 256 * 1024;
+/// A document log larger than this is folded into its snapshot after a write,
+/// a sync or an import. Small enough that a draft edited a few hundred times
+/// gets an attested snapshot (so that loading it, and reading its heads for a
+/// sync, need not decode and verify every change of its log), large enough
+/// that a busy discussion is not rewritten for every few comments.
+pub const COMPACT_AT_BYTES: u64 = 64 * 1024;
 
 /// An open community.
 pub struct CommunityStore {

@@ -20,11 +20,11 @@ use automerge::{Change, ChangeHash};
 
 use super::chunks::{changes_in, check_have, guarded, with_changes};
 use super::frame::Frame;
+use super::verdicts::verdicts;
 use super::{PROTOCOL_VERSION, Replica, SyncError};
 use crate::model::DocId;
-use crate::trust::ownership::check_ownership;
 use crate::trust::removal::unanswered;
-use crate::trust::signed_change::{ChangeSignature, Standing, verify_signed};
+use crate::trust::signed_change::{ChangeSignature, Standing};
 use crate::trust::{Certificate, DeviceId, TrustError, sha256};
 
 /// A session handles at most this many frames.
@@ -459,25 +459,18 @@ impl Session {
         }
         let mut accepted: Vec<Change> = Vec::with_capacity(changes.len());
         let mut held_again = 0;
-        for change in changes {
+        let signatures = changes
+            .iter()
+            .map(|change| {
+                let hash = change.hash();
+                self.signatures.get(&hash.0).copied().ok_or_else(|| {
+                    SyncError::Refused(format!("change {hash} of {name} is unsigned"))
+                })
+            })
+            .collect::<Result<Vec<ChangeSignature>, SyncError>>()?;
+        let verdicts = verdicts(replica.membership(), name, &changes, &signatures);
+        for (change, verdict) in changes.into_iter().zip(verdicts) {
             let hash = change.hash();
-            let sig = self.signatures.get(&hash.0).ok_or_else(|| {
-                SyncError::Refused(format!("change {hash} of {name} is unsigned"))
-            })?;
-            let membership = replica.membership();
-            let verdict =
-                verify_signed(membership, name, change.actor_id().to_bytes(), &hash.0, sig)
-                    .and_then(|(_, standing)| {
-                        guarded(|| Ok(check_ownership(membership, name, &change)))
-                            .unwrap_or_else(|e| {
-                                Err(TrustError::ChangeRefused {
-                                    change: hash.to_string(),
-                                    device: String::new(),
-                                    reason: e,
-                                })
-                            })
-                            .map(|_| standing)
-                    });
             let late = matches!(verdict, Ok(Standing::AfterRemoval));
             match verdict {
                 Ok(Standing::Current) => accepted.push(change),

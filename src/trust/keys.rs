@@ -131,11 +131,37 @@ pub fn verify(
     signature: &[u8; 64],
     what: &str,
 ) -> Result<(), TrustError> {
-    let key = VerifyingKey::from_bytes(public)
-        .map_err(|_| TrustError::BadKey(short(&hex::encode(public)).to_string()))?;
+    let key = verifying_key(public)
+        .ok_or_else(|| TrustError::BadKey(short(&hex::encode(public)).to_string()))?;
     let sig = Signature::from_bytes(signature);
     key.verify_strict(&signing_input(domain, community, message), &sig)
         .map_err(|_| TrustError::BadSignature(what.to_string()))
+}
+
+/// A public key, decompressed. Decompressing is a fifth of a verification,
+/// and a community has a few hundred keys at most, each verifying
+/// thousands of changes: each thread keeps the keys it decompressed (a
+/// pure function of the bytes, so the cache changes no outcome).
+fn verifying_key(public: &[u8; 32]) -> Option<VerifyingKey> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    /// Past this many keys the cache starts again (bounded memory).
+    const KEPT: usize = 4096;
+    thread_local! {
+        static KEYS: RefCell<HashMap<[u8; 32], VerifyingKey>> = RefCell::new(HashMap::new());
+    }
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if let Some(key) = keys.get(public) {
+            return Some(*key);
+        }
+        let key = VerifyingKey::from_bytes(public).ok()?;
+        if keys.len() >= KEPT {
+            keys.clear();
+        }
+        keys.insert(*public, key);
+        Some(key)
+    })
 }
 
 fn signing_input(domain: &[u8], community: &CommunityId, message: &[u8]) -> Vec<u8> {
