@@ -1,10 +1,17 @@
 //! Stances: each member's position on a draft, bound to the draft version.
 //!
-//! Stances live in the discussion document's flat `stances` map under
-//! `<draft id>:<member key>`, and only the member named in the key can write
-//! there (a value created by anyone else is ignored). A stance records the
-//! draft's heads; once the draft changes, the stance shows as stale until the
-//! member takes it again.
+//! Stances live in the discussion document's flat `stances` map. Each time a
+//! member takes a stance it goes under a fresh key,
+//! `<draft id>:<member key>:<nonce>`, and the member's latest one counts (by
+//! operation order, which follows causality). A fresh key replaces nothing,
+//! so no other member can block it by writing there first, as they could
+//! with one fixed key per member (an overwrite of another member's value is
+//! refused by every peer). Only values the member named in the key created
+//! count; `<draft id>:<member key>`, written by earlier builds, is still
+//! read. A stance records the draft's heads; once the draft changes, the
+//! stance shows as stale until the member takes it again.
+
+use std::collections::BTreeMap;
 
 use automerge::ObjType;
 use automerge::transaction::Transactable;
@@ -25,8 +32,28 @@ pub struct DraftStance {
     pub view: StanceView,
 }
 
+/// A fresh key for `member`'s stance on `draft`.
 fn stance_key(draft: &ObjectId, member: &MemberId) -> String {
-    format!("{draft}:{member}")
+    format!("{draft}:{member}:{}", ObjectId::random())
+}
+
+/// The draft and member of a member's own stance key, in the one spelling
+/// [`stance_key`] writes (or the earlier `<draft>:<member>`). The parsers
+/// would also read an uppercase or padded id as the same member, and a
+/// modified client could then count twice.
+fn own_stance_key(key: &str) -> Option<(ObjectId, MemberId)> {
+    let parts: Vec<&str> = key.split(':').collect();
+    let (draft, member, nonce) = match parts[..] {
+        [draft, member] => (draft, member, None),
+        [draft, member, nonce] => (draft, member, Some(ObjectId::parse(nonce)?)),
+        _ => return None,
+    };
+    let (draft, member) = (ObjectId::parse(draft)?, MemberId::from_hex(member)?);
+    let spelled = match &nonce {
+        None => format!("{draft}:{member}"),
+        Some(nonce) => format!("{draft}:{member}:{nonce}"),
+    };
+    (spelled == key).then_some((draft, member))
 }
 
 /// The first second after the due date `date` (YYYY-MM-DD) ends in UTC: a
@@ -98,21 +125,13 @@ impl Workspace {
         let stances = self.discussion_map(response, "stances")?;
         let history = self.history_of(&DocId::Response(response.clone()))?;
         let (doc, m) = self.discussion(response)?;
-        let mut found = Vec::new();
+        // The latest of each member's own stances on each draft: by the
+        // counter of the operation that created it, then by key.
+        let mut latest: BTreeMap<(ObjectId, MemberId), (u64, String, StanceView)> = BTreeMap::new();
         for key in doc::keys(doc, &stances) {
-            let Some((draft, member)) = key.split_once(':') else {
+            let Some((draft, member)) = own_stance_key(&key) else {
                 continue;
             };
-            let (Some(draft), Some(member)) = (ObjectId::parse(draft), MemberId::from_hex(member))
-            else {
-                continue;
-            };
-            // Only the one spelling `take_stance` writes: the parser would
-            // also read an uppercase or padded id as the same member, and a
-            // modified client could then count twice.
-            if key != stance_key(&draft, &member) {
-                continue;
-            }
             if !drafts.contains(&draft) {
                 continue;
             }
@@ -126,21 +145,30 @@ impl Workspace {
             else {
                 continue;
             };
-            found.push((
-                draft,
-                StanceView {
-                    member,
-                    name: m.name_of(&member),
-                    stance,
-                    reason: doc::authored_string(doc, m, &obj, "reason", &member),
-                    stale: false,
-                    version: doc::authored_strings(doc, m, &obj, "version", &member),
-                    at: doc::authored_int(doc, m, &obj, "at", &member).unwrap_or(0),
-                    late: false,
-                    recorded_by: None,
-                },
-            ));
+            let order = doc::op_counter(&obj);
+            let newer = latest
+                .get(&(draft.clone(), member))
+                .is_none_or(|(counter, seen, _)| (order, &key) > (*counter, seen));
+            if !newer {
+                continue;
+            }
+            let view = StanceView {
+                member,
+                name: m.name_of(&member),
+                stance,
+                reason: doc::authored_string(doc, m, &obj, "reason", &member),
+                stale: false,
+                version: doc::authored_strings(doc, m, &obj, "version", &member),
+                at: doc::authored_int(doc, m, &obj, "at", &member).unwrap_or(0),
+                late: false,
+                recorded_by: None,
+            };
+            latest.insert((draft, member), (order, key, view));
         }
+        let mut found: Vec<(ObjectId, StanceView)> = latest
+            .into_iter()
+            .map(|((draft, _), (_, _, view))| (draft, view))
+            .collect();
         // Stances recorded by a facilitator count for members who have not
         // taken their own.
         let own: Vec<(ObjectId, MemberId)> = found

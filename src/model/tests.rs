@@ -798,7 +798,8 @@ fn nobody_can_keep_a_member_from_taking_a_stance() {
         "Bo's value counted for Cy"
     );
 
-    // Cy's own stance replaces it, and every peer's ownership check takes it.
+    // Cy's own stance goes under a fresh key, which replaces nothing: every
+    // peer's ownership check takes it.
     let entry = w.ok("Cy", |ws| ws.resolve_draft(did.as_str()));
     w.ok("Cy", |ws| ws.take_stance(&entry, Stance::Support, None));
     let doc = MemoryLoader(w.shared.clone())
@@ -817,11 +818,15 @@ fn nobody_can_keep_a_member_from_taking_a_stance() {
         (cy, Stance::Support)
     );
 
-    // The rule is the key's: Bo still cannot replace Cy's stance.
+    // Bo still cannot replace Cy's stance, under the key Cy wrote.
     w.ok("Bo", |ws| {
         let stances = ws.discussion_map(&rid, "stances")?;
         let doc = ws.write(&DocId::Response(rid.clone()))?;
-        doc.put_object(&stances, format!("{did}:{cy}"), ObjType::Map)?;
+        let cys = super::doc::keys(doc, &stances)
+            .into_iter()
+            .find(|k| k.starts_with(&format!("{did}:{cy}:")))
+            .unwrap_or_else(|| panic!("Cy's stance is not under a fresh key"));
+        doc.put_object(&stances, cys, ObjType::Map)?;
         super::doc::commit(doc, "again".into(), 6_000);
         Ok(())
     });
@@ -985,4 +990,33 @@ fn one_comment_reads_as_it_does_among_all_the_threads() {
             .unwrap_or_else(|e| panic!("{e}"))
             .is_none()
     );
+}
+
+#[test]
+fn a_members_latest_stance_counts_and_older_ones_stay_in_the_record() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let did = w.ok("Bo", |ws| ws.new_draft(&rid, "D", "Text."));
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(did.as_str()));
+    w.ok("Cy", |ws| ws.take_stance(&entry, Stance::Support, None));
+    w.ok("Cy", |ws| {
+        ws.take_stance(&entry, Stance::Object, Some("Too fast."))
+    });
+    w.ok("Cy", |ws| {
+        ws.take_stance(&entry, Stance::Reservations, None)
+    });
+    let stances = w.ok("Ana", |ws| ws.show(&rid)).drafts[0].stances.clone();
+    assert_eq!(stances.len(), 1);
+    assert_eq!(stances[0].stance, Stance::Reservations);
+    assert_eq!(stances[0].reason, None);
+    let tally = w.ok("Ana", |ws| ws.tally(&rid));
+    assert_eq!(tally.drafts[0].counts.reservations, 1);
+    assert_eq!(tally.drafts[0].counts.object, 0);
+    // Three objects under three fresh keys: nothing was overwritten.
+    let keys = w.ok("Ana", |ws| {
+        let stances = ws.discussion_map(&rid, "stances")?;
+        let (doc, _) = ws.discussion(&rid)?;
+        Ok(super::doc::keys(doc, &stances))
+    });
+    assert_eq!(keys.len(), 3, "{keys:?}");
 }

@@ -102,10 +102,9 @@ impl Shared {
         let now_on_disk = DiskStamp::read(&self.dir);
         if now_on_disk != *stamp {
             // Another command wrote: start again from what is on disk.
-            let mut store = CommunityStore::open(&self.dir, self.id).map_err(|e| local(&e))?;
-            if let Some(device) = replica.store().device() {
-                store = store.with_device(device.clone());
-            }
+            let device = replica.store().device().cloned();
+            let store =
+                CommunityStore::open_as(&self.dir, self.id, device).map_err(|e| local(&e))?;
             *replica = StoreReplica::new(store, crate::clock::now());
         }
         replica.set_now(crate::clock::now());
@@ -128,8 +127,10 @@ impl StoreAccess for Shared {
 }
 
 /// A cheap summary of a community's files (name, size, modification time
-/// of each document file and of the certificate log): it changes whenever a
-/// command writes.
+/// of each document's log and snapshot and of the certificate log): it
+/// changes whenever a command writes content. Caches that reading commands
+/// write (draft digests) and temporary files are left out, so that a `show`
+/// next to a running `serve` does not make it reopen the community.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DiskStamp(Vec<(String, u64, Option<SystemTime>)>);
 
@@ -148,7 +149,12 @@ impl DiskStamp {
             .map(|entries| {
                 entries
                     .filter_map(|e| e.ok())
-                    .map(|e| entry(e.file_name().to_string_lossy().into_owned(), &e.path()))
+                    .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+                    .filter(|(name, _)| {
+                        !name.starts_with('.')
+                            && (name.ends_with(".log") || name.ends_with(".snapshot"))
+                    })
+                    .map(|(name, path)| entry(name, &path))
                     .collect()
             })
             .unwrap_or_default();

@@ -58,8 +58,9 @@ pub struct StoreLoader {
     own_device: Option<DeviceId>,
     /// This device's key, to keep draft digests (`super::digest`).
     device: Option<Arc<SecretKey>>,
-    /// How many certificates the community holds (digests depend on it).
-    certificates: usize,
+    /// The community's certificates, as digests depend on them
+    /// ([`digest::certificates_digest`]).
+    certificates: [u8; 32],
     repair: bool,
     now: i64,
 }
@@ -91,7 +92,7 @@ impl DocLoader for StoreLoader {
                 &files.name,
                 device,
                 &self.membership.community,
-                self.certificates,
+                &self.certificates,
                 &digest,
             );
         }
@@ -106,7 +107,7 @@ impl DocLoader for StoreLoader {
             &self.docs_dir,
             own_device,
             &self.membership.community,
-            self.certificates,
+            &self.certificates,
         )
     }
 
@@ -335,7 +336,7 @@ impl CommunityStore {
             membership: self.membership.clone(),
             own_device: Some(identity.device_id()),
             device: Some(identity.device.clone()),
-            certificates: self.certs.len(),
+            certificates: digest::certificates_digest(self.certs.iter().map(|c| c.id())),
             repair: false,
             now,
         }

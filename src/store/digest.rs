@@ -5,9 +5,9 @@
 //! A digest is a cache, written by this device after it loaded and verified
 //! the draft, and attested like a snapshot (`super::attestation`, over the
 //! name `<draft name>.digest`). It is used only when all of these hold:
-//! this device attested it; it was computed with as many certificates as
-//! the community holds now (a removal arriving since could drop a change at
-//! load); and the heads read from the draft's files (`doclog::heads`) are
+//! this device attested it; it was computed with exactly the certificates
+//! the community holds now (by a digest of their ids: a removal arriving
+//! since could drop a change at load); and the heads read from the draft's files (`doclog::heads`) are
 //! exactly the digest's. Heads name every change through the hash chain, so
 //! equal heads mean the very document that was verified. Anything else (no
 //! digest, another device's, a changed byte, a new change in the log) means
@@ -28,9 +28,16 @@ use crate::trust::{CommunityId, DeviceId, SecretKey};
 /// What the digest file holds, besides the attestation.
 #[derive(Serialize, Deserialize)]
 struct Stored {
-    /// Certificates the community held when the digest was computed.
-    certificates: u64,
+    /// SHA-256 of the ids of the certificates the community held when the
+    /// digest was computed ([`certificates_digest`]).
+    certificates: [u8; 32],
     digest: DraftDigest,
+}
+
+/// What a digest depends on in the membership: SHA-256 of the certificate
+/// ids, in log order.
+pub fn certificates_digest(ids: impl IntoIterator<Item = [u8; 32]>) -> [u8; 32] {
+    crate::trust::sha256(&ids.into_iter().collect::<Vec<_>>().concat())
 }
 
 /// The digest file of document `name`.
@@ -43,13 +50,14 @@ fn attested_name(name: &str) -> String {
 }
 
 /// The digest of draft document `files`, if this device wrote it for
-/// exactly the document the files hold now, with `certificates` certificates.
+/// exactly the document the files hold now, with the certificates whose
+/// [`certificates_digest`] is `certificates`.
 pub fn read(
     files: &DocFiles,
     docs_dir: &Path,
     own_device: &DeviceId,
     community: &CommunityId,
-    certificates: usize,
+    certificates: &[u8; 32],
 ) -> Option<DraftDigest> {
     let bytes = std::fs::read(path(docs_dir, &files.name)).ok()?;
     let parsed = frame::parse(&bytes, DIGEST_MAGIC).ok()?;
@@ -68,7 +76,7 @@ pub fn read(
         return None;
     }
     let stored: Stored = postcard::from_bytes(body).ok()?;
-    if stored.certificates != certificates as u64 {
+    if stored.certificates != *certificates {
         return None;
     }
     let mut heads: Vec<String> = doclog::heads(files, Some(own_device), community)?
@@ -86,11 +94,11 @@ pub fn write(
     name: &str,
     device: &SecretKey,
     community: &CommunityId,
-    certificates: usize,
+    certificates: &[u8; 32],
     digest: &DraftDigest,
 ) {
     let stored = Stored {
-        certificates: certificates as u64,
+        certificates: *certificates,
         digest: digest.clone(),
     };
     let Ok(body) = postcard::to_stdvec(&stored) else {

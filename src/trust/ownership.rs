@@ -58,12 +58,8 @@ pub fn check_ownership(
             .map(|m| m.id)
     };
     let author = owner_of(change.actor_id().to_bytes());
-    let in_discussion = doc.starts_with("response-");
     let expanded = change.decode();
     for op in &expanded.operations {
-        if in_discussion && author.is_some_and(|a| key_names_member(&op.key, &a)) {
-            continue;
-        }
         for pred in op.pred.iter() {
             if pred.1 == *change.actor_id() {
                 continue;
@@ -80,25 +76,6 @@ pub fn check_ownership(
         }
     }
     Ok(())
-}
-
-/// Is `key` a map key ending in `:<member>`, the form of a member's own
-/// stance key (`<draft>:<member>`, or `<draft>:<member>:by:<facilitator>`
-/// for the facilitator who records one)?
-///
-/// In a discussion document the member named there may replace whatever
-/// sits under such a key. Otherwise another member could write there first,
-/// in a modified client, and so keep the member from ever taking a stance:
-/// the views ignore a value under a key that names someone else, but the
-/// member's own write would supersede it and be refused. Honest clients
-/// never write under a key that names another member.
-fn key_names_member(key: &automerge::legacy::Key, member: &crate::trust::MemberId) -> bool {
-    match key {
-        automerge::legacy::Key::Map(name) => name
-            .rsplit_once(':')
-            .is_some_and(|(_, last)| last == member.to_hex()),
-        automerge::legacy::Key::Seq(_) => false,
-    }
 }
 
 #[cfg(test)]
