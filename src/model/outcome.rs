@@ -234,16 +234,29 @@ impl Workspace {
         let Ok(statement) = serde_json::from_str::<Statement>(&statement_text) else {
             return Ok(None);
         };
-        let mut endorsements = Vec::new();
-        for member in m.members() {
-            let Some(e) = doc::owned_map_or_history(
-                doc,
-                m,
-                &history,
-                &endorsements_map,
-                &member.id.to_hex(),
-                &member.id,
-            ) else {
+        // Each member's endorsement objects, under `<member>:<nonce>` (or
+        // `<member>`, written by earlier builds), oldest first.
+        let mut candidates: Vec<(MemberId, u64, String)> = doc::keys(doc, &endorsements_map)
+            .into_iter()
+            .filter_map(|key| {
+                let member = endorsement_key_member(&key)?;
+                let obj =
+                    doc::owned_map_or_history(doc, m, &history, &endorsements_map, &key, &member)?;
+                Some((member, doc::op_counter(&obj), key))
+            })
+            .collect();
+        candidates.sort();
+        let mut endorsements: Vec<EndorsementView> = Vec::new();
+        for (member_id, _, key) in candidates {
+            let Some(member) = m.member(&member_id) else {
+                continue;
+            };
+            if endorsements.iter().any(|e| e.member == member_id) {
+                continue;
+            }
+            let Some(e) =
+                doc::owned_map_or_history(doc, m, &history, &endorsements_map, &key, &member_id)
+            else {
                 continue;
             };
             let (Some(stance), Some(sig)) = (
@@ -352,7 +365,10 @@ impl Workspace {
         let endorsements = self.discussion_map(response, "endorsements")?;
         let now = self.now;
         let doc = self.write(&DocId::Response(response.clone()))?;
-        let e = doc.put_object(&endorsements, me.id.to_hex(), ObjType::Map)?;
+        // A fresh key: it replaces nothing, so nobody can block it by
+        // writing there first (see `stance.rs`).
+        let key = format!("{}:{}", me.id.to_hex(), ObjectId::random());
+        let e = doc.put_object(&endorsements, key, ObjType::Map)?;
         doc.put(&e, "stance", stance.as_str())?;
         doc.put(&e, "signature", hex::encode(signature))?;
         doc.put(&e, "at", now)?;
@@ -368,6 +384,21 @@ impl Workspace {
             signature: hex::encode(signature),
         })
     }
+}
+
+/// The member whose endorsement key this is: `<member>:<nonce>`, or the
+/// `<member>` of earlier builds, in the one spelling `endorse` writes.
+fn endorsement_key_member(key: &str) -> Option<MemberId> {
+    let (member, nonce) = match key.split_once(':') {
+        Some((member, nonce)) => (member, Some(ObjectId::parse(nonce)?)),
+        None => (key, None),
+    };
+    let member = MemberId::from_hex(member)?;
+    let spelled = match nonce {
+        Some(nonce) => format!("{member}:{nonce}"),
+        None => member.to_hex(),
+    };
+    (spelled == key).then_some(member)
 }
 
 /// The kind word of a statement, checked.

@@ -1020,3 +1020,59 @@ fn a_members_latest_stance_counts_and_older_ones_stay_in_the_record() {
     });
     assert_eq!(keys.len(), 3, "{keys:?}");
 }
+
+#[test]
+fn nobody_can_keep_a_member_from_endorsing() {
+    use automerge::ObjType;
+    use automerge::transaction::Transactable;
+
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let did = w.ok("Bo", |ws| ws.new_draft(&rid, "D", "Our answer."));
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(did.as_str()));
+    w.ok("Cy", |ws| ws.take_stance(&entry, Stance::Support, None));
+    w.ok("Fa", |ws| ws.publish(&rid, &did, w.key("Fa")));
+    let cy = w.id("Cy");
+    // Bo's modified client writes first where Cy's endorsement once went.
+    w.ok("Bo", |ws| {
+        let endorsements = ws.discussion_map(&rid, "endorsements")?;
+        let doc = ws.write(&DocId::Response(rid.clone()))?;
+        let fake = doc.put_object(&endorsements, cy.to_hex(), ObjType::Map)?;
+        doc.put(&fake, "stance", "object")?;
+        super::doc::commit(doc, "an endorsement in Cy's place".into(), 5_000);
+        Ok(())
+    });
+    let outcome = w
+        .ok("Ana", |ws| ws.outcome(&rid))
+        .unwrap_or_else(|| panic!("published"));
+    assert!(outcome.endorsements.is_empty(), "Bo's value counted for Cy");
+
+    // Cy's endorsement replaces nothing: every peer's ownership check takes it.
+    w.ok("Cy", |ws| ws.endorse(&rid, w.key("Cy"), None));
+    let doc = MemoryLoader(w.shared.clone())
+        .load(&DocId::Response(rid.clone()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no discussion"));
+    let name = DocId::Response(rid.clone()).name();
+    for change in doc.clone().get_changes(&[]) {
+        crate::trust::ownership::check_ownership(&w.membership, &name, &change)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let outcome = w
+        .ok("Ana", |ws| ws.outcome(&rid))
+        .unwrap_or_else(|| panic!("published"));
+    assert_eq!(outcome.endorsements.len(), 1);
+    assert_eq!(
+        (
+            outcome.endorsements[0].member,
+            outcome.endorsements[0].stance.as_str()
+        ),
+        (cy, "support")
+    );
+    // Once is enough.
+    assert!(invalid(w.act("Cy", |ws| ws.endorse(
+        &rid,
+        w.key("Cy"),
+        None
+    ))));
+}
