@@ -5,8 +5,8 @@
 //! proposal stays in the discussion document. A decision counts only if it was
 //! made by a facilitator or by the member who created the draft.
 
+use automerge::ObjType;
 use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc, Value};
 
 use super::doc::{self, DocId};
 use super::draft::DraftEntry;
@@ -78,18 +78,19 @@ impl Workspace {
             let Some(draft_entry) = drafts.iter().find(|d| d.id.as_str() == draft) else {
                 continue;
             };
-            // The latest decision by someone entitled to decide.
-            let decision = doc.get_all(&obj, "decision").ok().and_then(|values| {
-                values.into_iter().rev().find_map(|(value, id)| {
-                    if !matches!(value, Value::Object(ObjType::Map)) {
-                        return None;
-                    }
-                    let decider = doc::author_of(m, &id)?;
-                    let entitled = decider == draft_entry.author
-                        || m.member(&decider).is_some_and(|x| x.role.can_facilitate());
-                    let state = doc::authored_string(doc, m, &id, "state", &decider)?;
-                    entitled.then_some((decider, state))
-                })
+            // The latest decision by someone entitled to decide, under
+            // `decision:<nonce>` (`doc::fresh_key`; `decision` in earlier
+            // builds).
+            let decision = doc::latest_fresh(doc, m, &obj, "decision", |id, decider| {
+                let entitled = *decider == draft_entry.author
+                    || m.member(decider).is_some_and(|x| x.role.can_facilitate());
+                entitled && doc::authored_string(doc, m, id, "state", decider).is_some()
+            })
+            .and_then(|(id, decider)| {
+                Some((
+                    decider,
+                    doc::authored_string(doc, m, &id, "state", &decider)?,
+                ))
             });
             let (state, decided_by) = match decision {
                 Some((who, s)) if s == "accepted" => (AmendmentState::Accepted, Some(who)),
@@ -171,7 +172,7 @@ impl Workspace {
         let doc = self.write(&DocId::Response(response.clone()))?;
         let a = doc::map(doc, &amendments, &amendment.id)
             .ok_or_else(|| ModelError::Invalid("the amendment is missing".into()))?;
-        let d = doc.put_object(&a, "decision", ObjType::Map)?;
+        let d = doc.put_object(&a, doc::fresh_key("decision"), ObjType::Map)?;
         doc.put(&d, "state", state)?;
         doc.put(&d, "at", now)?;
         doc::commit(doc, format!("{state} amendment {}", amendment.id), now);

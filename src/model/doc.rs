@@ -56,6 +56,58 @@ pub fn author_of(membership: &Membership, id: &ObjId) -> Option<MemberId> {
     }
 }
 
+/// A fresh key for a value that must never replace anything: `<base>:<nonce>`.
+///
+/// A value another member will need to write (a publication, a decision, an
+/// endorsement, a stance) cannot sit under a fixed key: a modified client
+/// could write there first, the rightful write would then replace that
+/// value, and every peer refuses a change that replaces another member's
+/// value (`trust::ownership`). Nobody can guess a fresh key in advance.
+pub fn fresh_key(base: &str) -> String {
+    format!("{base}:{}", ObjectId::random())
+}
+
+/// The latest map under `base` or a [`fresh_key`] of it in `obj` whose
+/// creator `accept`s (given the map and its author): the one made by the
+/// greatest operation (Automerge's counter, then actor), the value
+/// Automerge itself would show if they had all been written under one key.
+pub fn latest_fresh(
+    doc: &AutoCommit,
+    membership: &Membership,
+    obj: &ObjId,
+    base: &str,
+    accept: impl Fn(&ObjId, &MemberId) -> bool,
+) -> Option<(ObjId, MemberId)> {
+    let is_ours = |key: &str| {
+        key == base
+            || key
+                .strip_prefix(base)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .and_then(ObjectId::parse)
+                .is_some_and(|nonce| key == format!("{base}:{nonce}"))
+    };
+    keys(doc, obj)
+        .into_iter()
+        .filter(|key| is_ours(key))
+        .flat_map(|key| doc.get_all(obj, key.as_str()).unwrap_or_default())
+        .filter_map(|(value, id)| {
+            if !matches!(value, Value::Object(ObjType::Map)) {
+                return None;
+            }
+            let author = author_of(membership, &id)?;
+            accept(&id, &author).then_some((id, author))
+        })
+        .max_by(|(a, _), (b, _)| op_order(a).cmp(&op_order(b)))
+}
+
+/// The order Automerge gives operations: counter, then actor.
+fn op_order(id: &ObjId) -> (u64, Vec<u8>) {
+    match id {
+        ObjId::Root => (0, Vec::new()),
+        ObjId::Id(counter, actor, _) => (*counter, actor.to_bytes().to_vec()),
+    }
+}
+
 /// The Lamport counter of the operation that made `id`: with the time stamp
 /// it orders objects made within the same second in causal order.
 pub fn op_counter(id: &ObjId) -> u64 {

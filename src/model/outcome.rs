@@ -8,7 +8,7 @@
 //! signatures verify offline from an export (see `export`).
 
 use automerge::transaction::Transactable;
-use automerge::{ObjType, ROOT, Value};
+use automerge::{ObjType, ROOT};
 use serde::{Deserialize, Serialize};
 
 use super::doc::{self, DocId};
@@ -71,17 +71,10 @@ pub fn text_hash(text: &str) -> String {
 impl Workspace {
     fn outcome_obj(&mut self, response: &ObjectId) -> Result<Option<(automerge::ObjId, MemberId)>> {
         let (doc, m) = self.discussion(response)?;
-        let Ok(values) = automerge::ReadDoc::get_all(doc, ROOT, "outcome") else {
-            return Ok(None);
-        };
-        Ok(values.into_iter().rev().find_map(|(value, id)| {
-            if !matches!(value, Value::Object(ObjType::Map)) {
-                return None;
-            }
-            let author = doc::author_of(m, &id)?;
-            m.member(&author)
-                .is_some_and(|x| x.role.can_facilitate())
-                .then_some((id, author))
+        // Under `outcome:<nonce>` (`doc::fresh_key`; `outcome` in earlier
+        // builds), by a facilitator; the latest if two published at once.
+        Ok(doc::latest_fresh(doc, m, &ROOT, "outcome", |_, author| {
+            m.member(author).is_some_and(|x| x.role.can_facilitate())
         }))
     }
 
@@ -196,7 +189,7 @@ impl Workspace {
             sign_publication(key, &self.membership.community, statement_text.as_bytes());
 
         let doc = self.write(&DocId::Response(response.clone()))?;
-        let o = doc.put_object(ROOT, "outcome", ObjType::Map)?;
+        let o = doc.put_object(ROOT, doc::fresh_key("outcome"), ObjType::Map)?;
         doc.put(&o, "draft", draft.as_str())?;
         doc.put(&o, "text", text.as_str())?;
         doc.put(&o, "text_hash", hash.as_str())?;
@@ -367,7 +360,7 @@ impl Workspace {
         let doc = self.write(&DocId::Response(response.clone()))?;
         // A fresh key: it replaces nothing, so nobody can block it by
         // writing there first (see `stance.rs`).
-        let key = format!("{}:{}", me.id.to_hex(), ObjectId::random());
+        let key = doc::fresh_key(&me.id.to_hex());
         let e = doc.put_object(&endorsements, key, ObjType::Map)?;
         doc.put(&e, "stance", stance.as_str())?;
         doc.put(&e, "signature", hex::encode(signature))?;

@@ -1076,3 +1076,54 @@ fn nobody_can_keep_a_member_from_endorsing() {
         None
     ))));
 }
+
+#[test]
+fn nobody_can_keep_a_facilitator_from_publishing_or_deciding() {
+    use automerge::ObjType;
+    use automerge::transaction::Transactable;
+
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let did = w.ok("Bo", |ws| ws.new_draft(&rid, "D", "Our answer."));
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(did.as_str()));
+    let aid = w.ok("Cy", |ws| {
+        ws.propose_amendment(&entry, "answer", "reply", "Plainer.")
+    });
+    // Cy's modified client writes first where a decision and an outcome
+    // once went.
+    w.ok("Cy", |ws| {
+        let amendments = ws.discussion_map(&rid, "amendments")?;
+        let doc = ws.write(&DocId::Response(rid.clone()))?;
+        let a = super::doc::map(doc, &amendments, aid.as_str())
+            .unwrap_or_else(|| panic!("no amendment"));
+        let d = doc.put_object(&a, "decision", ObjType::Map)?;
+        doc.put(&d, "state", "accepted")?;
+        let o = doc.put_object(automerge::ROOT, "outcome", ObjType::Map)?;
+        doc.put(&o, "text", "Cy's text.")?;
+        super::doc::commit(doc, "in others' places".into(), 5_000);
+        Ok(())
+    });
+    let shown = w.ok("Ana", |ws| ws.amendments(&rid));
+    assert_eq!(shown[0].state, AmendmentState::Proposed, "Cy decided");
+    assert!(!w.ok("Ana", |ws| ws.outcome_exists(&rid)), "Cy published");
+
+    // The rightful decision and publication replace nothing.
+    w.ok("Bo", |ws| ws.decide_amendment(aid.as_str(), false));
+    w.ok("Fa", |ws| ws.publish(&rid, &did, w.key("Fa")));
+    let doc = MemoryLoader(w.shared.clone())
+        .load(&DocId::Response(rid.clone()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no discussion"));
+    let name = DocId::Response(rid.clone()).name();
+    for change in doc.clone().get_changes(&[]) {
+        crate::trust::ownership::check_ownership(&w.membership, &name, &change)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let shown = w.ok("Ana", |ws| ws.amendments(&rid));
+    assert_eq!(shown[0].state, AmendmentState::Rejected);
+    let outcome = w
+        .ok("Ana", |ws| ws.outcome(&rid))
+        .unwrap_or_else(|| panic!("published"));
+    assert_eq!(outcome.text, "Our answer.");
+    assert_eq!(outcome.published_by.member, w.id("Fa"));
+}
