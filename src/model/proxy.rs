@@ -27,6 +27,18 @@ fn recorded_key(draft: &ObjectId, member: &MemberId, facilitator: &MemberId) -> 
     format!("{draft}:{member}:by:{facilitator}")
 }
 
+/// Does `key` spell the recorded key of (draft, member, facilitator), plain
+/// (earlier builds) or fresh (`doc::fresh_key`)?
+fn is_recorded_key(key: &str, draft: &ObjectId, member: &MemberId, facilitator: &MemberId) -> bool {
+    let base = recorded_key(draft, member, facilitator);
+    key == base
+        || key
+            .strip_prefix(&base)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .and_then(ObjectId::parse)
+            .is_some_and(|nonce| key == format!("{base}:{nonce}"))
+}
+
 impl Workspace {
     /// Check that a facilitator may speak for `member`: a current member
     /// with write rights, other than the facilitator.
@@ -67,7 +79,8 @@ impl Workspace {
             entry.id,
             member.short()
         );
-        let key = recorded_key(&entry.id, member, &me);
+        // A fresh key: nobody can block the record by writing there first.
+        let key = doc::fresh_key(&recorded_key(&entry.id, member, &me));
         self.write_stance(entry, key, stance, reason, message)
     }
 
@@ -85,7 +98,9 @@ impl Workspace {
         let mut found: Vec<(ObjectId, StanceView)> = Vec::new();
         for key in doc::keys(doc, &stances) {
             let parts: Vec<&str> = key.split(':').collect();
-            let [draft, member, "by", facilitator] = parts[..] else {
+            let ([draft, member, "by", facilitator] | [draft, member, "by", facilitator, _]) =
+                parts[..]
+            else {
                 continue;
             };
             let (Some(draft), Some(member), Some(facilitator)) = (
@@ -97,7 +112,7 @@ impl Workspace {
             };
             // The rules of `take_stance_for`, again on reading: a modified
             // client could record anything.
-            if key != recorded_key(&draft, &member, &facilitator)
+            if !is_recorded_key(&key, &draft, &member, &facilitator)
                 || !drafts.contains(&draft)
                 || own.contains(&(draft.clone(), member))
                 || member == facilitator

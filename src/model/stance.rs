@@ -34,7 +34,7 @@ pub struct DraftStance {
 
 /// A fresh key for `member`'s stance on `draft`.
 fn stance_key(draft: &ObjectId, member: &MemberId) -> String {
-    format!("{draft}:{member}:{}", ObjectId::random())
+    doc::fresh_key(&format!("{draft}:{member}"))
 }
 
 /// The draft and member of a member's own stance key, in the one spelling

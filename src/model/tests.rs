@@ -1107,7 +1107,20 @@ fn nobody_can_keep_a_facilitator_from_publishing_or_deciding() {
     assert_eq!(shown[0].state, AmendmentState::Proposed, "Cy decided");
     assert!(!w.ok("Ana", |ws| ws.outcome_exists(&rid)), "Cy published");
 
-    // The rightful decision and publication replace nothing.
+    // And where Fa's record of Bo's stance would once have gone.
+    let (bo, fa) = (w.id("Bo"), w.id("Fa"));
+    w.ok("Cy", |ws| {
+        let stances = ws.discussion_map(&rid, "stances")?;
+        let doc = ws.write(&DocId::Response(rid.clone()))?;
+        doc.put_object(&stances, format!("{did}:{bo}:by:{fa}"), ObjType::Map)?;
+        super::doc::commit(doc, "a record in Fa's place".into(), 5_000);
+        Ok(())
+    });
+    w.ok("Fa", |ws| {
+        ws.take_stance_for(&entry, Stance::Support, None, &bo)
+    });
+
+    // The rightful record, decision and publication replace nothing.
     w.ok("Bo", |ws| ws.decide_amendment(aid.as_str(), false));
     w.ok("Fa", |ws| ws.publish(&rid, &did, w.key("Fa")));
     let doc = MemoryLoader(w.shared.clone())
@@ -1126,4 +1139,6 @@ fn nobody_can_keep_a_facilitator_from_publishing_or_deciding() {
         .unwrap_or_else(|| panic!("published"));
     assert_eq!(outcome.text, "Our answer.");
     assert_eq!(outcome.published_by.member, w.id("Fa"));
+    let recorded = &outcome.tally;
+    assert!(recorded.to_string().contains("\"support\":1"), "{recorded}");
 }
