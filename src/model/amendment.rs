@@ -81,11 +81,12 @@ impl Workspace {
             // The latest decision by someone entitled to decide, under
             // `decision:<nonce>` (`doc::fresh_key`; `decision` in earlier
             // builds).
-            let decision = doc::latest_fresh(doc, m, &obj, "decision", |id, decider| {
+            let decision = doc::fresh_maps(doc, m, &obj, "decision", |id, decider| {
                 let entitled = *decider == draft_entry.author
                     || m.member(decider).is_some_and(|x| x.role.can_facilitate());
                 entitled && doc::authored_string(doc, m, id, "state", decider).is_some()
             })
+            .pop()
             .and_then(|(id, decider)| {
                 Some((
                     decider,

@@ -67,28 +67,34 @@ pub fn fresh_key(base: &str) -> String {
     format!("{base}:{}", ObjectId::random())
 }
 
-/// The latest map under `base` or a [`fresh_key`] of it in `obj` whose
-/// creator `accept`s (given the map and its author): the one made by the
-/// greatest operation (Automerge's counter, then actor), the value
+/// Is `nonce` the nonce of a [`fresh_key`]: 16 lowercase hex digits?
+pub fn is_nonce(nonce: &str) -> bool {
+    nonce.len() == ObjectId::LEN && ObjectId::parse(nonce).is_some()
+}
+
+/// Is `key` exactly `base` or a [`fresh_key`] of it?
+pub fn is_fresh_key_of(key: &str, base: &str) -> bool {
+    key == base
+        || key
+            .strip_prefix(base)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(is_nonce)
+}
+
+/// The maps under `base` or a [`fresh_key`] of it in `obj` whose creator
+/// `accept`s (given the map and its author), in the order of the operations
+/// that made them (Automerge's counter, then actor): the last is the value
 /// Automerge itself would show if they had all been written under one key.
-pub fn latest_fresh(
+pub fn fresh_maps(
     doc: &AutoCommit,
     membership: &Membership,
     obj: &ObjId,
     base: &str,
     accept: impl Fn(&ObjId, &MemberId) -> bool,
-) -> Option<(ObjId, MemberId)> {
-    let is_ours = |key: &str| {
-        key == base
-            || key
-                .strip_prefix(base)
-                .and_then(|rest| rest.strip_prefix(':'))
-                .and_then(ObjectId::parse)
-                .is_some_and(|nonce| key == format!("{base}:{nonce}"))
-    };
-    keys(doc, obj)
+) -> Vec<(ObjId, MemberId)> {
+    let mut found: Vec<(ObjId, MemberId)> = keys(doc, obj)
         .into_iter()
-        .filter(|key| is_ours(key))
+        .filter(|key| is_fresh_key_of(key, base))
         .flat_map(|key| doc.get_all(obj, key.as_str()).unwrap_or_default())
         .filter_map(|(value, id)| {
             if !matches!(value, Value::Object(ObjType::Map)) {
@@ -97,7 +103,9 @@ pub fn latest_fresh(
             let author = author_of(membership, &id)?;
             accept(&id, &author).then_some((id, author))
         })
-        .max_by(|(a, _), (b, _)| op_order(a).cmp(&op_order(b)))
+        .collect();
+    found.sort_by_key(|(id, _)| op_order(id));
+    found
 }
 
 /// The order Automerge gives operations: counter, then actor.

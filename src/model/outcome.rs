@@ -70,12 +70,19 @@ pub fn text_hash(text: &str) -> String {
 
 impl Workspace {
     fn outcome_obj(&mut self, response: &ObjectId) -> Result<Option<(automerge::ObjId, MemberId)>> {
+        let community = self.membership.community;
         let (doc, m) = self.discussion(response)?;
         // Under `outcome:<nonce>` (`doc::fresh_key`; `outcome` in earlier
-        // builds), by a facilitator; the latest if two published at once.
-        Ok(doc::latest_fresh(doc, m, &ROOT, "outcome", |_, author| {
+        // builds): the first complete publication a facilitator signed. A
+        // later one (or one made at the same time elsewhere) never replaces
+        // the text members may already have endorsed, and an incomplete map
+        // cannot freeze the response.
+        Ok(doc::fresh_maps(doc, m, &ROOT, "outcome", |obj, author| {
             m.member(author).is_some_and(|x| x.role.can_facilitate())
-        }))
+                && complete_publication(doc, m, obj, author, &community)
+        })
+        .into_iter()
+        .next())
     }
 
     /// Has a facilitator published this response?
@@ -233,8 +240,7 @@ impl Workspace {
             .into_iter()
             .filter_map(|key| {
                 let member = endorsement_key_member(&key)?;
-                let obj =
-                    doc::owned_map_or_history(doc, m, &history, &endorsements_map, &key, &member)?;
+                let obj = endorsement_obj(doc, m, &history, &endorsements_map, &key, &member)?;
                 Some((member, doc::op_counter(&obj), key))
             })
             .collect();
@@ -247,8 +253,7 @@ impl Workspace {
             if endorsements.iter().any(|e| e.member == member_id) {
                 continue;
             }
-            let Some(e) =
-                doc::owned_map_or_history(doc, m, &history, &endorsements_map, &key, &member_id)
+            let Some(e) = endorsement_obj(doc, m, &history, &endorsements_map, &key, &member_id)
             else {
                 continue;
             };
@@ -379,19 +384,66 @@ impl Workspace {
     }
 }
 
+/// Does the outcome map `obj` hold every field `publish` writes, by
+/// `publisher`, with a publication signature that verifies and a text that
+/// matches its hash?
+fn complete_publication(
+    doc: &automerge::AutoCommit,
+    m: &crate::trust::Membership,
+    obj: &automerge::ObjId,
+    publisher: &MemberId,
+    community: &CommunityId,
+) -> bool {
+    let get = |k: &str| doc::authored_string(doc, m, obj, k, publisher);
+    let (Some(_draft), Some(text), Some(hash), Some(statement), Some(signature)) = (
+        get("draft"),
+        get("text"),
+        get("text_hash"),
+        get("statement"),
+        get("signature"),
+    ) else {
+        return false;
+    };
+    text_hash(&text) == hash
+        && signature_from_hex(&signature).is_some_and(|s| {
+            crate::trust::statement::verify_publication(
+                publisher,
+                community,
+                statement.as_bytes(),
+                &s,
+            )
+            .is_ok()
+        })
+}
+
+/// `member`'s endorsement map under `key`. Under a fresh key nobody else can
+/// have written (the ownership rule refuses it), so only the fixed key of
+/// earlier builds needs the search through history.
+fn endorsement_obj(
+    doc: &automerge::AutoCommit,
+    m: &crate::trust::Membership,
+    history: &[(automerge::ChangeHash, MemberId)],
+    map: &automerge::ObjId,
+    key: &str,
+    member: &MemberId,
+) -> Option<automerge::ObjId> {
+    if key.contains(':') {
+        doc::owned_map(doc, m, map, key, member)
+    } else {
+        doc::owned_map_or_history(doc, m, history, map, key, member)
+    }
+}
+
 /// The member whose endorsement key this is: `<member>:<nonce>`, or the
 /// `<member>` of earlier builds, in the one spelling `endorse` writes.
 fn endorsement_key_member(key: &str) -> Option<MemberId> {
-    let (member, nonce) = match key.split_once(':') {
-        Some((member, nonce)) => (member, Some(ObjectId::parse(nonce)?)),
+    let (member_text, nonce) = match key.split_once(':') {
+        Some((member, nonce)) => (member, Some(nonce)),
         None => (key, None),
     };
-    let member = MemberId::from_hex(member)?;
-    let spelled = match nonce {
-        Some(nonce) => format!("{member}:{nonce}"),
-        None => member.to_hex(),
-    };
-    (spelled == key).then_some(member)
+    let member = MemberId::from_hex(member_text)?;
+    let spelled = member.to_hex() == member_text && nonce.is_none_or(doc::is_nonce);
+    spelled.then_some(member)
 }
 
 /// The kind word of a statement, checked.

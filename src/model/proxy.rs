@@ -4,9 +4,10 @@
 //!
 //! The record never pretends: a comment recorded on someone's behalf is the
 //! facilitator's object with an `on_behalf_of` field, and a recorded stance
-//! sits under its own key, `<draft>:<member>:by:<facilitator>`, apart from
-//! the member's own `<draft>:<member>`. Views show the member as the speaker
-//! and the facilitator as the one who recorded it, everywhere (`show`,
+//! sits under its own fresh key,
+//! `<draft>:<member>:by:<facilitator>:<nonce>`, apart from the member's own
+//! `<draft>:<member>:<nonce>`. Views show the member as the speaker and the
+//! facilitator as the one who recorded it, everywhere (`show`,
 //! `tally`, `inbox`, the exports). The member's own stance always replaces a
 //! recorded one; on a comment, the member adds a confirmation (perhaps with
 //! a `correction`) under a fresh key of its `confirmations` map, which only
@@ -30,13 +31,7 @@ fn recorded_key(draft: &ObjectId, member: &MemberId, facilitator: &MemberId) -> 
 /// Does `key` spell the recorded key of (draft, member, facilitator), plain
 /// (earlier builds) or fresh (`doc::fresh_key`)?
 fn is_recorded_key(key: &str, draft: &ObjectId, member: &MemberId, facilitator: &MemberId) -> bool {
-    let base = recorded_key(draft, member, facilitator);
-    key == base
-        || key
-            .strip_prefix(&base)
-            .and_then(|rest| rest.strip_prefix(':'))
-            .and_then(ObjectId::parse)
-            .is_some_and(|nonce| key == format!("{base}:{nonce}"))
+    doc::is_fresh_key_of(key, &recorded_key(draft, member, facilitator))
 }
 
 impl Workspace {
@@ -95,7 +90,7 @@ impl Workspace {
     ) -> Result<Vec<(ObjectId, StanceView)>> {
         let stances = self.discussion_map(response, "stances")?;
         let (doc, m) = self.discussion(response)?;
-        let mut found: Vec<(ObjectId, StanceView)> = Vec::new();
+        let mut found: Vec<((u64, String), ObjectId, StanceView)> = Vec::new();
         for key in doc::keys(doc, &stances) {
             let parts: Vec<&str> = key.split(':').collect();
             let ([draft, member, "by", facilitator] | [draft, member, "by", facilitator, _]) =
@@ -148,16 +143,22 @@ impl Workspace {
                     name: m.name_of(&facilitator),
                 }),
             };
+            // The latest record per draft and member, by the operation that
+            // made it (which follows causality), then by key.
+            let order = (doc::op_counter(&obj), key.clone());
             match found
                 .iter_mut()
-                .find(|(d, v)| *d == draft && v.member == member)
+                .find(|(_, d, v)| *d == draft && v.member == member)
             {
-                Some(earlier) if earlier.1.at <= view.at => *earlier = (draft, view),
+                Some(earlier) if earlier.0 <= order => *earlier = (order, draft, view),
                 Some(_) => {}
-                None => found.push((draft, view)),
+                None => found.push((order, draft, view)),
             }
         }
-        Ok(found)
+        Ok(found
+            .into_iter()
+            .map(|(_, draft, view)| (draft, view))
+            .collect())
     }
 
     /// Confirm, and perhaps correct, a comment a facilitator recorded on

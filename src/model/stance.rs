@@ -43,17 +43,19 @@ fn stance_key(draft: &ObjectId, member: &MemberId) -> String {
 /// modified client could then count twice.
 fn own_stance_key(key: &str) -> Option<(ObjectId, MemberId)> {
     let parts: Vec<&str> = key.split(':').collect();
-    let (draft, member, nonce) = match parts[..] {
+    let (draft_text, member_text, nonce) = match parts[..] {
         [draft, member] => (draft, member, None),
-        [draft, member, nonce] => (draft, member, Some(ObjectId::parse(nonce)?)),
+        [draft, member, nonce] => (draft, member, Some(nonce)),
         _ => return None,
     };
-    let (draft, member) = (ObjectId::parse(draft)?, MemberId::from_hex(member)?);
-    let spelled = match &nonce {
-        None => format!("{draft}:{member}"),
-        Some(nonce) => format!("{draft}:{member}:{nonce}"),
-    };
-    (spelled == key).then_some((draft, member))
+    let (draft, member) = (
+        ObjectId::parse(draft_text)?,
+        MemberId::from_hex(member_text)?,
+    );
+    let spelled = draft.as_str() == draft_text
+        && member.to_hex() == member_text
+        && nonce.is_none_or(doc::is_nonce);
+    spelled.then_some((draft, member))
 }
 
 /// The first second after the due date `date` (YYYY-MM-DD) ends in UTC: a
@@ -135,8 +137,15 @@ impl Workspace {
             if !drafts.contains(&draft) {
                 continue;
             }
-            let Some(obj) = doc::owned_map_or_history(doc, m, &history, &stances, &key, &member)
-            else {
+            // Under a fresh key nobody else can have written (the ownership
+            // rule refuses it): only the fixed key of earlier builds needs
+            // the search through history.
+            let obj = if key.matches(':').count() == 2 {
+                doc::owned_map(doc, m, &stances, &key, &member)
+            } else {
+                doc::owned_map_or_history(doc, m, &history, &stances, &key, &member)
+            };
+            let Some(obj) = obj else {
                 continue;
             };
             let Some(stance) = doc::authored_string(doc, m, &obj, "stance", &member)

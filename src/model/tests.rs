@@ -783,13 +783,21 @@ fn nobody_can_keep_a_member_from_taking_a_stance() {
     let rid = w.ok("Ana", |ws| ws.open_response(request()));
     let did = w.ok("Fa", |ws| ws.new_draft(&rid, "D", "Text"));
     let cy = w.id("Cy");
-    // Bo's modified client writes first under the key of Cy's stance.
+    // Bo's modified client writes first under the key of Cy's stance, and
+    // under keys of the fresh form, one of them too long or in capitals.
     w.ok("Bo", |ws| {
         let stances = ws.discussion_map(&rid, "stances")?;
         let doc = ws.write(&DocId::Response(rid.clone()))?;
-        let fake = doc.put_object(&stances, format!("{did}:{cy}"), ObjType::Map)?;
-        doc.put(&fake, "stance", "object")?;
-        super::doc::commit(doc, "a stance in Cy's place".into(), 5_000);
+        for key in [
+            format!("{did}:{cy}"),
+            format!("{did}:{cy}:0123456789abcdef"),
+            format!("{did}:{cy}:0123456789abcdef00"),
+            format!("{did}:{}:0123456789abcdef", cy.to_hex().to_uppercase()),
+        ] {
+            let fake = doc.put_object(&stances, key, ObjType::Map)?;
+            doc.put(&fake, "stance", "object")?;
+        }
+        super::doc::commit(doc, "stances in Cy's place".into(), 5_000);
         Ok(())
     });
     let shown = w.ok("Ana", |ws| ws.show(&rid));
@@ -824,7 +832,7 @@ fn nobody_can_keep_a_member_from_taking_a_stance() {
         let doc = ws.write(&DocId::Response(rid.clone()))?;
         let cys = super::doc::keys(doc, &stances)
             .into_iter()
-            .find(|k| k.starts_with(&format!("{did}:{cy}:")))
+            .find(|k| k.starts_with(&format!("{did}:{cy}:")) && !k.contains("0123456789abcdef"))
             .unwrap_or_else(|| panic!("Cy's stance is not under a fresh key"));
         doc.put_object(&stances, cys, ObjType::Map)?;
         super::doc::commit(doc, "again".into(), 6_000);
@@ -1106,6 +1114,21 @@ fn nobody_can_keep_a_facilitator_from_publishing_or_deciding() {
     let shown = w.ok("Ana", |ws| ws.amendments(&rid));
     assert_eq!(shown[0].state, AmendmentState::Proposed, "Cy decided");
     assert!(!w.ok("Ana", |ws| ws.outcome_exists(&rid)), "Cy published");
+    // Nor can a facilitator freeze the response with an empty publication.
+    w.ok("Ana", |ws| {
+        let doc = ws.write(&DocId::Response(rid.clone()))?;
+        doc.put_object(
+            automerge::ROOT,
+            super::doc::fresh_key("outcome"),
+            ObjType::Map,
+        )?;
+        super::doc::commit(doc, "an empty outcome".into(), 5_000);
+        Ok(())
+    });
+    assert!(
+        !w.ok("Bo", |ws| ws.outcome_exists(&rid)),
+        "an empty publication"
+    );
 
     // And where Fa's record of Bo's stance would once have gone.
     let (bo, fa) = (w.id("Bo"), w.id("Fa"));
