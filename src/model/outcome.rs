@@ -221,14 +221,14 @@ impl Workspace {
         let history = self.history_of(&DocId::Response(response.clone()))?;
         let community = self.membership.community;
         let (doc, m) = self.discussion(response)?;
-        let get = |k: &str| doc::authored_string(doc, m, &obj, k, &publisher);
-        let (Some(draft), Some(text), Some(hash), Some(statement_text), Some(signature)) = (
-            get("draft"),
-            get("text"),
-            get("text_hash"),
-            get("statement"),
-            get("signature"),
-        ) else {
+        let Some(Publication {
+            draft,
+            text,
+            text_hash: hash,
+            statement: statement_text,
+            signature,
+        }) = Publication::read(doc, m, &obj, &publisher)
+        else {
             return Ok(None);
         };
         let Ok(statement) = serde_json::from_str::<Statement>(&statement_text) else {
@@ -236,27 +236,24 @@ impl Workspace {
         };
         // Each member's endorsement objects, under `<member>:<nonce>` (or
         // `<member>`, written by earlier builds), oldest first.
-        let mut candidates: Vec<(MemberId, u64, String)> = doc::keys(doc, &endorsements_map)
-            .into_iter()
-            .filter_map(|key| {
-                let member = endorsement_key_member(&key)?;
-                let obj = endorsement_obj(doc, m, &history, &endorsements_map, &key, &member)?;
-                Some((member, doc::op_counter(&obj), key))
-            })
-            .collect();
-        candidates.sort();
+        let mut candidates: Vec<(MemberId, u64, String, automerge::ObjId)> =
+            doc::keys(doc, &endorsements_map)
+                .into_iter()
+                .filter_map(|key| {
+                    let member = endorsement_key_member(&key)?;
+                    let obj = endorsement_obj(doc, m, &history, &endorsements_map, &key, &member)?;
+                    Some((member, doc::op_counter(&obj), key, obj))
+                })
+                .collect();
+        candidates.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
         let mut endorsements: Vec<EndorsementView> = Vec::new();
-        for (member_id, _, key) in candidates {
+        for (member_id, _, _, e) in candidates {
             let Some(member) = m.member(&member_id) else {
                 continue;
             };
             if endorsements.iter().any(|e| e.member == member_id) {
                 continue;
             }
-            let Some(e) = endorsement_obj(doc, m, &history, &endorsements_map, &key, &member_id)
-            else {
-                continue;
-            };
             let (Some(stance), Some(sig)) = (
                 doc::authored_string(doc, m, &e, "stance", &member.id),
                 doc::authored_string(doc, m, &e, "signature", &member.id),
@@ -394,26 +391,47 @@ fn complete_publication(
     publisher: &MemberId,
     community: &CommunityId,
 ) -> bool {
-    let get = |k: &str| doc::authored_string(doc, m, obj, k, publisher);
-    let (Some(_draft), Some(text), Some(hash), Some(statement), Some(signature)) = (
-        get("draft"),
-        get("text"),
-        get("text_hash"),
-        get("statement"),
-        get("signature"),
-    ) else {
+    let Some(p) = Publication::read(doc, m, obj, publisher) else {
         return false;
     };
-    text_hash(&text) == hash
-        && signature_from_hex(&signature).is_some_and(|s| {
+    text_hash(&p.text) == p.text_hash
+        && signature_from_hex(&p.signature).is_some_and(|s| {
             crate::trust::statement::verify_publication(
                 publisher,
                 community,
-                statement.as_bytes(),
+                p.statement.as_bytes(),
                 &s,
             )
             .is_ok()
         })
+}
+
+/// The fields `publish` writes into an outcome map, each by the publisher.
+struct Publication {
+    draft: String,
+    text: String,
+    text_hash: String,
+    statement: String,
+    signature: String,
+}
+
+impl Publication {
+    /// The outcome map `obj`'s fields written by `publisher`, if all are there.
+    fn read(
+        doc: &automerge::AutoCommit,
+        m: &crate::trust::Membership,
+        obj: &automerge::ObjId,
+        publisher: &MemberId,
+    ) -> Option<Self> {
+        let get = |k: &str| doc::authored_string(doc, m, obj, k, publisher);
+        Some(Publication {
+            draft: get("draft")?,
+            text: get("text")?,
+            text_hash: get("text_hash")?,
+            statement: get("statement")?,
+            signature: get("signature")?,
+        })
+    }
 }
 
 /// `member`'s endorsement map under `key`. Under a fresh key nobody else can

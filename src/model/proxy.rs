@@ -18,7 +18,7 @@ use automerge::transaction::Transactable;
 
 use super::doc::{self, DocId};
 use super::draft::DraftEntry;
-use super::views::{MemberRef, Stance, StanceView};
+use super::views::{Stance, StanceView};
 use super::{ModelError, Result, Workspace};
 use crate::ids::ObjectId;
 use crate::trust::MemberId;
@@ -123,25 +123,9 @@ impl Workspace {
             let Some(obj) = doc::owned_map(doc, m, &stances, &key, &facilitator) else {
                 continue;
             };
-            let Some(stance) = doc::authored_string(doc, m, &obj, "stance", &facilitator)
-                .as_deref()
-                .and_then(Stance::parse)
-            else {
+            // `member != facilitator` (checked above): shown as recorded.
+            let Some(view) = super::stance::read_stance(doc, m, &obj, &facilitator, member) else {
                 continue;
-            };
-            let view = StanceView {
-                member,
-                name: m.name_of(&member),
-                stance,
-                reason: doc::authored_string(doc, m, &obj, "reason", &facilitator),
-                stale: false,
-                version: doc::authored_strings(doc, m, &obj, "version", &facilitator),
-                at: doc::authored_int(doc, m, &obj, "at", &facilitator).unwrap_or(0),
-                late: false,
-                recorded_by: Some(MemberRef {
-                    member: facilitator,
-                    name: m.name_of(&facilitator),
-                }),
             };
             // The latest record per draft and member, by the operation that
             // made it (which follows causality), then by key.

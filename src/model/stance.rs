@@ -58,6 +58,35 @@ fn own_stance_key(key: &str) -> Option<(ObjectId, MemberId)> {
     spelled.then_some((draft, member))
 }
 
+/// The stance map `obj`, written by `author`, for `member` (the author
+/// themselves, or the member a facilitator recorded it for); `None` without
+/// a stance word of the author's.
+pub(super) fn read_stance(
+    doc: &automerge::AutoCommit,
+    m: &crate::trust::Membership,
+    obj: &automerge::ObjId,
+    author: &MemberId,
+    member: MemberId,
+) -> Option<StanceView> {
+    let stance = doc::authored_string(doc, m, obj, "stance", author)
+        .as_deref()
+        .and_then(Stance::parse)?;
+    Some(StanceView {
+        member,
+        name: m.name_of(&member),
+        stance,
+        reason: doc::authored_string(doc, m, obj, "reason", author),
+        stale: false,
+        version: doc::authored_strings(doc, m, obj, "version", author),
+        at: doc::authored_int(doc, m, obj, "at", author).unwrap_or(0),
+        late: false,
+        recorded_by: (*author != member).then(|| super::views::MemberRef {
+            member: *author,
+            name: m.name_of(author),
+        }),
+    })
+}
+
 /// The first second after the due date `date` (YYYY-MM-DD) ends in UTC: a
 /// stance made on the due date itself is in time.
 pub(super) fn end_of_day(date: &str) -> Option<i64> {
@@ -148,12 +177,6 @@ impl Workspace {
             let Some(obj) = obj else {
                 continue;
             };
-            let Some(stance) = doc::authored_string(doc, m, &obj, "stance", &member)
-                .as_deref()
-                .and_then(Stance::parse)
-            else {
-                continue;
-            };
             let order = doc::op_counter(&obj);
             let newer = latest
                 .get(&(draft.clone(), member))
@@ -161,16 +184,8 @@ impl Workspace {
             if !newer {
                 continue;
             }
-            let view = StanceView {
-                member,
-                name: m.name_of(&member),
-                stance,
-                reason: doc::authored_string(doc, m, &obj, "reason", &member),
-                stale: false,
-                version: doc::authored_strings(doc, m, &obj, "version", &member),
-                at: doc::authored_int(doc, m, &obj, "at", &member).unwrap_or(0),
-                late: false,
-                recorded_by: None,
+            let Some(view) = read_stance(doc, m, &obj, &member, member) else {
+                continue;
             };
             latest.insert((draft, member), (order, key, view));
         }

@@ -32,21 +32,7 @@ pub fn sync_dir(path: &Path) -> Result<()> {
 /// Write a whole file atomically (mode 0600): temp file, fsync, rename, fsync
 /// of the folder. Readers see the old content or the new, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| StoreError::Missing(format!("{} has no parent folder", path.display())))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(private_permissions())
-        .tempfile_in(dir)
-        .map_err(|e| StoreError::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| StoreError::io(path, e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| StoreError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| StoreError::io(path, e.error))?;
-    sync_dir(dir)
+    replace_file(path, bytes, true)
 }
 
 /// Write a cache file (a digest, an attestation): a temporary file renamed
@@ -54,6 +40,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// crash may leave it torn or empty; what reads a cache must check it
 /// (every cache here is attested) and fall back to the real data.
 pub fn write_cache(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_file(path, bytes, false)
+}
+
+/// Write `bytes` to a temporary file (mode 0600) in `path`'s folder and
+/// rename it over `path`; `durable`: fsync the file before the rename and
+/// the folder after it.
+fn replace_file(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| StoreError::Missing(format!("{} has no parent folder", path.display())))?;
@@ -63,8 +56,16 @@ pub fn write_cache(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| StoreError::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| StoreError::io(path, e))?;
+    if durable {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| StoreError::io(path, e))?;
+    }
     tmp.persist(path)
         .map_err(|e| StoreError::io(path, e.error))?;
+    if durable {
+        sync_dir(dir)?;
+    }
     Ok(())
 }
 
