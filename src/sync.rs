@@ -16,13 +16,17 @@ pub mod memory;
 pub mod replica;
 pub mod session;
 pub mod verdicts;
+pub mod whole;
 
 pub use frame::Frame;
 pub use replica::Replica;
 pub use session::{Session, Stats};
 
-/// The protocol version spoken in `Hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version spoken in `Hello`. Version 2 adds `Whole` frames;
+/// a session with a peer that speaks 1 goes change by change.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest version still spoken.
+pub const OLDEST_VERSION: u32 = 1;
 
 /// Why a session ended badly.
 #[derive(Debug, thiserror::Error)]

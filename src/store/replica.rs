@@ -12,6 +12,7 @@ use automerge::{AutoCommit, Change, ChangeHash};
 use super::community::{COMPACT_AT_BYTES, CommunityStore};
 use super::doclog::{self, DocFiles, LoadedDoc};
 use crate::model::DocId;
+use crate::sync::whole::{self, Verified, WholeDoc};
 use crate::sync::{Replica, SyncError};
 use crate::trust::signed_change::ChangeSignature;
 use crate::trust::{Certificate, DeviceId, Membership};
@@ -187,6 +188,42 @@ impl Replica for StoreReplica {
             return Ok(heads);
         }
         Ok(self.doc(name)?.get_heads())
+    }
+
+    fn whole(&mut self, name: &str) -> Result<Option<WholeDoc>, SyncError> {
+        if !self.docs.contains_key(name)
+            && let Some((save, table)) = self.store.doc_whole(name)
+        {
+            return Ok(WholeDoc::from_table(save, table));
+        }
+        self.doc(name)?;
+        let Some(LoadedDoc {
+            doc, signatures, ..
+        }) = self.docs.get_mut(name)
+        else {
+            return Ok(None);
+        };
+        Ok(whole::prepare(doc, |hash| signatures.get(hash).copied()))
+    }
+
+    fn install(&mut self, name: &str, verified: Verified) -> Result<(), SyncError> {
+        let Verified {
+            doc,
+            save,
+            signatures,
+        } = verified;
+        let mut loaded = LoadedDoc {
+            doc,
+            signatures,
+            log_records: 0,
+        };
+        self.store
+            .install_doc(name, &save, &mut loaded)
+            .map_err(Self::local)?;
+        // Arrived whole: everything in it is new here.
+        self.first_heads.insert(name.to_string(), Vec::new());
+        self.docs.insert(name.to_string(), loaded);
+        Ok(())
     }
 
     fn signature(&self, doc: &str, hash: &ChangeHash) -> Option<ChangeSignature> {

@@ -76,6 +76,17 @@ pub enum Frame {
         /// Certificate bytes.
         certificates: Vec<Vec<u8>>,
     },
+    /// Protocol 2: a whole document for a peer whose `Heads` listed none of
+    /// it, with the device signature of every change in it
+    /// ([`super::whole`]).
+    Whole {
+        /// Document name.
+        doc: String,
+        /// One Automerge document chunk, as `save()` makes it.
+        save: Vec<u8>,
+        /// (change hash, 64-byte signature).
+        signatures: Vec<([u8; 32], Vec<u8>)>,
+    },
 }
 
 impl Frame {
@@ -96,6 +107,9 @@ impl Frame {
             Frame::JoinRequest { .. } => "join request".into(),
             Frame::LinkRequest { .. } => "link request".into(),
             Frame::JoinAccepted { .. } => "join accepted".into(),
+            Frame::Whole {
+                doc, signatures, ..
+            } => format!("whole {doc} with {} changes", signatures.len()),
         }
     }
 
@@ -103,7 +117,10 @@ impl Frame {
     pub fn is_content(&self) -> bool {
         matches!(
             self,
-            Frame::Certificates { .. } | Frame::Heads { .. } | Frame::Sync { .. }
+            Frame::Certificates { .. }
+                | Frame::Heads { .. }
+                | Frame::Sync { .. }
+                | Frame::Whole { .. }
         )
     }
 }

@@ -107,7 +107,30 @@ fn fresh_pair(
 ) -> Result<(Stats, Stats), SyncError> {
     let mut sa = Session::new(b_device);
     let mut sb = Session::new(a_device);
-    run_pair_with(&mut sa, a, &mut sb, b, rng, &mut |_| {}, max_frames, faults)
+    let wire = Wire {
+        max_frames,
+        faults,
+        ..Wire::default()
+    };
+    run_pair_with(&mut sa, a, &mut sb, b, rng, &mut |_| {}, wire)
+}
+
+/// What the simulated wire does to frames.
+struct Wire<'t> {
+    max_frames: usize,
+    faults: Faults,
+    /// Rewrites each frame before it travels (`true`: from `a`).
+    tamper: Option<&'t mut dyn FnMut(bool, Frame) -> Frame>,
+}
+
+impl Default for Wire<'_> {
+    fn default() -> Self {
+        Wire {
+            max_frames: usize::MAX,
+            faults: Faults::default(),
+            tamper: None,
+        }
+    }
 }
 
 /// Run two sessions to the end; `watch` sees every frame on the wire.
@@ -119,10 +142,28 @@ pub fn run_pair(
     rng: &mut Rng,
     watch: &mut dyn FnMut(&[u8]),
 ) -> Result<(Stats, Stats), SyncError> {
-    run_pair_with(sa, a, sb, b, rng, watch, usize::MAX, Faults::default())
+    run_pair_with(sa, a, sb, b, rng, watch, Wire::default())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Run two new sessions to the end, `tamper` rewriting each frame on the
+/// wire (`true`: a frame from `a`), as a modified peer would send it.
+pub fn sync_pair_tampered(
+    a: &mut dyn Replica,
+    a_device: DeviceId,
+    b: &mut dyn Replica,
+    b_device: DeviceId,
+    rng: &mut Rng,
+    tamper: &mut dyn FnMut(bool, Frame) -> Frame,
+) -> Result<(Stats, Stats), SyncError> {
+    let mut sa = Session::new(b_device);
+    let mut sb = Session::new(a_device);
+    let wire = Wire {
+        tamper: Some(tamper),
+        ..Wire::default()
+    };
+    run_pair_with(&mut sa, a, &mut sb, b, rng, &mut |_| {}, wire)
+}
+
 fn run_pair_with(
     sa: &mut Session,
     a: &mut dyn Replica,
@@ -130,9 +171,9 @@ fn run_pair_with(
     b: &mut dyn Replica,
     rng: &mut Rng,
     watch: &mut dyn FnMut(&[u8]),
-    max_frames: usize,
-    faults: Faults,
+    mut setup: Wire,
 ) -> Result<(Stats, Stats), SyncError> {
+    let (max_frames, faults) = (setup.max_frames, setup.faults);
     let mut to_b: VecDeque<Frame> = sa.start(a).into();
     let mut to_a: VecDeque<Frame> = sb.start(b).into();
     for delivered in 0..100_000 {
@@ -165,7 +206,10 @@ fn run_pair_with(
         } else {
             (to_b.pop_front(), &mut *sb, &mut *b, &mut to_a)
         };
-        let Some(frame) = frame else { continue };
+        let Some(mut frame) = frame else { continue };
+        if let Some(tamper) = setup.tamper.as_mut() {
+            frame = tamper(!a_turn, frame);
+        }
         let wire = encode(&frame);
         watch(&wire);
         if std::env::var("CONVENE_TRACE_FRAMES").is_ok() {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 
+use super::whole::{self, Verified, WholeDoc};
 use super::{Replica, SyncError};
 use crate::trust::removal::LateChanges;
 use crate::trust::signed_change::{
@@ -277,6 +278,32 @@ impl Replica for MemoryReplica {
             .docs
             .entry(name.to_string())
             .or_insert_with(|| AutoCommit::new().with_actor(actor)))
+    }
+
+    fn whole(&mut self, name: &str) -> Result<Option<WholeDoc>, SyncError> {
+        let Some(doc) = self.docs.get_mut(name) else {
+            return Ok(None);
+        };
+        let signatures = self.signatures.get(name);
+        Ok(whole::prepare(doc, |hash| {
+            signatures.and_then(|s| s.get(&ChangeHash(*hash))).copied()
+        }))
+    }
+
+    fn install(&mut self, name: &str, verified: Verified) -> Result<(), SyncError> {
+        let Verified {
+            doc, signatures, ..
+        } = verified;
+        self.docs
+            .insert(name.to_string(), doc.with_actor(self.actor.clone()));
+        self.signatures.insert(
+            name.to_string(),
+            signatures
+                .into_iter()
+                .map(|(hash, sig)| (ChangeHash(hash), sig))
+                .collect(),
+        );
+        Ok(())
     }
 
     fn signature(&self, doc: &str, hash: &ChangeHash) -> Option<ChangeSignature> {

@@ -9,6 +9,7 @@ use automerge::sync::State;
 use automerge::{AutoCommit, Change, ChangeHash};
 
 use super::SyncError;
+use super::whole::{Verified, WholeDoc};
 use crate::trust::signed_change::ChangeSignature;
 use crate::trust::{Certificate, DeviceId, Membership};
 
@@ -36,6 +37,16 @@ pub trait Replica {
     fn heads(&mut self, name: &str) -> Result<Vec<ChangeHash>, SyncError> {
         Ok(self.doc(name)?.get_heads())
     }
+
+    /// Document `name` to send whole to a peer that holds nothing of it:
+    /// one save (a document chunk without changes missing their history)
+    /// and the signature of every change in it; `None` to send it change by
+    /// change (too large, or a signature is missing). See [`super::whole`].
+    fn whole(&mut self, name: &str) -> Result<Option<WholeDoc>, SyncError>;
+
+    /// Keep a document that arrived whole and passed every check, in place
+    /// of the empty one held, durably.
+    fn install(&mut self, name: &str, verified: Verified) -> Result<(), SyncError>;
 
     /// The stored signature of a change held in `doc`.
     fn signature(&self, doc: &str, hash: &ChangeHash) -> Option<ChangeSignature>;

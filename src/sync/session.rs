@@ -21,7 +21,8 @@ use automerge::{Change, ChangeHash};
 use super::chunks::{changes_in, check_have, guarded, with_changes};
 use super::frame::Frame;
 use super::verdicts::verdicts;
-use super::{PROTOCOL_VERSION, Replica, SyncError};
+use super::whole::{self, Outcome};
+use super::{OLDEST_VERSION, PROTOCOL_VERSION, Replica, SyncError};
 use crate::model::DocId;
 use crate::trust::removal::unanswered;
 use crate::trust::signed_change::{ChangeSignature, Standing};
@@ -75,6 +76,8 @@ enum Phase {
 /// One side of a sync session.
 pub struct Session {
     peer: DeviceId,
+    /// The protocol version the peer speaks (from its `Hello`).
+    peer_version: u32,
     phase: Phase,
     content_sent: u64,
     content_received: u64,
@@ -101,7 +104,11 @@ pub struct Session {
     out_of_order: BTreeMap<String, Vec<Change>>,
     rounds: BTreeMap<String, u32>,
     held: BTreeSet<[u8; 32]>,
-    signatures: BTreeMap<[u8; 32], ChangeSignature>,
+    /// Documents that arrived whole, with their heads then: shared with the
+    /// peer, remembered as such when the session ends.
+    installed: BTreeMap<String, Vec<ChangeHash>>,
+    /// The first signature received for each change, per document.
+    signatures: BTreeMap<String, BTreeMap<[u8; 32], ChangeSignature>>,
     stats: Stats,
     batch_bytes: usize,
 }
@@ -111,6 +118,7 @@ impl Session {
     pub fn new(peer: DeviceId) -> Self {
         Session {
             peer,
+            peer_version: OLDEST_VERSION,
             phase: Phase::AwaitHello,
             content_sent: 0,
             content_received: 0,
@@ -127,6 +135,7 @@ impl Session {
             rounds: BTreeMap::new(),
             held: BTreeSet::new(),
             signatures: BTreeMap::new(),
+            installed: BTreeMap::new(),
             stats: Stats::default(),
             batch_bytes: BATCH_BYTES,
         }
@@ -200,6 +209,17 @@ impl Session {
                 self.on_sync(replica, &doc, &message, signatures)?;
                 self.reply(replica)?
             }
+            (
+                Phase::Syncing,
+                Frame::Whole {
+                    doc,
+                    save,
+                    signatures,
+                },
+            ) => {
+                self.on_whole(replica, &doc, save, signatures)?;
+                self.reply(replica)?
+            }
             (Phase::Syncing, Frame::Idle { received }) => self.on_idle(replica, received)?,
             (phase, other) => {
                 return Err(SyncError::Protocol(format!(
@@ -228,11 +248,12 @@ impl Session {
         community: [u8; 32],
         theirs: Vec<[u8; 32]>,
     ) -> Result<Vec<Frame>, SyncError> {
-        if version != PROTOCOL_VERSION {
+        if !(OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version) {
             return Err(SyncError::Protocol(format!(
-                "the peer speaks protocol {version}, this device {PROTOCOL_VERSION}"
+                "the peer speaks protocol {version}, this device {OLDEST_VERSION} to {PROTOCOL_VERSION}"
             )));
         }
+        self.peer_version = version;
         if community != replica.membership().community.0 {
             return Err(SyncError::Refused(
                 "the peer is in another community".into(),
@@ -294,6 +315,7 @@ impl Session {
         let theirs: BTreeMap<String, Vec<[u8; 32]>> = theirs.into_iter().collect();
         let mut names: BTreeSet<String> = replica.doc_names()?.into_iter().collect();
         names.extend(theirs.keys().cloned());
+        let mut out = Vec::new();
         for name in names {
             if DocId::parse(&name).is_none() {
                 return Err(SyncError::Protocol(format!(
@@ -305,6 +327,18 @@ impl Session {
             ours.sort();
             other.sort();
             if ours != other {
+                if other.is_empty() && self.peer_version >= 2 {
+                    // The peer holds nothing of it: send it whole.
+                    if let Some(doc) = replica.whole(&name)? {
+                        self.stats.sent_changes += doc.signatures.len();
+                        out.push(Frame::Whole {
+                            doc: name,
+                            save: doc.save,
+                            signatures: doc.signatures,
+                        });
+                        continue;
+                    }
+                }
                 if ours.is_empty() {
                     self.waiting.insert(name.clone());
                 }
@@ -313,7 +347,47 @@ impl Session {
                 self.states.insert(name, state);
             }
         }
-        self.reply(replica)
+        out.extend(self.reply(replica)?);
+        if out.len() > 1 {
+            out.retain(|f| !matches!(f, Frame::Idle { .. }));
+        }
+        Ok(out)
+    }
+
+    /// A whole document from a peer that saw we held nothing of it: check
+    /// every change and keep it, or go change by change for it (we speak
+    /// first then, since the peer did not open it).
+    fn on_whole(
+        &mut self,
+        replica: &mut dyn Replica,
+        name: &str,
+        save: Vec<u8>,
+        signatures: Vec<([u8; 32], Vec<u8>)>,
+    ) -> Result<(), SyncError> {
+        if DocId::parse(name).is_none() {
+            return Err(SyncError::Protocol(format!(
+                "'{name}' is not a document name"
+            )));
+        }
+        self.waiting.remove(name);
+        if !replica.heads(name)?.is_empty() {
+            // Something of it arrived meanwhile (`serve` runs several
+            // sessions on one store): merge change by change instead.
+            return Ok(());
+        }
+        match whole::check(replica.membership(), name, save, signatures)? {
+            Outcome::Accepted(mut verified) => {
+                self.stats.received_changes += verified.signatures.len();
+                let heads = verified.doc.get_heads();
+                replica.install(name, *verified)?;
+                self.states.remove(name);
+                self.installed.insert(name.to_string(), heads);
+            }
+            Outcome::FallBack => {
+                self.states.entry(name.to_string()).or_default();
+            }
+        }
+        Ok(())
     }
 
     /// Sync messages for every document in play, or an Idle if none.
@@ -441,13 +515,16 @@ impl Session {
         check_have(&message).map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
         let changes =
             changes_in(&message).map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
+        // Per document: the same change (same author, content and history)
+        // can exist in two documents, each with its own signature.
+        let signed = self.signatures.entry(name.to_string()).or_default();
         for (hash, sig) in signatures {
             let sig: [u8; 64] = sig
                 .try_into()
                 .map_err(|_| SyncError::Refused("a signature is not 64 bytes".into()))?;
             // The first signature listed for a change is the one it is
             // checked against and stored with: a later frame cannot swap it.
-            self.signatures.entry(hash).or_insert(ChangeSignature(sig));
+            signed.entry(hash).or_insert(ChangeSignature(sig));
         }
         let offered = changes.len();
         self.unanswered.insert(name.to_string(), 0);
@@ -463,7 +540,7 @@ impl Session {
             .iter()
             .map(|change| {
                 let hash = change.hash();
-                self.signatures.get(&hash.0).copied().ok_or_else(|| {
+                signed.get(&hash.0).copied().ok_or_else(|| {
                     SyncError::Refused(format!("change {hash} of {name} is unsigned"))
                 })
             })
@@ -538,7 +615,8 @@ impl Session {
         for change in new {
             let sig = self
                 .signatures
-                .get(&change.hash().0)
+                .get(name)
+                .and_then(|signed| signed.get(&change.hash().0))
                 .copied()
                 .ok_or_else(|| {
                     SyncError::Local(format!(
@@ -636,6 +714,11 @@ impl Session {
             return Ok(Vec::new());
         }
         self.done = true;
+        for (name, heads) in std::mem::take(&mut self.installed) {
+            let mut state = State::new();
+            state.shared_heads = heads;
+            self.states.entry(name).or_insert(state);
+        }
         replica.save_sync_states(&self.peer, &self.states)?;
         if self.last_sent_idle {
             Ok(Vec::new())
@@ -675,6 +758,7 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::JoinRequest { .. } => "JoinRequest",
         Frame::LinkRequest { .. } => "LinkRequest",
         Frame::JoinAccepted { .. } => "JoinAccepted",
+        Frame::Whole { .. } => "Whole",
     }
 }
 

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use automerge::ChangeHash;
 
 use super::frame::decode;
-use super::harness::{Faults, Rng, STALLED, run_pair, sync_pair, sync_pair_faulty};
+use super::harness::{
+    Faults, Rng, STALLED, run_pair, sync_pair, sync_pair_faulty, sync_pair_tampered,
+};
 use super::memory::MemoryReplica;
 use super::{Frame, Replica, Session, SyncError};
 use crate::trust::signed_change::ChangeSignature;
@@ -42,6 +44,9 @@ fn a_large_catch_up_travels_in_frames_below_the_batch_limit() {
     let mut rng = Rng(11);
     let mut a = replica(&c, 0);
     let mut b = replica(&c, 1);
+    // B holds a little of the document, so it comes change by change (a
+    // peer that holds none of it gets it whole).
+    b.write(DOCS[1], "b", 0).unwrap_or_else(|e| panic!("{e}"));
     let text = "a long comment that takes room ".repeat(20);
     for i in 0..120 {
         a.write(DOCS[1], &format!("{text}{i}"), i as i64)
@@ -594,4 +599,212 @@ fn a_peer_restored_from_an_older_copy_is_sent_only_what_it_lacks() {
         sync_pair(&mut a, da, &mut backup, db, &mut rng).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((sa.sent_changes, sb.received_changes), (5, 5));
     assert_converged(&mut [a, backup]);
+}
+
+#[test]
+fn a_peer_that_holds_nothing_of_a_document_receives_it_whole() {
+    let c = community(3);
+    let mut rng = Rng(41);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    for i in 0..40 {
+        for doc in DOCS {
+            a.write(doc, &format!("a{i}"), i)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    b.write(DOCS[0], "b", 1).unwrap_or_else(|e| panic!("{e}"));
+    let (a_device, b_device) = (c.device(0), c.device(1));
+    let (mut sa, mut sb) = (Session::new(b_device), Session::new(a_device));
+    let (mut whole, mut carrying) = (Vec::new(), 0);
+    let (sa_stats, sb_stats) =
+        run_pair(
+            &mut sa,
+            &mut a,
+            &mut sb,
+            &mut b,
+            &mut rng,
+            &mut |wire| match decode(&wire[4..]) {
+                Ok(Frame::Whole { doc, .. }) => whole.push(doc),
+                Ok(Frame::Sync { signatures, .. }) if !signatures.is_empty() => carrying += 1,
+                _ => {}
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The two documents B lacks travel whole; the one it holds part of
+    // goes change by change.
+    whole.sort();
+    assert_eq!(whole, vec![DOCS[2].to_string(), DOCS[1].to_string()]);
+    assert!(carrying >= 1);
+    assert_eq!(sb_stats.received_changes, 120);
+    assert_eq!(sa_stats.sent_changes, 120);
+    assert_eq!(sa_stats.received_changes, 1);
+    // What arrived whole is shared, and remembered so.
+    assert!(
+        b.remembered_shared_heads(a_device, DOCS[1])
+            .is_some_and(|heads| !heads.is_empty())
+    );
+    let mut both = [a, b];
+    assert_converged(&mut both);
+    // B can build on it, and a third member gets B's changes too.
+    let [mut a, mut b] = both;
+    b.write(DOCS[1], "b-after", 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut d = replica(&c, 2);
+    sync_pair(&mut b, c.device(1), &mut d, c.device(2), &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    let (sa, _) =
+        sync_pair(&mut a, a_device, &mut b, b_device, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sa.received_changes, 1);
+    assert_converged(&mut [a, b, d]);
+}
+
+#[test]
+fn a_peer_speaking_protocol_1_gets_documents_change_by_change() {
+    let c = community(2);
+    let mut rng = Rng(43);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    for i in 0..10 {
+        a.write(DOCS[1], &format!("a{i}"), i)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut whole = 0;
+    let (_, sb) = sync_pair_tampered(
+        &mut a,
+        c.device(0),
+        &mut b,
+        c.device(1),
+        &mut rng,
+        &mut |from_a, frame| match frame {
+            Frame::Hello {
+                community,
+                certificates,
+                ..
+            } if !from_a => Frame::Hello {
+                version: 1,
+                community,
+                certificates,
+            },
+            Frame::Whole { .. } => {
+                whole += 1;
+                frame
+            }
+            other => other,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(whole, 0);
+    assert_eq!(sb.received_changes, 10);
+    assert_converged(&mut [a, b]);
+}
+
+/// Rewrites a `Whole` frame's save and signatures.
+type WholeTamper = dyn FnMut(&mut Vec<u8>, &mut Vec<([u8; 32], Vec<u8>)>);
+
+/// Sync `a` (holding documents) into an empty `b`, with `tamper` applied
+/// to every `Whole` frame; the error, if any.
+fn whole_tampered(tamper: &mut WholeTamper) -> (Result<(), SyncError>, MemoryReplica) {
+    let c = community(2);
+    let mut rng = Rng(47);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    for i in 0..10 {
+        a.write(DOCS[1], &format!("a{i}"), i)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let result = sync_pair_tampered(
+        &mut a,
+        c.device(0),
+        &mut b,
+        c.device(1),
+        &mut rng,
+        &mut |_, frame| match frame {
+            Frame::Whole {
+                doc,
+                mut save,
+                mut signatures,
+            } => {
+                tamper(&mut save, &mut signatures);
+                Frame::Whole {
+                    doc,
+                    save,
+                    signatures,
+                }
+            }
+            other => other,
+        },
+    );
+    (result.map(|_| ()), b)
+}
+
+#[test]
+fn a_whole_document_with_a_forged_or_missing_signature_is_refused_and_nothing_is_kept() {
+    let forged: [&mut WholeTamper; 4] = [
+        &mut |_, sigs| sigs[3].1[10] ^= 1,
+        &mut |_, sigs| {
+            sigs.remove(5);
+        },
+        // A signature by the right device over another document's change.
+        &mut |_, sigs| sigs[0].1 = sigs[1].1.clone(),
+        &mut |_, sigs| sigs[2].1.truncate(63),
+    ];
+    for (i, tamper) in forged.into_iter().enumerate() {
+        let (result, mut b) = whole_tampered(tamper);
+        assert!(
+            matches!(&result, Err(e) if e.is_integrity()),
+            "case {i}: {result:?}"
+        );
+        assert!(
+            b.all_heads().values().all(|heads| heads.is_empty()),
+            "case {i}"
+        );
+    }
+}
+
+#[test]
+fn a_whole_document_that_is_not_one_intact_document_chunk_is_refused() {
+    let broken: [&mut WholeTamper; 4] = [
+        &mut |save, _| save.truncate(save.len() / 2),
+        &mut |save, _| save.extend_from_slice(b"trailing"),
+        &mut |save, _| {
+            let middle = save.len() / 2;
+            save[middle] ^= 0x55;
+        },
+        &mut |save, _| save.clear(),
+    ];
+    for (i, tamper) in broken.into_iter().enumerate() {
+        let (result, mut b) = whole_tampered(tamper);
+        assert!(
+            matches!(&result, Err(e) if e.is_integrity()),
+            "case {i}: {result:?}"
+        );
+        assert!(
+            b.all_heads().values().all(|heads| heads.is_empty()),
+            "case {i}"
+        );
+    }
+}
+
+#[test]
+fn the_same_change_in_two_documents_is_checked_against_each_ones_signature() {
+    let c = community(2);
+    let mut rng = Rng(53);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    // B holds something of both documents, so both go change by change.
+    for doc in &DOCS[..2] {
+        b.write(doc, "b", 1).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // A's first change is byte for byte the same in both documents (same
+    // author, content and empty history): same hash, two signatures.
+    for doc in &DOCS[..2] {
+        a.write(doc, "same", 7).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let hash =
+        |r: &mut MemoryReplica, doc: &str| r.doc(doc).unwrap_or_else(|e| panic!("{e}")).get_heads();
+    assert_eq!(hash(&mut a, DOCS[0]), hash(&mut a, DOCS[1]));
+    let (_, sb) = sync_pair(&mut a, c.device(0), &mut b, c.device(1), &mut rng)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sb.received_changes, 2);
+    assert_converged(&mut [a, b]);
 }
