@@ -701,16 +701,21 @@ fn a_peer_speaking_protocol_1_gets_documents_change_by_change() {
 /// Rewrites a `Whole` frame's save and signatures.
 type WholeTamper = dyn FnMut(&mut Vec<u8>, &mut Vec<([u8; 32], Vec<u8>)>);
 
-/// Sync `a` (holding documents) into an empty `b`, with `tamper` applied
-/// to every `Whole` frame; the error, if any.
-fn whole_tampered(tamper: &mut WholeTamper) -> (Result<(), SyncError>, MemoryReplica) {
+/// Sync `a` (holding a discussion and a draft) into an empty `b`, with
+/// `tamper` applied to the `Whole` frame of document `only`; the error, if
+/// any, and `b`.
+fn whole_tampered(only: &str, tamper: &mut WholeTamper) -> (Result<(), SyncError>, MemoryReplica) {
     let c = community(2);
     let mut rng = Rng(47);
     let mut a = replica(&c, 0);
     let mut b = replica(&c, 1);
-    for i in 0..10 {
-        a.write(DOCS[1], &format!("a{i}"), i)
-            .unwrap_or_else(|e| panic!("{e}"));
+    // A discussion and a draft (whose changes are checked from their
+    // metadata).
+    for doc in &DOCS[1..] {
+        for i in 0..10 {
+            a.write(doc, &format!("a{i}"), i)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
     }
     let result = sync_pair_tampered(
         &mut a,
@@ -724,7 +729,9 @@ fn whole_tampered(tamper: &mut WholeTamper) -> (Result<(), SyncError>, MemoryRep
                 mut save,
                 mut signatures,
             } => {
-                tamper(&mut save, &mut signatures);
+                if doc == only {
+                    tamper(&mut save, &mut signatures);
+                }
                 Frame::Whole {
                     doc,
                     save,
@@ -744,20 +751,22 @@ fn a_whole_document_with_a_forged_or_missing_signature_is_refused_and_nothing_is
         &mut |_, sigs| {
             sigs.remove(5);
         },
-        // A signature by the right device over another document's change.
+        // A signature by the right device, over another change.
         &mut |_, sigs| sigs[0].1 = sigs[1].1.clone(),
         &mut |_, sigs| sigs[2].1.truncate(63),
     ];
     for (i, tamper) in forged.into_iter().enumerate() {
-        let (result, mut b) = whole_tampered(tamper);
-        assert!(
-            matches!(&result, Err(e) if e.is_integrity()),
-            "case {i}: {result:?}"
-        );
-        assert!(
-            b.all_heads().values().all(|heads| heads.is_empty()),
-            "case {i}"
-        );
+        for doc in &DOCS[1..] {
+            let (result, mut b) = whole_tampered(doc, tamper);
+            assert!(
+                matches!(&result, Err(e) if e.is_integrity()),
+                "case {i}, {doc}: {result:?}"
+            );
+            assert!(
+                b.all_heads().get(*doc).is_none_or(|heads| heads.is_empty()),
+                "case {i}, {doc}"
+            );
+        }
     }
 }
 
@@ -773,15 +782,17 @@ fn a_whole_document_that_is_not_one_intact_document_chunk_is_refused() {
         &mut |save, _| save.clear(),
     ];
     for (i, tamper) in broken.into_iter().enumerate() {
-        let (result, mut b) = whole_tampered(tamper);
-        assert!(
-            matches!(&result, Err(e) if e.is_integrity()),
-            "case {i}: {result:?}"
-        );
-        assert!(
-            b.all_heads().values().all(|heads| heads.is_empty()),
-            "case {i}"
-        );
+        for doc in &DOCS[1..] {
+            let (result, mut b) = whole_tampered(doc, tamper);
+            assert!(
+                matches!(&result, Err(e) if e.is_integrity()),
+                "case {i}, {doc}: {result:?}"
+            );
+            assert!(
+                b.all_heads().get(*doc).is_none_or(|heads| heads.is_empty()),
+                "case {i}, {doc}"
+            );
+        }
     }
 }
 
