@@ -603,16 +603,25 @@ impl Session {
         let accepted = self.in_causal_order(name, doc, accepted);
         let message = with_changes(message, &accepted);
         let state = self.states.entry(name.to_string()).or_default();
-        let before: Vec<ChangeHash> = doc.get_heads();
+        // What is new here, told from the changes handed over rather than
+        // asked of Automerge afterwards (which rebuilds every change).
+        let mut seen = BTreeSet::new();
+        let new: Vec<Change> = accepted
+            .into_iter()
+            .filter(|c| seen.insert(c.hash()) && doc.get_change_meta_by_hash(&c.hash()).is_none())
+            .collect();
         guarded(|| {
             doc.sync()
                 .receive_sync_message(state, message)
                 .map_err(|e| e.to_string())
         })
         .map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
-        let new = doc.get_changes(&before);
         let mut signed = Vec::with_capacity(new.len());
         for change in new {
+            if doc.get_change_meta_by_hash(&change.hash()).is_none() {
+                // Not applied after all: it stays out of the log too.
+                continue;
+            }
             let sig = self
                 .signatures
                 .get(name)
