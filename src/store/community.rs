@@ -373,20 +373,12 @@ impl CommunityStore {
         doclog::compact(&files, loaded, self.device.as_deref(), &self.id)
     }
 
-    /// Document `name` as its attested snapshot holds it (save and
-    /// signature table), without loading it, if its log is empty (see
-    /// [`doclog::whole`]).
-    pub fn doc_whole(&self, name: &str) -> Option<(Vec<u8>, Vec<[u8; 96]>)> {
-        let device = DeviceId(self.device.as_ref()?.public());
-        doclog::whole(&DocFiles::new(&self.docs_dir(), name), &device, &self.id)
-    }
-
-    /// Keep a document that arrived whole and was verified as its snapshot,
-    /// `saved` being the bytes it was loaded from (`crate::sync::whole`).
-    pub fn install_doc(&self, name: &str, saved: &[u8], loaded: &mut LoadedDoc) -> Result<()> {
-        let files = DocFiles::new(&self.docs_dir(), name);
+    /// Keep a document that arrived whole and was verified
+    /// (`crate::sync::whole`) as its snapshot, attested if the store has
+    /// this device's key, with an empty log.
+    pub fn install_doc(&self, name: &str, loaded: &mut LoadedDoc) -> Result<()> {
         crate::store::fsutil::private_dir(&self.docs_dir())?;
-        doclog::write_snapshot(&files, saved, loaded, self.device.as_deref(), &self.id)
+        self.compact_doc(name, loaded)
     }
 
     /// Verify certificates and append the new ones durably to the log, then

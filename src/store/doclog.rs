@@ -369,47 +369,6 @@ pub fn heads(
     Some(heads.into_iter().map(automerge::ChangeHash).collect())
 }
 
-/// A document as its attested snapshot holds it, without loading it: the
-/// snapshot's save (one compressed document chunk) and its signature table,
-/// for sending whole to a peer that holds nothing of it
-/// (`crate::sync::whole`). `None` unless the snapshot is intact, attested
-/// by this device, and the log holds no record: load the document instead.
-/// Nothing is verified here; the receiver checks every change.
-pub fn whole(
-    files: &DocFiles,
-    own_device: &DeviceId,
-    community: &CommunityId,
-) -> Option<(Vec<u8>, Vec<[u8; 96]>)> {
-    if let Some(log) = read_if_exists(&files.log).ok()? {
-        let parsed = frame::parse(&log, CHANGES_MAGIC).ok()?;
-        if !parsed.records.is_empty() || parsed.torn_at.is_some() {
-            return None;
-        }
-    }
-    let bytes = read_if_exists(&files.snapshot).ok()??;
-    let parsed = frame::parse(&bytes, SNAPSHOT_MAGIC).ok()?;
-    let [saved, table, recorded, attestation] = parsed.records[..] else {
-        return None;
-    };
-    let attested = parsed.torn_at.is_none()
-        && table.len() % SIG_ENTRY == 0
-        && attestation::holds(
-            attestation,
-            own_device,
-            community,
-            &files.name,
-            &[saved, table, recorded],
-        );
-    if !attested {
-        return None;
-    }
-    let entries = table
-        .chunks_exact(SIG_ENTRY)
-        .filter_map(|entry| entry.try_into().ok())
-        .collect();
-    Some((saved.to_vec(), entries))
-}
-
 /// Append signed changes to the log and fsync.
 pub fn append(files: &DocFiles, changes: &[(ChangeSignature, Vec<u8>)]) -> Result<()> {
     let mut bytes = Vec::new();
@@ -445,21 +404,6 @@ pub fn compact(
         deflate: true,
         retain_orphans: false,
     });
-    write_snapshot(files, &saved, loaded, device, community)?;
-    loaded.log_records = 0;
-    Ok(())
-}
-
-/// Write `saved` (a save of `loaded.doc`) as the document's snapshot, with
-/// its signature table and, given the device key, its heads and attestation;
-/// then empty the log.
-pub fn write_snapshot(
-    files: &DocFiles,
-    saved: &[u8],
-    loaded: &mut LoadedDoc,
-    device: Option<&SecretKey>,
-    community: &CommunityId,
-) -> Result<()> {
     let mut table = Vec::with_capacity(loaded.signatures.len() * SIG_ENTRY);
     for meta in loaded.doc.get_changes_meta(&[]) {
         let sig = loaded.signatures.get(&meta.hash.0).ok_or_else(|| {
@@ -469,14 +413,14 @@ pub fn write_snapshot(
         table.extend_from_slice(&sig.0);
     }
     let mut snapshot = SNAPSHOT_MAGIC.to_vec();
-    snapshot.extend(frame::encode(saved));
+    snapshot.extend(frame::encode(&saved));
     snapshot.extend(frame::encode(&table));
     if let Some(device) = device {
         // The heads, so that a sync can tell whether the document differs
         // without loading it ([`heads`]).
         let heads: Vec<u8> = loaded.doc.get_heads().iter().flat_map(|h| h.0).collect();
         let attestation =
-            attestation::attest(device, community, &files.name, &[saved, &table, &heads]);
+            attestation::attest(device, community, &files.name, &[&saved, &table, &heads]);
         snapshot.extend(frame::encode(&heads));
         snapshot.extend(frame::encode(&attestation));
     }
@@ -484,7 +428,9 @@ pub fn write_snapshot(
     // The seal first: a crash between the two leaves a log longer than its
     // seal, which is fine; the other order would look like lost records.
     write_seal(&files.log, CHANGES_MAGIC.len() as u64)?;
-    write_atomic(&files.log, CHANGES_MAGIC)
+    write_atomic(&files.log, CHANGES_MAGIC)?;
+    loaded.log_records = 0;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -191,11 +191,6 @@ impl Replica for StoreReplica {
     }
 
     fn whole(&mut self, name: &str) -> Result<Option<WholeDoc>, SyncError> {
-        if !self.docs.contains_key(name)
-            && let Some((save, table)) = self.store.doc_whole(name)
-        {
-            return Ok(WholeDoc::from_table(save, table));
-        }
         self.doc(name)?;
         let Some(LoadedDoc {
             doc, signatures, ..
@@ -207,18 +202,14 @@ impl Replica for StoreReplica {
     }
 
     fn install(&mut self, name: &str, verified: Verified) -> Result<(), SyncError> {
-        let Verified {
-            doc,
-            save,
-            signatures,
-        } = verified;
+        let Verified { doc, signatures } = verified;
         let mut loaded = LoadedDoc {
             doc,
             signatures,
             log_records: 0,
         };
         self.store
-            .install_doc(name, &save, &mut loaded)
+            .install_doc(name, &mut loaded)
             .map_err(Self::local)?;
         // Arrived whole: everything in it is new here.
         self.first_heads.insert(name.to_string(), Vec::new());

@@ -54,14 +54,21 @@ pub fn split(mut data: &[u8]) -> Result<Vec<(u8, &[u8])>, String> {
 pub fn changes_in(message: &Message) -> Result<Vec<Change>, String> {
     let mut out = Vec::new();
     for blob in message.changes.iter() {
-        for (kind, bytes) in split(blob)? {
-            match kind {
-                1 => out.push(guarded(|| decode_change(bytes))?),
-                // Whole documents (type 0) and compressed changes (type 2) can
-                // inflate without bound, and convene peers never send them:
-                // V2 is never advertised.
-                k => return Err(format!("chunk type {k} is not accepted")),
-            }
+        out.extend(decode_chunks(blob)?);
+    }
+    Ok(out)
+}
+
+/// Every change in a blob of change chunks, decoded on scratch data.
+pub fn decode_chunks(blob: &[u8]) -> Result<Vec<Change>, String> {
+    let mut out = Vec::new();
+    for (kind, bytes) in split(blob)? {
+        match kind {
+            1 => out.push(guarded(|| decode_change(bytes))?),
+            // Whole documents (type 0) and compressed changes (type 2) can
+            // inflate without bound, and convene peers never send them:
+            // V2 is never advertised.
+            k => return Err(format!("chunk type {k} is not accepted")),
         }
     }
     Ok(out)

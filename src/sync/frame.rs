@@ -77,13 +77,13 @@ pub enum Frame {
         certificates: Vec<Vec<u8>>,
     },
     /// Protocol 2: a whole document for a peer whose `Heads` listed none of
-    /// it, with the device signature of every change in it
+    /// it: every change, with the device signature of each
     /// ([`super::whole`]).
     Whole {
         /// Document name.
         doc: String,
-        /// One Automerge document chunk, as `save()` makes it.
-        save: Vec<u8>,
+        /// Every change chunk of the document, in causal order.
+        changes: Vec<u8>,
         /// (change hash, 64-byte signature).
         signatures: Vec<([u8; 32], Vec<u8>)>,
     },

@@ -95,15 +95,17 @@ pub struct Session {
     /// Messages without changes received per document since changes last
     /// moved.
     quiet: BTreeMap<String, u32>,
-    /// Removed members' later changes received in this session, kept aside
-    /// in case a later accepted change builds on them.
-    late: BTreeMap<[u8; 32], Change>,
+    /// Removed members' later changes received in this session, per
+    /// document, kept aside in case a later accepted change of the same
+    /// document builds on them.
+    late: BTreeMap<String, BTreeMap<[u8; 32], Change>>,
     /// Messages sent per document since the last one received for it.
     unanswered: BTreeMap<String, u32>,
     /// Changes received before their dependencies, per document.
     out_of_order: BTreeMap<String, Vec<Change>>,
     rounds: BTreeMap<String, u32>,
-    held: BTreeSet<[u8; 32]>,
+    /// Changes held back so far, per document.
+    held: BTreeSet<(String, [u8; 32])>,
     /// Documents that arrived whole, with their heads then: shared with the
     /// peer, remembered as such when the session ends.
     installed: BTreeMap<String, Vec<ChangeHash>>,
@@ -213,11 +215,11 @@ impl Session {
                 Phase::Syncing,
                 Frame::Whole {
                     doc,
-                    save,
+                    changes,
                     signatures,
                 },
             ) => {
-                self.on_whole(replica, &doc, save, signatures)?;
+                self.on_whole(replica, &doc, &changes, signatures)?;
                 self.reply(replica)?
             }
             (Phase::Syncing, Frame::Idle { received }) => self.on_idle(replica, received)?,
@@ -333,7 +335,7 @@ impl Session {
                         self.stats.sent_changes += doc.signatures.len();
                         out.push(Frame::Whole {
                             doc: name,
-                            save: doc.save,
+                            changes: doc.changes,
                             signatures: doc.signatures,
                         });
                         continue;
@@ -361,7 +363,7 @@ impl Session {
         &mut self,
         replica: &mut dyn Replica,
         name: &str,
-        save: Vec<u8>,
+        changes: &[u8],
         signatures: Vec<([u8; 32], Vec<u8>)>,
     ) -> Result<(), SyncError> {
         if DocId::parse(name).is_none() {
@@ -375,7 +377,7 @@ impl Session {
             // sessions on one store): merge change by change instead.
             return Ok(());
         }
-        match whole::check(replica.membership(), name, save, signatures)? {
+        match whole::check(replica.membership(), name, changes, signatures)? {
             Outcome::Accepted(mut verified) => {
                 self.stats.received_changes += verified.signatures.len();
                 let heads = verified.doc.get_heads();
@@ -516,9 +518,14 @@ impl Session {
         let changes =
             changes_in(&message).map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
         // Per document: the same change (same author, content and history)
-        // can exist in two documents, each with its own signature.
+        // can exist in two documents, each with its own signature. Only the
+        // changes this frame carries get one.
+        let carried: BTreeSet<[u8; 32]> = changes.iter().map(|c| c.hash().0).collect();
         let signed = self.signatures.entry(name.to_string()).or_default();
         for (hash, sig) in signatures {
+            if !carried.contains(&hash) {
+                continue;
+            }
             let sig: [u8; 64] = sig
                 .try_into()
                 .map_err(|_| SyncError::Refused("a signature is not 64 bytes".into()))?;
@@ -552,13 +559,18 @@ impl Session {
             match verdict {
                 Ok(Standing::Current) => accepted.push(change),
                 Ok(Standing::AfterRemoval) | Err(TrustError::ChangeRefused { .. }) => {
-                    if self.held.insert(hash.0) {
+                    if self.held.insert((name.to_string(), hash.0)) {
                         self.stats.held_back += 1;
                     } else {
                         held_again += 1;
                     }
-                    if late && self.late.len() < MAX_LATE_KEPT_ASIDE {
-                        self.late.entry(hash.0).or_insert(change);
+                    let kept_aside: usize = self.late.values().map(BTreeMap::len).sum();
+                    if late && kept_aside < MAX_LATE_KEPT_ASIDE {
+                        self.late
+                            .entry(name.to_string())
+                            .or_default()
+                            .entry(hash.0)
+                            .or_insert(change);
                     }
                 }
                 Err(e) => return Err(SyncError::Refused(format!("{name}: {e}"))),
@@ -570,20 +582,20 @@ impl Session {
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         let builds_on = !accepted.is_empty() || !waiting.is_empty();
-        if !self.late.is_empty() && builds_on {
+        let late = self.late.entry(name.to_string()).or_default();
+        if !late.is_empty() && builds_on {
             // A removed member's later change that an accepted change builds
             // on stays after all (`trust::removal`), also when that change
             // came earlier and waits for it.
-            let dropped = unanswered(self.late.values(), accepted.iter().chain(waiting));
-            let kept: Vec<[u8; 32]> = self
-                .late
+            let dropped = unanswered(late.values(), accepted.iter().chain(waiting));
+            let kept: Vec<[u8; 32]> = late
                 .keys()
                 .filter(|h| !dropped.contains(*h))
                 .copied()
                 .collect();
             let mut admitted = Vec::with_capacity(kept.len() + accepted.len());
             for hash in kept {
-                if let Some(change) = self.late.remove(&hash) {
+                if let Some(change) = late.remove(&hash) {
                     self.stats.held_back = self.stats.held_back.saturating_sub(1);
                     admitted.push(change);
                 }

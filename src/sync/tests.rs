@@ -698,7 +698,7 @@ fn a_peer_speaking_protocol_1_gets_documents_change_by_change() {
     assert_converged(&mut [a, b]);
 }
 
-/// Rewrites a `Whole` frame's save and signatures.
+/// Rewrites a `Whole` frame's change chunks and signatures.
 type WholeTamper = dyn FnMut(&mut Vec<u8>, &mut Vec<([u8; 32], Vec<u8>)>);
 
 /// Sync `a` (holding a discussion and a draft) into an empty `b`, with
@@ -726,15 +726,15 @@ fn whole_tampered(only: &str, tamper: &mut WholeTamper) -> (Result<(), SyncError
         &mut |_, frame| match frame {
             Frame::Whole {
                 doc,
-                mut save,
+                mut changes,
                 mut signatures,
             } => {
                 if doc == only {
-                    tamper(&mut save, &mut signatures);
+                    tamper(&mut changes, &mut signatures);
                 }
                 Frame::Whole {
                     doc,
-                    save,
+                    changes,
                     signatures,
                 }
             }
@@ -771,15 +771,41 @@ fn a_whole_document_with_a_forged_or_missing_signature_is_refused_and_nothing_is
 }
 
 #[test]
-fn a_whole_document_that_is_not_one_intact_document_chunk_is_refused() {
-    let broken: [&mut WholeTamper; 4] = [
-        &mut |save, _| save.truncate(save.len() / 2),
-        &mut |save, _| save.extend_from_slice(b"trailing"),
-        &mut |save, _| {
-            let middle = save.len() / 2;
-            save[middle] ^= 0x55;
+fn a_whole_document_that_is_not_its_intact_complete_signed_changes_is_refused() {
+    // The blob without its `k`th change chunk.
+    fn without(blob: &mut Vec<u8>, k: usize) {
+        let chunks: Vec<Vec<u8>> = super::chunks::split(blob)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|(_, bytes)| bytes.to_vec())
+            .collect();
+        *blob = chunks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != k)
+            .flat_map(|(_, c)| c.clone())
+            .collect();
+    }
+    let broken: [&mut WholeTamper; 7] = [
+        &mut |blob, _| blob.truncate(blob.len() / 2),
+        &mut |blob, _| blob.extend_from_slice(b"trailing"),
+        &mut |blob, _| {
+            let middle = blob.len() / 2;
+            blob[middle] ^= 0x55;
         },
-        &mut |save, _| save.clear(),
+        &mut |blob, _| blob.clear(),
+        // A gap in its history: a change whose dependency is missing.
+        &mut |blob, _| without(blob, 0),
+        &mut |blob, _| without(blob, 4),
+        // A change listed twice.
+        &mut |blob, _| {
+            let first = super::chunks::split(blob)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .first()
+                .map(|(_, bytes)| bytes.to_vec())
+                .unwrap_or_default();
+            blob.extend(first);
+        },
     ];
     for (i, tamper) in broken.into_iter().enumerate() {
         for doc in &DOCS[1..] {

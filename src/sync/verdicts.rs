@@ -12,7 +12,7 @@
 use automerge::Change;
 
 use super::chunks::guarded;
-use crate::trust::ownership::{MAX_OPS_PER_CHANGE, check_op_total, check_ownership};
+use crate::trust::ownership::check_ownership;
 use crate::trust::signed_change::{ChangeSignature, Standing, verify_signed};
 use crate::trust::{Membership, TrustError};
 
@@ -27,77 +27,27 @@ pub fn verdicts(
     changes: &[Change],
     signatures: &[ChangeSignature],
 ) -> Vec<Result<Standing, TrustError>> {
-    let pairs: Vec<(&Change, &ChangeSignature)> = changes.iter().zip(signatures).collect();
-    on_every_core(&pairs, |(change, sig)| {
-        verdict(membership, doc, change, sig)
-    })
-}
-
-/// What a verdict on a change of a draft needs from it. Drafts are exempt
-/// from the ownership rule, so a draft that arrived whole is checked from
-/// its changes' metadata, without Automerge rebuilding every change.
-pub struct DraftChange {
-    /// The change's actor id.
-    pub actor: Vec<u8>,
-    /// Its hash.
-    pub hash: [u8; 32],
-    /// How many operations it holds.
-    pub ops: u64,
-    /// Its signature.
-    pub signature: ChangeSignature,
-}
-
-/// The verdict on each change of draft `doc`, in order: the same as
-/// [`verdicts`] gives for those changes (a document that is not a draft
-/// gets every change refused).
-pub fn draft_verdicts(
-    membership: &Membership,
-    doc: &str,
-    changes: &[DraftChange],
-) -> Vec<Result<Standing, TrustError>> {
-    on_every_core(changes, |change| {
-        if !doc.starts_with("draft-") {
-            return Err(TrustError::ChangeRefused {
-                change: crate::ids::short(&hex::encode(change.hash)).to_string(),
-                device: String::new(),
-                reason: "only drafts are checked without their operations".into(),
-            });
-        }
-        let (_, standing) = verify_signed(
-            membership,
-            doc,
-            &change.actor,
-            &change.hash,
-            &change.signature,
-        )?;
-        check_op_total(change.ops, &change.hash, MAX_OPS_PER_CHANGE)?;
-        Ok(standing)
-    })
-}
-
-/// `check` on each of `items`, on every core, in order. (A thread that
-/// failed refuses its share: still one verdict per item.)
-fn on_every_core<T: Sync>(
-    items: &[T],
-    check: impl Fn(&T) -> Result<Standing, TrustError> + Sync,
-) -> Vec<Result<Standing, TrustError>> {
+    let one = |(change, sig): (&Change, &ChangeSignature)| verdict(membership, doc, change, sig);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if items.len() < PARALLEL_FROM || threads < 2 {
-        return items.iter().map(&check).collect();
+    if changes.len() < PARALLEL_FROM || threads < 2 {
+        return changes.iter().zip(signatures).map(one).collect();
     }
-    let per_thread = items.len().div_ceil(threads);
-    let check = &check;
+    let per_thread = changes.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let running: Vec<_> = items
+        let running: Vec<_> = changes
             .chunks(per_thread)
-            .map(|share| {
-                let thread = scope.spawn(move || share.iter().map(check).collect::<Vec<_>>());
-                (share.len(), thread)
+            .zip(signatures.chunks(per_thread))
+            .map(|(changes, signatures)| {
+                let thread = scope
+                    .spawn(move || changes.iter().zip(signatures).map(one).collect::<Vec<_>>());
+                (changes.len(), thread)
             })
             .collect();
         running
             .into_iter()
             .flat_map(|(count, thread)| {
+                // A thread that failed refuses its share: still one
+                // verdict per change, in order.
                 thread.join().unwrap_or_else(|_| {
                     (0..count)
                         .map(|_| {
@@ -140,8 +90,6 @@ fn verdict(
 mod tests {
     use automerge::transaction::Transactable;
     use automerge::{ActorId, AutoCommit, ROOT};
-
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::trust::fixture::community;
@@ -204,68 +152,6 @@ mod tests {
         assert!(
             counts.0 > 50 && counts.1 > 10 && counts.2 > 50 && counts.3 > 5,
             "{counts:?}"
-        );
-    }
-
-    #[test]
-    fn a_drafts_changes_get_the_same_verdicts_from_their_metadata() {
-        let c = community(3);
-        let stranger = community(1);
-        let m = c.membership();
-        let doc_name = "draft-00bb";
-        let mut doc = AutoCommit::new();
-        let mut signatures = BTreeMap::new();
-        for i in 0..200usize {
-            let (key, device) = match i % 3 {
-                0 => (&c.devices[0], c.device(0)),
-                1 => (&c.devices[1], c.device(1)),
-                _ => (&stranger.devices[0], stranger.device(0)),
-            };
-            doc.set_actor(ActorId::from(actor_bytes(&device, &[i as u8; 8])));
-            // Co-writing: everyone overwrites the same keys.
-            doc.put(ROOT, format!("k{}", i % 4), i as i64)
-                .unwrap_or_else(|e| panic!("{e}"));
-            let hash = doc.commit().unwrap_or_else(|| panic!("no change"));
-            let mut sig = sign_change(key, &m.community, doc_name, &hash.0);
-            if i % 7 == 0 {
-                sig.0[5] ^= 1;
-            }
-            signatures.insert(hash.0, sig);
-        }
-        let changes = doc.get_changes(&[]);
-        let sigs: Vec<ChangeSignature> =
-            changes.iter().map(|ch| signatures[&ch.hash().0]).collect();
-        let from_changes: Vec<String> = verdicts(&m, doc_name, &changes, &sigs)
-            .iter()
-            .map(|v| format!("{v:?}"))
-            .collect();
-        let headers: Vec<DraftChange> = doc
-            .get_changes_meta(&[])
-            .iter()
-            .map(|meta| DraftChange {
-                actor: meta.actor.to_bytes().to_vec(),
-                hash: meta.hash.0,
-                ops: meta.max_op.saturating_sub(meta.start_op) + 1,
-                signature: signatures[&meta.hash.0],
-            })
-            .collect();
-        let from_metadata: Vec<String> = draft_verdicts(&m, doc_name, &headers)
-            .iter()
-            .map(|v| format!("{v:?}"))
-            .collect();
-        assert_eq!(from_changes, from_metadata);
-        assert!(from_changes.iter().any(|v| v.contains("Ok(Current)")));
-        assert!(from_changes.iter().any(|v| v.contains("BadSignature")));
-        assert!(
-            from_changes
-                .iter()
-                .any(|v| v.contains("not a device of any member"))
-        );
-        // Outside drafts, metadata alone is never enough.
-        assert!(
-            draft_verdicts(&m, "response-00aa", &headers)
-                .iter()
-                .all(|v| v.is_err())
         );
     }
 }

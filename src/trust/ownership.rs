@@ -29,15 +29,10 @@ pub fn op_count(change: &Change) -> u64 {
 
 /// Refuse a change that claims more than `limit` operations.
 pub fn check_op_count(change: &Change, limit: u64) -> Result<(), TrustError> {
-    check_op_total(op_count(change), &change.hash().0, limit)
-}
-
-/// Refuse change `hash`, which holds `ops` operations, if that is more
-/// than `limit`.
-pub fn check_op_total(ops: u64, hash: &[u8; 32], limit: u64) -> Result<(), TrustError> {
+    let ops = op_count(change);
     if ops > limit {
         return Err(TrustError::ChangeRefused {
-            change: crate::ids::short(&hex::encode(hash)).to_string(),
+            change: crate::ids::short(&change.hash().to_string()).to_string(),
             device: String::new(),
             reason: format!("it claims {ops} operations; the limit is {limit}"),
         });
