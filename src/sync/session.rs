@@ -43,6 +43,9 @@ pub const MAX_ROUNDS_PER_DOC: u32 = 256;
 /// trade empty messages for ever, or one would keep talking to a peer that
 /// has left the document.
 pub const MAX_QUIET_MESSAGES: u32 = 8;
+/// `Whole` frames (or other content frames) unacknowledged at most before
+/// another document is sent whole.
+pub const WHOLE_IN_FLIGHT: u64 = 4;
 /// Removed members' later changes kept aside per session, at most.
 pub const MAX_LATE_KEPT_ASIDE: usize = 10_000;
 /// Change bytes carried by one `Sync` frame at most. A message with more is
@@ -106,6 +109,10 @@ pub struct Session {
     rounds: BTreeMap<String, u32>,
     /// Changes held back so far, per document.
     held: BTreeSet<(String, [u8; 32])>,
+    /// Documents the peer holds none of, still to send whole.
+    to_send_whole: std::collections::VecDeque<String>,
+    /// The most content frames the peer said (`Idle`) it had received.
+    peer_received: u64,
     /// Documents that arrived whole, with their heads then: shared with the
     /// peer, remembered as such when the session ends.
     installed: BTreeMap<String, Vec<ChangeHash>>,
@@ -138,6 +145,8 @@ impl Session {
             held: BTreeSet::new(),
             signatures: BTreeMap::new(),
             installed: BTreeMap::new(),
+            to_send_whole: Default::default(),
+            peer_received: 0,
             stats: Stats::default(),
             batch_bytes: BATCH_BYTES,
         }
@@ -317,7 +326,6 @@ impl Session {
         let theirs: BTreeMap<String, Vec<[u8; 32]>> = theirs.into_iter().collect();
         let mut names: BTreeSet<String> = replica.doc_names()?.into_iter().collect();
         names.extend(theirs.keys().cloned());
-        let mut out = Vec::new();
         for name in names {
             if DocId::parse(&name).is_none() {
                 return Err(SyncError::Protocol(format!(
@@ -330,16 +338,10 @@ impl Session {
             other.sort();
             if ours != other {
                 if other.is_empty() && self.peer_version >= 2 {
-                    // The peer holds nothing of it: send it whole.
-                    if let Some(doc) = replica.whole(&name)? {
-                        self.stats.sent_changes += doc.signatures.len();
-                        out.push(Frame::Whole {
-                            doc: name,
-                            changes: doc.changes,
-                            signatures: doc.signatures,
-                        });
-                        continue;
-                    }
+                    // The peer holds nothing of it: it goes whole
+                    // (`send_whole`).
+                    self.to_send_whole.push_back(name);
+                    continue;
                 }
                 if ours.is_empty() {
                     self.waiting.insert(name.clone());
@@ -349,9 +351,36 @@ impl Session {
                 self.states.insert(name, state);
             }
         }
-        out.extend(self.reply(replica)?);
-        if out.len() > 1 {
-            out.retain(|f| !matches!(f, Frame::Idle { .. }));
+        self.reply(replica)
+    }
+
+    /// `Whole` frames for the documents waiting to go whole, as long as
+    /// fewer than [`WHOLE_IN_FLIGHT`] content frames are unacknowledged:
+    /// the next document is read while the peer checks the last one, and
+    /// no more than a few are buffered. A document that cannot go whole
+    /// (too large) goes change by change; we open it, since the peer, which
+    /// holds none of it, waits for us.
+    fn send_whole(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
+        let mut out = Vec::new();
+        while (self.content_sent + out.len() as u64).saturating_sub(self.peer_received)
+            < WHOLE_IN_FLIGHT
+        {
+            let Some(name) = self.to_send_whole.pop_front() else {
+                break;
+            };
+            match replica.whole(&name)? {
+                Some(doc) => {
+                    self.stats.sent_changes += doc.signatures.len();
+                    out.push(Frame::Whole {
+                        doc: name,
+                        changes: doc.changes,
+                        signatures: doc.signatures,
+                    });
+                }
+                None => {
+                    self.states.insert(name, State::new());
+                }
+            }
         }
         Ok(out)
     }
@@ -404,7 +433,7 @@ impl Session {
     }
 
     fn generate(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
-        let mut out = Vec::new();
+        let mut out = self.send_whole(replica)?;
         let names: Vec<String> = self
             .states
             .keys()
@@ -719,6 +748,7 @@ impl Session {
         replica: &mut dyn Replica,
         received: u64,
     ) -> Result<Vec<Frame>, SyncError> {
+        self.peer_received = self.peer_received.max(received);
         if received == self.content_sent {
             // The peer has read and answered everything we sent: nothing of
             // ours is in flight any more.

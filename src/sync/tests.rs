@@ -845,3 +845,30 @@ fn the_same_change_in_two_documents_is_checked_against_each_ones_signature() {
     assert_eq!(sb.received_changes, 2);
     assert_converged(&mut [a, b]);
 }
+
+#[test]
+fn a_document_too_large_to_go_whole_goes_change_by_change() {
+    let c = community(2);
+    let mut rng = Rng(59);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    // About 9 MiB of changes: over the whole-document limit.
+    let long = "x".repeat(100 << 10);
+    for i in 0..90 {
+        a.write(DOCS[1], &format!("{long}{i}"), i)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    a.write(DOCS[0], "small", 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut sa, mut sb) = (Session::new(c.device(1)), Session::new(c.device(0)));
+    let mut whole = Vec::new();
+    let (_, sb_stats) = run_pair(&mut sa, &mut a, &mut sb, &mut b, &mut rng, &mut |wire| {
+        if let Ok(Frame::Whole { doc, .. }) = decode(&wire[4..]) {
+            whole.push(doc);
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(whole, vec![DOCS[0].to_string()]);
+    assert_eq!(sb_stats.received_changes, 91);
+    assert_converged(&mut [a, b]);
+}
