@@ -198,7 +198,9 @@ impl Replica for StoreReplica {
         else {
             return Ok(None);
         };
-        Ok(whole::prepare(doc, |hash| signatures.get(hash).copied()))
+        Ok(whole::prepare(name, doc, |hash| {
+            signatures.get(hash).copied()
+        }))
     }
 
     fn install(&mut self, name: &str, verified: Verified) -> Result<(), SyncError> {

@@ -76,16 +76,12 @@ pub enum Frame {
         /// Certificate bytes.
         certificates: Vec<Vec<u8>>,
     },
-    /// Protocol 2: a whole document for a peer whose `Heads` listed none of
-    /// it: every change, with the device signature of each
+    /// Protocol 2: whole documents for a peer whose `Heads` listed none of
+    /// them: for each, every change with the device signature of each
     /// ([`super::whole`]).
     Whole {
-        /// Document name.
-        doc: String,
-        /// Every change chunk of the document, in causal order.
-        changes: Vec<u8>,
-        /// (change hash, 64-byte signature).
-        signatures: Vec<([u8; 32], Vec<u8>)>,
+        /// The documents.
+        docs: Vec<super::whole::WholeDoc>,
     },
 }
 
@@ -107,9 +103,11 @@ impl Frame {
             Frame::JoinRequest { .. } => "join request".into(),
             Frame::LinkRequest { .. } => "link request".into(),
             Frame::JoinAccepted { .. } => "join accepted".into(),
-            Frame::Whole {
-                doc, signatures, ..
-            } => format!("whole {doc} with {} changes", signatures.len()),
+            Frame::Whole { docs } => format!(
+                "{} whole documents with {} changes",
+                docs.len(),
+                docs.iter().map(|d| d.signatures.len()).sum::<usize>()
+            ),
         }
     }
 

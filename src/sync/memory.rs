@@ -285,7 +285,7 @@ impl Replica for MemoryReplica {
             return Ok(None);
         };
         let signatures = self.signatures.get(name);
-        Ok(whole::prepare(doc, |hash| {
+        Ok(whole::prepare(name, doc, |hash| {
             signatures.and_then(|s| s.get(&ChangeHash(*hash))).copied()
         }))
     }

@@ -220,15 +220,8 @@ impl Session {
                 self.on_sync(replica, &doc, &message, signatures)?;
                 self.reply(replica)?
             }
-            (
-                Phase::Syncing,
-                Frame::Whole {
-                    doc,
-                    changes,
-                    signatures,
-                },
-            ) => {
-                self.on_whole(replica, &doc, &changes, signatures)?;
+            (Phase::Syncing, Frame::Whole { docs }) => {
+                self.on_whole(replica, docs)?;
                 self.reply(replica)?
             }
             (Phase::Syncing, Frame::Idle { received }) => self.on_idle(replica, received)?,
@@ -356,66 +349,81 @@ impl Session {
 
     /// `Whole` frames for the documents waiting to go whole, as long as
     /// fewer than [`WHOLE_IN_FLIGHT`] content frames are unacknowledged:
-    /// the next document is read while the peer checks the last one, and
-    /// no more than a few are buffered. A document that cannot go whole
-    /// (too large) goes change by change; we open it, since the peer, which
-    /// holds none of it, waits for us.
+    /// the next frame is read while the peer checks the last one, and no
+    /// more than a few are buffered. A frame holds documents up to
+    /// [`whole::FRAME_BYTES`] (one larger document goes alone). A document
+    /// that cannot go whole (too large) goes change by change; we open it,
+    /// since the peer, which holds none of it, waits for us.
     fn send_whole(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
         let mut out = Vec::new();
-        while (self.content_sent + out.len() as u64).saturating_sub(self.peer_received)
-            < WHOLE_IN_FLIGHT
+        while !self.to_send_whole.is_empty()
+            && (self.content_sent + out.len() as u64).saturating_sub(self.peer_received)
+                < WHOLE_IN_FLIGHT
         {
-            let Some(name) = self.to_send_whole.pop_front() else {
-                break;
-            };
-            match replica.whole(&name)? {
-                Some(doc) => {
-                    self.stats.sent_changes += doc.signatures.len();
-                    out.push(Frame::Whole {
-                        doc: name,
-                        changes: doc.changes,
-                        signatures: doc.signatures,
-                    });
+            let (mut docs, mut bytes) = (Vec::new(), 0);
+            while bytes < whole::FRAME_BYTES {
+                let Some(name) = self.to_send_whole.pop_front() else {
+                    break;
+                };
+                match replica.whole(&name)? {
+                    Some(doc) => {
+                        self.stats.sent_changes += doc.signatures.len();
+                        bytes += doc.size();
+                        docs.push(doc);
+                    }
+                    None => {
+                        self.states.insert(name, State::new());
+                    }
                 }
-                None => {
-                    self.states.insert(name, State::new());
-                }
+            }
+            if !docs.is_empty() {
+                out.push(Frame::Whole { docs });
             }
         }
         Ok(out)
     }
 
-    /// A whole document from a peer that saw we held nothing of it: check
-    /// every change and keep it, or go change by change for it (we speak
-    /// first then, since the peer did not open it).
+    /// Whole documents from a peer that saw we held nothing of them: check
+    /// every change of each (the documents on every core) and keep them, or
+    /// go change by change for one (we speak first then, since the peer did
+    /// not open it).
     fn on_whole(
         &mut self,
         replica: &mut dyn Replica,
-        name: &str,
-        changes: &[u8],
-        signatures: Vec<([u8; 32], Vec<u8>)>,
+        docs: Vec<whole::WholeDoc>,
     ) -> Result<(), SyncError> {
-        if DocId::parse(name).is_none() {
-            return Err(SyncError::Protocol(format!(
-                "'{name}' is not a document name"
-            )));
-        }
-        self.waiting.remove(name);
-        if !replica.heads(name)?.is_empty() {
-            // Something of it arrived meanwhile (`serve` runs several
-            // sessions on one store): merge change by change instead.
-            return Ok(());
-        }
-        match whole::check(replica.membership(), name, changes, signatures)? {
-            Outcome::Accepted(mut verified) => {
-                self.stats.received_changes += verified.signatures.len();
-                let heads = verified.doc.get_heads();
-                replica.install(name, *verified)?;
-                self.states.remove(name);
-                self.installed.insert(name.to_string(), heads);
+        let mut fresh = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let name = doc.doc.clone();
+            if DocId::parse(&name).is_none() {
+                return Err(SyncError::Protocol(format!(
+                    "'{name}' is not a document name"
+                )));
             }
-            Outcome::FallBack => {
-                self.states.entry(name.to_string()).or_default();
+            self.waiting.remove(&name);
+            // Something of it may have arrived meanwhile (`serve` runs
+            // several sessions on one store, or the frame names it twice):
+            // it goes change by change then.
+            if replica.heads(&name)?.is_empty()
+                && !fresh.iter().any(|d: &whole::WholeDoc| d.doc == name)
+            {
+                fresh.push(doc);
+            }
+        }
+        let names: Vec<String> = fresh.iter().map(|d| d.doc.clone()).collect();
+        let outcomes = whole::check_all(replica.membership(), fresh);
+        for (name, outcome) in names.into_iter().zip(outcomes) {
+            match outcome? {
+                Outcome::Accepted(mut verified) => {
+                    self.stats.received_changes += verified.signatures.len();
+                    let heads = verified.doc.get_heads();
+                    replica.install(&name, *verified)?;
+                    self.states.remove(&name);
+                    self.installed.insert(name, heads);
+                }
+                Outcome::FallBack => {
+                    self.states.entry(name).or_default();
+                }
             }
         }
         Ok(())

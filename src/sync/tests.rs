@@ -625,7 +625,7 @@ fn a_peer_that_holds_nothing_of_a_document_receives_it_whole() {
             &mut b,
             &mut rng,
             &mut |wire| match decode(&wire[4..]) {
-                Ok(Frame::Whole { doc, .. }) => whole.push(doc),
+                Ok(Frame::Whole { docs }) => whole.extend(docs.into_iter().map(|d| d.doc)),
                 Ok(Frame::Sync { signatures, .. }) if !signatures.is_empty() => carrying += 1,
                 _ => {}
             },
@@ -724,19 +724,13 @@ fn whole_tampered(only: &str, tamper: &mut WholeTamper) -> (Result<(), SyncError
         c.device(1),
         &mut rng,
         &mut |_, frame| match frame {
-            Frame::Whole {
-                doc,
-                mut changes,
-                mut signatures,
-            } => {
-                if doc == only {
-                    tamper(&mut changes, &mut signatures);
+            Frame::Whole { mut docs } => {
+                for doc in &mut docs {
+                    if doc.doc == only {
+                        tamper(&mut doc.changes, &mut doc.signatures);
+                    }
                 }
-                Frame::Whole {
-                    doc,
-                    changes,
-                    signatures,
-                }
+                Frame::Whole { docs }
             }
             other => other,
         },
@@ -863,8 +857,8 @@ fn a_document_too_large_to_go_whole_goes_change_by_change() {
     let (mut sa, mut sb) = (Session::new(c.device(1)), Session::new(c.device(0)));
     let mut whole = Vec::new();
     let (_, sb_stats) = run_pair(&mut sa, &mut a, &mut sb, &mut b, &mut rng, &mut |wire| {
-        if let Ok(Frame::Whole { doc, .. }) = decode(&wire[4..]) {
-            whole.push(doc);
+        if let Ok(Frame::Whole { docs }) = decode(&wire[4..]) {
+            whole.extend(docs.into_iter().map(|d| d.doc));
         }
     })
     .unwrap_or_else(|e| panic!("{e}"));

@@ -48,8 +48,56 @@ pub const WHOLE_BYTES: usize = 8 << 20;
 /// Bytes a signature adds to a frame: hash, signature and their lengths.
 const SIGNATURE_BYTES: usize = 100;
 
-/// A document ready to send whole.
+/// Whole documents go together in one frame until it holds this many
+/// bytes: the receiver checks the documents of a frame on every core, and
+/// the sender reads the next frame's while it does.
+pub const FRAME_BYTES: usize = 1 << 20;
+
+impl WholeDoc {
+    /// Roughly what it adds to a frame.
+    pub fn size(&self) -> usize {
+        self.doc.len() + self.changes.len() + self.signatures.len() * SIGNATURE_BYTES
+    }
+}
+
+/// [`check`] on each of `docs`, on every core, in order: documents are
+/// independent, and a frame of many small ones (a join) would otherwise
+/// leave a core idle while Automerge applies each.
+pub fn check_all(membership: &Membership, docs: Vec<WholeDoc>) -> Vec<Result<Outcome, SyncError>> {
+    if docs.len() < 2 {
+        return docs
+            .into_iter()
+            .map(|d| check(membership, &d.doc, &d.changes, d.signatures))
+            .collect();
+    }
+    std::thread::scope(|scope| {
+        let running: Vec<_> = docs
+            .into_iter()
+            .map(|d| {
+                let name = d.doc.clone();
+                let thread =
+                    scope.spawn(move || check(membership, &d.doc, &d.changes, d.signatures));
+                (name, thread)
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|(name, thread)| {
+                thread.join().unwrap_or_else(|_| {
+                    Err(SyncError::Refused(format!(
+                        "{name} (whole): checking it failed"
+                    )))
+                })
+            })
+            .collect()
+    })
+}
+
+/// A document sent whole (the body of a `Whole` frame holds several).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WholeDoc {
+    /// The document's name.
+    pub doc: String,
     /// Every change chunk of the document, in causal order, one after the
     /// other.
     pub changes: Vec<u8>,
@@ -152,6 +200,7 @@ pub fn check(
 /// signature, or `None` if a signature is missing or it is over
 /// [`WHOLE_BYTES`].
 pub fn prepare(
+    name: &str,
     doc: &mut AutoCommit,
     signature: impl Fn(&[u8; 32]) -> Option<ChangeSignature>,
 ) -> Option<WholeDoc> {
@@ -170,6 +219,7 @@ pub fn prepare(
         changes.extend_from_slice(change.raw_bytes());
     }
     Some(WholeDoc {
+        doc: name.to_string(),
         changes,
         signatures,
     })
