@@ -866,3 +866,43 @@ fn a_document_too_large_to_go_whole_goes_change_by_change() {
     assert_eq!(sb_stats.received_changes, 91);
     assert_converged(&mut [a, b]);
 }
+
+#[test]
+fn a_whole_document_with_a_change_held_back_here_goes_change_by_change() {
+    let c = community(3);
+    let mut rng = Rng(61);
+    let (mut a, mut b, mut cc) = (replica(&c, 0), replica(&c, 1), replica(&c, 2));
+    a.write("response-00aa", "stance", 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.write("response-00aa", "other", 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    sync_pair(&mut a, c.device(0), &mut b, c.device(1), &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    // B overwrites A's value: B keeps its own write, others hold it back.
+    b.write("response-00aa", "stance", 666)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut sb, mut sc) = (Session::new(c.device(2)), Session::new(c.device(1)));
+    let (mut whole, mut carrying) = (0, 0);
+    let (_, sc_stats) =
+        run_pair(
+            &mut sb,
+            &mut b,
+            &mut sc,
+            &mut cc,
+            &mut rng,
+            &mut |wire| match decode(&wire[4..]) {
+                Ok(Frame::Whole { docs }) => whole += docs.len(),
+                Ok(Frame::Sync { signatures, .. }) if !signatures.is_empty() => carrying += 1,
+                _ => {}
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(whole, 1, "offered whole");
+    assert!(carrying >= 1, "then sent change by change");
+    assert_eq!((sc_stats.received_changes, sc_stats.held_back), (2, 1));
+    let values = cc.all_values();
+    assert!(
+        values["response-00aa"].contains("\"stance\":1"),
+        "{}",
+        values["response-00aa"]
+    );
+}
