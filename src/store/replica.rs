@@ -191,6 +191,7 @@ impl Replica for StoreReplica {
     }
 
     fn whole(&mut self, name: &str) -> Result<Option<WholeDoc>, SyncError> {
+        let was_loaded = self.docs.contains_key(name);
         self.doc(name)?;
         let Some(LoadedDoc {
             doc, signatures, ..
@@ -198,9 +199,13 @@ impl Replica for StoreReplica {
         else {
             return Ok(None);
         };
-        Ok(whole::prepare(name, doc, |hash| {
-            signatures.get(hash).copied()
-        }))
+        let whole = whole::prepare(name, doc, |hash| signatures.get(hash).copied());
+        if !was_loaded {
+            // Loaded only to be sent: a join would otherwise keep the whole
+            // community loaded for its session.
+            self.docs.remove(name);
+        }
+        Ok(whole)
     }
 
     fn install(&mut self, name: &str, verified: Verified) -> Result<(), SyncError> {
