@@ -231,7 +231,6 @@ async fn push(
     idle: Duration,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let _active = access.session();
     let device = DeviceId(peer.device);
     let ok = if gate.allows(&peer.device) {
         let report = sync_with(&endpoint, &peer, &*access, idle).await;
@@ -278,7 +277,6 @@ async fn serve_connection(
     events: mpsc::UnboundedSender<Event>,
     _slot: OwnedSemaphorePermit,
 ) {
-    let _active = access.session();
     let log = |line: String| {
         let _ = events.send(Event::Log(line));
     };

@@ -10,8 +10,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use crate::store::replica::StoreReplica;
@@ -58,8 +57,6 @@ pub struct Shared {
     dir: PathBuf,
     id: CommunityId,
     inner: Mutex<SharedInner>,
-    /// Sessions running now (see [`Shared::session`]).
-    active: AtomicUsize,
 }
 
 struct SharedInner {
@@ -82,18 +79,7 @@ impl Shared {
                 replica: StoreReplica::new(store, crate::clock::now()),
             }),
             dir,
-            active: AtomicUsize::new(0),
         })
-    }
-
-    /// Count a session as running until the guard is dropped. When the
-    /// last running session ends, the documents loaded for the sessions are
-    /// dropped (everything they received is already on disk): `serve` runs
-    /// for days, and would otherwise end up holding every document any
-    /// session ever touched.
-    pub fn session(self: &Arc<Self>) -> ActiveSession {
-        self.active.fetch_add(1, Ordering::SeqCst);
-        ActiveSession(self.clone())
     }
 
     /// The community's folder.
@@ -125,18 +111,6 @@ impl Shared {
         let out = f(replica);
         *stamp = DiskStamp::read(&self.dir);
         Ok(out)
-    }
-}
-
-/// A running session of [`Shared`]; see [`Shared::session`].
-pub struct ActiveSession(Arc<Shared>);
-
-impl Drop for ActiveSession {
-    fn drop(&mut self) {
-        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // A session starting meanwhile only reads its documents again.
-            let _ = self.0.with(|replica| replica.forget_loaded());
-        }
     }
 }
 
@@ -187,38 +161,5 @@ impl DiskStamp {
         out.push(entry("certs.log".into(), &dir.join("certs.log")));
         out.sort();
         DiskStamp(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sync::Replica;
-
-    #[test]
-    fn the_documents_loaded_for_sessions_are_dropped_when_the_last_one_ends() {
-        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let home = Home::new(root.path().join("ana"));
-        let ana = home.init("Ana").unwrap_or_else(|e| panic!("{e}"));
-        let store = home
-            .create_community(&ana, "Net", "testing", 1_790_000_000)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let shared = Arc::new(Shared::new(&home, store).unwrap_or_else(|e| panic!("{e}")));
-        let loaded = |shared: &Shared| {
-            shared
-                .with(|replica| replica.loaded_docs())
-                .unwrap_or_else(|e| panic!("{e}"))
-        };
-        let first = shared.session();
-        let second = shared.session();
-        shared
-            .with(|replica| replica.doc("community").map(|_| ()))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(loaded(&shared), vec!["community".to_string()]);
-        drop(first);
-        assert_eq!(loaded(&shared).len(), 1, "another session still runs");
-        drop(second);
-        assert!(loaded(&shared).is_empty());
     }
 }
