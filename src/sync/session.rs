@@ -113,6 +113,11 @@ pub struct Session {
     to_send_whole: std::collections::VecDeque<String>,
     /// The most content frames the peer said (`Idle`) it had received.
     peer_received: u64,
+    /// Whole documents go together in a frame up to this many bytes.
+    whole_frame_bytes: usize,
+    /// Content frames unacknowledged at most before more whole documents
+    /// are read and sent.
+    whole_in_flight: u64,
     /// Documents that arrived whole, with their heads then: shared with the
     /// peer, remembered as such when the session ends.
     installed: BTreeMap<String, Vec<ChangeHash>>,
@@ -147,6 +152,8 @@ impl Session {
             installed: BTreeMap::new(),
             to_send_whole: Default::default(),
             peer_received: 0,
+            whole_frame_bytes: whole::FRAME_BYTES,
+            whole_in_flight: WHOLE_IN_FLIGHT,
             stats: Stats::default(),
             batch_bytes: BATCH_BYTES,
         }
@@ -156,6 +163,16 @@ impl Session {
     pub fn with_batch_bytes(peer: DeviceId, batch_bytes: usize) -> Self {
         Session {
             batch_bytes: batch_bytes.max(1),
+            ..Session::new(peer)
+        }
+    }
+
+    /// The same, with other limits for whole documents: bytes per `Whole`
+    /// frame, and content frames unacknowledged at most (for tests).
+    pub fn with_whole_frames(peer: DeviceId, frame_bytes: usize, in_flight: u64) -> Self {
+        Session {
+            whole_frame_bytes: frame_bytes.max(1),
+            whole_in_flight: in_flight.max(1),
             ..Session::new(peer)
         }
     }
@@ -348,20 +365,29 @@ impl Session {
     }
 
     /// `Whole` frames for the documents waiting to go whole, as long as
-    /// fewer than [`WHOLE_IN_FLIGHT`] content frames are unacknowledged:
-    /// the next frame is read while the peer checks the last one, and no
-    /// more than a few are buffered. A frame holds documents up to
-    /// [`whole::FRAME_BYTES`] (one larger document goes alone). A document
-    /// that cannot go whole (too large) goes change by change; we open it,
-    /// since the peer, which holds none of it, waits for us.
-    fn send_whole(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
+    /// fewer than `whole_in_flight` content frames are unacknowledged (the
+    /// next frame is read while the peer checks the last one, and little is
+    /// buffered), and at least one if `at_least_one`: a side that answers a
+    /// frame must not answer `Idle` while documents still wait to go whole,
+    /// or the peer would take it for "nothing more" and finish without them.
+    /// A frame holds documents up to `whole_frame_bytes` (one larger
+    /// document goes alone). A document that cannot go whole (too large,
+    /// or empty) goes change by change; we open it, since the peer, which
+    /// holds none of it, waits for us.
+    fn send_whole(
+        &mut self,
+        replica: &mut dyn Replica,
+        at_least_one: bool,
+    ) -> Result<Vec<Frame>, SyncError> {
         let mut out = Vec::new();
-        while !self.to_send_whole.is_empty()
-            && (self.content_sent + out.len() as u64).saturating_sub(self.peer_received)
-                < WHOLE_IN_FLIGHT
-        {
+        while !self.to_send_whole.is_empty() {
+            let in_flight =
+                (self.content_sent + out.len() as u64).saturating_sub(self.peer_received);
+            if in_flight >= self.whole_in_flight && !(at_least_one && out.is_empty()) {
+                break;
+            }
             let (mut docs, mut bytes) = (Vec::new(), 0);
-            while bytes < whole::FRAME_BYTES {
+            while bytes < self.whole_frame_bytes {
                 let Some(name) = self.to_send_whole.pop_front() else {
                     break;
                 };
@@ -392,21 +418,22 @@ impl Session {
         replica: &mut dyn Replica,
         docs: Vec<whole::WholeDoc>,
     ) -> Result<(), SyncError> {
+        if self.peer_version < 2 {
+            return Err(SyncError::Protocol(
+                "a whole document from a peer that speaks protocol 1".into(),
+            ));
+        }
         let mut fresh = Vec::with_capacity(docs.len());
         for doc in docs {
-            let name = doc.doc.clone();
-            if DocId::parse(&name).is_none() {
-                return Err(SyncError::Protocol(format!(
-                    "'{name}' is not a document name"
-                )));
+            // Only what we lacked when the heads were exchanged, and each
+            // once: anything else is ignored (a crafted frame could name
+            // any number of documents).
+            if !self.waiting.remove(&doc.doc) {
+                continue;
             }
-            self.waiting.remove(&name);
             // Something of it may have arrived meanwhile (`serve` runs
-            // several sessions on one store, or the frame names it twice):
-            // it goes change by change then.
-            if replica.heads(&name)?.is_empty()
-                && !fresh.iter().any(|d: &whole::WholeDoc| d.doc == name)
-            {
+            // several sessions on one store): it goes change by change.
+            if replica.heads(&doc.doc)?.is_empty() {
                 fresh.push(doc);
             }
         }
@@ -431,7 +458,8 @@ impl Session {
 
     /// Sync messages for every document in play, or an Idle if none.
     fn reply(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
-        let out = self.generate(replica)?;
+        let mut out = self.send_whole(replica, true)?;
+        out.extend(self.generate(replica)?);
         if out.is_empty() {
             return Ok(vec![Frame::Idle {
                 received: self.content_received,
@@ -441,7 +469,7 @@ impl Session {
     }
 
     fn generate(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
-        let mut out = self.send_whole(replica)?;
+        let mut out = self.send_whole(replica, false)?;
         let names: Vec<String> = self
             .states
             .keys()
@@ -756,7 +784,7 @@ impl Session {
         replica: &mut dyn Replica,
         received: u64,
     ) -> Result<Vec<Frame>, SyncError> {
-        self.peer_received = self.peer_received.max(received);
+        self.peer_received = self.peer_received.max(received.min(self.content_sent));
         if received == self.content_sent {
             // The peer has read and answered everything we sent: nothing of
             // ours is in flight any more.

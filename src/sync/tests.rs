@@ -11,7 +11,7 @@ use super::harness::{
     Faults, Rng, STALLED, run_pair, sync_pair, sync_pair_faulty, sync_pair_tampered,
 };
 use super::memory::MemoryReplica;
-use super::{Frame, Replica, Session, SyncError};
+use super::{Frame, Replica, Session, SyncError, whole};
 use crate::trust::signed_change::ChangeSignature;
 use crate::trust::{CertBody, Certificate, DeviceId, MemberId, SecretKey, VerifiedCert};
 
@@ -905,4 +905,85 @@ fn a_whole_document_with_a_change_held_back_here_goes_change_by_change() {
         "{}",
         values["response-00aa"]
     );
+}
+
+#[test]
+fn whole_documents_in_many_small_frames_both_ways_all_arrive() {
+    let c = community(3);
+    for seed in 1..=20u64 {
+        let mut rng = Rng(seed);
+        let (mut a, mut b, mut m) = (replica(&c, 0), replica(&c, 1), replica(&c, 2));
+        // A document A holds in which A overwrote M's value: B holds that
+        // change back, so it falls back to change by change.
+        m.write("response-fff0", "stance", 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        sync_pair(&mut a, c.device(0), &mut m, c.device(2), &mut rng)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        a.write("response-fff0", "stance", 666)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..12 {
+            a.write(&format!("response-{i:04x}"), "a", i)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        for i in 100..104 {
+            b.write(&format!("response-{i:04x}"), "b", i)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        // One document per frame, one or two frames in flight.
+        let mut sa = Session::with_whole_frames(c.device(1), 1, 1 + seed % 2);
+        let mut sb = Session::with_whole_frames(c.device(0), 1, 1);
+        let mut frames = 0;
+        let (_, sb_stats) = run_pair(&mut sa, &mut a, &mut sb, &mut b, &mut rng, &mut |wire| {
+            if let Ok(Frame::Whole { docs }) = decode(&wire[4..]) {
+                assert_eq!(docs.len(), 1);
+                frames += 1;
+            }
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(frames, 12 + 4 + 1, "seed {seed}");
+        assert_eq!(sb_stats.held_back, 1, "seed {seed}");
+        let (a_docs, b_docs) = (a.all_heads(), b.all_heads());
+        assert_eq!(a_docs.len(), 17, "seed {seed}");
+        assert_eq!(b_docs.len(), 17, "seed {seed}");
+        for (name, heads) in &a_docs {
+            if name != "response-fff0" {
+                assert_eq!(Some(heads), b_docs.get(name), "seed {seed}: {name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_whole_frame_naming_documents_never_announced_is_ignored() {
+    let c = community(2);
+    let mut rng = Rng(67);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    a.write(DOCS[1], "a", 1).unwrap_or_else(|e| panic!("{e}"));
+    let (_, sb) = sync_pair_tampered(
+        &mut a,
+        c.device(0),
+        &mut b,
+        c.device(1),
+        &mut rng,
+        &mut |_, frame| match frame {
+            Frame::Whole { mut docs } => {
+                // The same document again, and many it never announced.
+                let first = docs[0].clone();
+                docs.push(first.clone());
+                for i in 0..5_000 {
+                    docs.push(whole::WholeDoc {
+                        doc: format!("response-{i:04x}"),
+                        ..first.clone()
+                    });
+                }
+                Frame::Whole { docs }
+            }
+            other => other,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sb.received_changes, 1);
+    assert_eq!(b.all_heads().len(), 1);
+    assert_converged(&mut [a, b]);
 }

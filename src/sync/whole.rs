@@ -60,34 +60,54 @@ impl WholeDoc {
     }
 }
 
-/// [`check`] on each of `docs`, on every core, in order: documents are
-/// independent, and a frame of many small ones (a join) would otherwise
-/// leave a core idle while Automerge applies each.
+/// [`check`] on each of `docs`, in order, on a few threads (one per core,
+/// each taking a consecutive share): documents are independent, and a
+/// frame of many small ones (a join) would otherwise leave a core idle
+/// while Automerge applies each. A thread that cannot be started leaves
+/// its share to this one.
 pub fn check_all(membership: &Membership, docs: Vec<WholeDoc>) -> Vec<Result<Outcome, SyncError>> {
-    if docs.len() < 2 {
-        return docs
-            .into_iter()
-            .map(|d| check(membership, &d.doc, &d.changes, d.signatures))
-            .collect();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let one = |d: WholeDoc| check(membership, &d.doc, &d.changes, d.signatures);
+    if docs.len() < 2 || threads < 2 {
+        return docs.into_iter().map(one).collect();
     }
+    let per_thread = docs.len().div_ceil(threads);
+    let mut shares: Vec<Vec<WholeDoc>> = Vec::new();
+    let mut docs = docs.into_iter().peekable();
+    while docs.peek().is_some() {
+        shares.push(docs.by_ref().take(per_thread).collect());
+    }
+    let one = &one;
     std::thread::scope(|scope| {
-        let running: Vec<_> = docs
+        let running: Vec<_> = shares
             .into_iter()
-            .map(|d| {
-                let name = d.doc.clone();
-                let thread =
-                    scope.spawn(move || check(membership, &d.doc, &d.changes, d.signatures));
-                (name, thread)
+            .map(|share| {
+                let names: Vec<String> = share.iter().map(|d| d.doc.clone()).collect();
+                let work = move || share.into_iter().map(one).collect::<Vec<_>>();
+                (names, std::thread::Builder::new().spawn_scoped(scope, work))
             })
             .collect();
         running
             .into_iter()
-            .map(|(name, thread)| {
-                thread.join().unwrap_or_else(|_| {
-                    Err(SyncError::Refused(format!(
-                        "{name} (whole): checking it failed"
-                    )))
-                })
+            .flat_map(|(names, started)| match started {
+                Ok(thread) => thread.join().unwrap_or_else(|_| {
+                    names
+                        .iter()
+                        .map(|name| {
+                            Err(SyncError::Refused(format!(
+                                "{name} (whole): checking it failed"
+                            )))
+                        })
+                        .collect()
+                }),
+                Err(e) => names
+                    .iter()
+                    .map(|name| {
+                        Err(SyncError::Local(format!(
+                            "{name} (whole): no thread to check it: {e}"
+                        )))
+                    })
+                    .collect(),
             })
             .collect()
     })
@@ -197,8 +217,8 @@ pub fn check(
 }
 
 /// `doc` ready to send whole: every change in causal order with its
-/// signature, or `None` if a signature is missing or it is over
-/// [`WHOLE_BYTES`].
+/// signature, or `None` if it has none, a signature is missing, or it is
+/// over [`WHOLE_BYTES`].
 pub fn prepare(
     name: &str,
     doc: &mut AutoCommit,
@@ -207,6 +227,9 @@ pub fn prepare(
     let mut signatures = Vec::new();
     for meta in doc.get_changes_meta(&[]) {
         signatures.push((meta.hash.0, signature(&meta.hash.0)?.0.to_vec()));
+    }
+    if signatures.is_empty() {
+        return None;
     }
     let budget = WHOLE_BYTES.checked_sub(signatures.len() * SIGNATURE_BYTES)?;
     let all: Vec<Change> = doc.get_changes(&[]);
