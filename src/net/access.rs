@@ -75,7 +75,11 @@ impl Shared {
             id: store.id(),
             inner: Mutex::new(SharedInner {
                 lock,
-                stamp: DiskStamp::read(&dir),
+                // Unknown: the first step reads the community again. The
+                // store was opened before this, and a command (an `invite`
+                // right after `serve` printed its ticket) may have written
+                // in between; a stamp read now would hide that write.
+                stamp: DiskStamp::default(),
                 replica: StoreReplica::new(store, crate::clock::now()),
             }),
             dir,
