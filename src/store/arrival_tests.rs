@@ -15,8 +15,8 @@ use super::replica::StoreReplica;
 use super::{CommunityStore, Home, attestation};
 use crate::model::response::NewResponse;
 use crate::model::views::ResponseKind;
-use crate::sync::Replica;
 use crate::sync::harness::{Rng, sync_replicas};
+use crate::sync::{Replica, Stats};
 use crate::trust::{DeviceId, SecretKey};
 
 const NOW: i64 = 1_790_000_000;
@@ -149,19 +149,51 @@ fn check_received(g: &Grown, device: &DeviceId, store: &CommunityStore) {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// A session from Ana's store to the receiver's copy (`g.behind`, opened
+/// with its own key), and what each side holds and moved.
+struct Synced {
+    device: DeviceId,
+    ahead: StoreReplica,
+    behind: StoreReplica,
+    sent: Stats,
+    received: Stats,
+}
+
+/// The sessions only need member devices to talk to: Ana's, on both
+/// sides. The receiver's own key only attests its snapshots.
+fn ana_device(g: &Grown) -> DeviceId {
+    let ana = g.ahead.membership().members().next().map(|m| m.devices[0]);
+    ana.unwrap_or_else(|| panic!("no member"))
+}
+
+fn sync_behind(g: &Grown, seed: u64) -> Synced {
+    let (device, store) = receiver(&g.behind, g);
+    let mut behind = StoreReplica::new(store, NOW);
+    let ahead_store =
+        CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}"));
+    let mut ahead = StoreReplica::new(ahead_store, NOW);
+    let ana = ana_device(g);
+    let (sent, received) = sync_replicas(&mut ahead, ana, &mut behind, ana, &mut Rng(seed))
+        .unwrap_or_else(|e| panic!("{e}"));
+    Synced {
+        device,
+        ahead,
+        behind,
+        sent,
+        received,
+    }
+}
+
 #[test]
 fn what_arrives_by_sync_is_compacted_and_attested_by_the_receiver() {
     let g = grown();
-    let (device, store) = receiver(&g.behind, &g);
-    let mut b = StoreReplica::new(store, NOW);
-    let ahead_store =
-        CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}"));
-    let mut a = StoreReplica::new(ahead_store, NOW);
-    // The sessions only need member devices to talk to: Ana's, on both
-    // sides. The receiver's own key only attests its snapshots.
-    let ana = g.ahead.membership().members().next().map(|m| m.devices[0]);
-    let ana = ana.unwrap_or_else(|| panic!("no member"));
-    sync_replicas(&mut a, ana, &mut b, ana, &mut Rng(11)).unwrap_or_else(|e| panic!("{e}"));
+    let Synced {
+        device,
+        mut ahead,
+        mut behind,
+        ..
+    } = sync_behind(&g, 11);
+    let (a, b) = (&mut ahead, &mut behind);
     assert!(b.doc_names().unwrap_or_default().contains(&g.discussion));
     check_received(&g, &device, b.store());
     // Only the document that differed was loaded on Ana's side: the heads
@@ -193,6 +225,7 @@ fn what_arrives_by_sync_is_compacted_and_attested_by_the_receiver() {
         CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}")),
         NOW,
     );
+    let ana = ana_device(&g);
     sync_replicas(&mut a, ana, &mut b, ana, &mut Rng(12)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         b.loaded_docs(),
@@ -261,15 +294,14 @@ fn a_document_the_receiver_lacks_arrives_whole_and_is_kept_attested() {
         .unwrap_or_else(|| panic!("no discussion"))
         .signatures
         .len();
-    let (device, store) = receiver(&g.behind, &g);
-    let mut b = StoreReplica::new(store, NOW);
-    let ahead_store =
-        CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}"));
-    let mut a = StoreReplica::new(ahead_store, NOW);
-    let ana = g.ahead.membership().members().next().map(|m| m.devices[0]);
-    let ana = ana.unwrap_or_else(|| panic!("no member"));
-    let (sent, received) =
-        sync_replicas(&mut a, ana, &mut b, ana, &mut Rng(13)).unwrap_or_else(|e| panic!("{e}"));
+    let Synced {
+        device,
+        mut behind,
+        sent,
+        received,
+        ..
+    } = sync_behind(&g, 13);
+    let b = &mut behind;
     assert_eq!(sent.sent_changes, sender_changes);
     assert_eq!(received.received_changes, sender_changes);
     // Kept as a snapshot the receiver attested, with an empty log; what

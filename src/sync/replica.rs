@@ -39,9 +39,9 @@ pub trait Replica {
     }
 
     /// Document `name` to send whole to a peer that holds nothing of it:
-    /// one save (a document chunk without changes missing their history)
-    /// and the signature of every change in it; `None` to send it change by
-    /// change (too large, or a signature is missing). See [`super::whole`].
+    /// every change chunk in causal order and the signature of each; `None`
+    /// to send it change by change (empty, too large, or a signature is
+    /// missing). See [`super::whole::prepare`].
     fn whole(&mut self, name: &str) -> Result<Option<WholeDoc>, SyncError>;
 
     /// Keep a document that arrived whole and passed every check, in place

@@ -410,7 +410,7 @@ impl Session {
     }
 
     /// Whole documents from a peer that saw we held nothing of them: check
-    /// every change of each (the documents on every core) and keep them, or
+    /// every change of each ([`whole::check_all`]) and keep them, or
     /// go change by change for one (we speak first then, since the peer did
     /// not open it).
     fn on_whole(
@@ -629,8 +629,10 @@ impl Session {
                     } else {
                         held_again += 1;
                     }
-                    let kept_aside: usize = self.late.values().map(BTreeMap::len).sum();
-                    if late && kept_aside < MAX_LATE_KEPT_ASIDE {
+                    if late
+                        && self.late.values().map(BTreeMap::len).sum::<usize>()
+                            < MAX_LATE_KEPT_ASIDE
+                    {
                         self.late
                             .entry(name.to_string())
                             .or_default()
@@ -647,8 +649,9 @@ impl Session {
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         let builds_on = !accepted.is_empty() || !waiting.is_empty();
-        let late = self.late.entry(name.to_string()).or_default();
-        if !late.is_empty() && builds_on {
+        if let Some(late) = self.late.get_mut(name).filter(|late| !late.is_empty())
+            && builds_on
+        {
             // A removed member's later change that an accepted change builds
             // on stays after all (`trust::removal`), also when that change
             // came earlier and waits for it.

@@ -12,6 +12,7 @@
 use automerge::Change;
 
 use super::chunks::guarded;
+use super::parallel::in_order;
 use crate::trust::ownership::check_ownership;
 use crate::trust::signed_change::{ChangeSignature, Standing, verify_signed};
 use crate::trust::{Membership, TrustError};
@@ -27,41 +28,21 @@ pub fn verdicts(
     changes: &[Change],
     signatures: &[ChangeSignature],
 ) -> Vec<Result<Standing, TrustError>> {
-    let one = |(change, sig): (&Change, &ChangeSignature)| verdict(membership, doc, change, sig);
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if changes.len() < PARALLEL_FROM || threads < 2 {
-        return changes.iter().zip(signatures).map(one).collect();
-    }
-    let per_thread = changes.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let running: Vec<_> = changes
-            .chunks(per_thread)
-            .zip(signatures.chunks(per_thread))
-            .map(|(changes, signatures)| {
-                let thread = scope
-                    .spawn(move || changes.iter().zip(signatures).map(one).collect::<Vec<_>>());
-                (changes.len(), thread)
+    let pairs: Vec<(&Change, &ChangeSignature)> = changes.iter().zip(signatures).collect();
+    in_order(
+        pairs,
+        PARALLEL_FROM,
+        |(change, sig)| verdict(membership, doc, change, sig),
+        // A thread that failed refuses its share: still one verdict per
+        // change, in order.
+        |_| {
+            Err(TrustError::ChangeRefused {
+                change: String::new(),
+                device: String::new(),
+                reason: "checking it failed".into(),
             })
-            .collect();
-        running
-            .into_iter()
-            .flat_map(|(count, thread)| {
-                // A thread that failed refuses its share: still one
-                // verdict per change, in order.
-                thread.join().unwrap_or_else(|_| {
-                    (0..count)
-                        .map(|_| {
-                            Err(TrustError::ChangeRefused {
-                                change: String::new(),
-                                device: String::new(),
-                                reason: "checking it failed".into(),
-                            })
-                        })
-                        .collect()
-                })
-            })
-            .collect()
-    })
+        },
+    )
 }
 
 fn verdict(

@@ -36,6 +36,7 @@ use automerge::{AutoCommit, Change, ReadDoc};
 
 use super::SyncError;
 use super::chunks::{decode_chunks, guarded};
+use super::parallel::in_order;
 use super::verdicts::verdicts;
 use crate::trust::signed_change::{ChangeSignature, Standing};
 use crate::trust::{Membership, TrustError};
@@ -49,69 +50,9 @@ pub const WHOLE_BYTES: usize = 8 << 20;
 const SIGNATURE_BYTES: usize = 100;
 
 /// Whole documents go together in one frame until it holds this many
-/// bytes: the receiver checks the documents of a frame on every core, and
-/// the sender reads the next frame's while it does.
+/// bytes: the receiver checks the documents of a frame on every core
+/// ([`check_all`]), and the sender reads the next frame's while it does.
 pub const FRAME_BYTES: usize = 1 << 20;
-
-impl WholeDoc {
-    /// Roughly what it adds to a frame.
-    pub fn size(&self) -> usize {
-        self.doc.len() + self.changes.len() + self.signatures.len() * SIGNATURE_BYTES
-    }
-}
-
-/// [`check`] on each of `docs`, in order, on a few threads (one per core,
-/// each taking a consecutive share): documents are independent, and a
-/// frame of many small ones (a join) would otherwise leave a core idle
-/// while Automerge applies each. A thread that cannot be started leaves
-/// its share to this one.
-pub fn check_all(membership: &Membership, docs: Vec<WholeDoc>) -> Vec<Result<Outcome, SyncError>> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let one = |d: WholeDoc| check(membership, &d.doc, &d.changes, d.signatures);
-    if docs.len() < 2 || threads < 2 {
-        return docs.into_iter().map(one).collect();
-    }
-    let per_thread = docs.len().div_ceil(threads);
-    let mut shares: Vec<Vec<WholeDoc>> = Vec::new();
-    let mut docs = docs.into_iter().peekable();
-    while docs.peek().is_some() {
-        shares.push(docs.by_ref().take(per_thread).collect());
-    }
-    let one = &one;
-    std::thread::scope(|scope| {
-        let running: Vec<_> = shares
-            .into_iter()
-            .map(|share| {
-                let names: Vec<String> = share.iter().map(|d| d.doc.clone()).collect();
-                let work = move || share.into_iter().map(one).collect::<Vec<_>>();
-                (names, std::thread::Builder::new().spawn_scoped(scope, work))
-            })
-            .collect();
-        running
-            .into_iter()
-            .flat_map(|(names, started)| match started {
-                Ok(thread) => thread.join().unwrap_or_else(|_| {
-                    names
-                        .iter()
-                        .map(|name| {
-                            Err(SyncError::Refused(format!(
-                                "{name} (whole): checking it failed"
-                            )))
-                        })
-                        .collect()
-                }),
-                Err(e) => names
-                    .iter()
-                    .map(|name| {
-                        Err(SyncError::Local(format!(
-                            "{name} (whole): no thread to check it: {e}"
-                        )))
-                    })
-                    .collect(),
-            })
-            .collect()
-    })
-}
 
 /// A document sent whole (the body of a `Whole` frame holds several).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -123,6 +64,13 @@ pub struct WholeDoc {
     pub changes: Vec<u8>,
     /// (change hash, 64-byte signature) for every change in it.
     pub signatures: Vec<([u8; 32], Vec<u8>)>,
+}
+
+impl WholeDoc {
+    /// Roughly what it adds to a frame.
+    pub fn size(&self) -> usize {
+        self.doc.len() + self.changes.len() + self.signatures.len() * SIGNATURE_BYTES
+    }
 }
 
 /// A document that arrived whole and passed every check.
@@ -140,6 +88,24 @@ pub enum Outcome {
     /// Some change is not acceptable here: take the document change by
     /// change instead.
     FallBack,
+}
+
+/// [`check`] on each of `docs`, in order, on every core: documents are
+/// independent, and a frame of many small ones (a join) would otherwise
+/// leave a core idle while Automerge applies each.
+pub fn check_all(membership: &Membership, docs: Vec<WholeDoc>) -> Vec<Result<Outcome, SyncError>> {
+    let names: Vec<String> = docs.iter().map(|d| d.doc.clone()).collect();
+    in_order(
+        docs,
+        2,
+        |d| check(membership, &d.doc, &d.changes, d.signatures),
+        |i| {
+            Err(SyncError::Refused(format!(
+                "{} (whole): checking it failed",
+                names[i]
+            )))
+        },
+    )
 }
 
 /// Check a whole document `name` sent as `changes` (change chunks) with
@@ -224,17 +190,17 @@ pub fn prepare(
     doc: &mut AutoCommit,
     signature: impl Fn(&[u8; 32]) -> Option<ChangeSignature>,
 ) -> Option<WholeDoc> {
-    let mut signatures = Vec::new();
-    for meta in doc.get_changes_meta(&[]) {
-        signatures.push((meta.hash.0, signature(&meta.hash.0)?.0.to_vec()));
-    }
-    if signatures.is_empty() {
+    let all: Vec<Change> = doc.get_changes(&[]);
+    if all.is_empty() {
         return None;
     }
-    let budget = WHOLE_BYTES.checked_sub(signatures.len() * SIGNATURE_BYTES)?;
-    let all: Vec<Change> = doc.get_changes(&[]);
+    let mut signatures = Vec::with_capacity(all.len());
+    for change in &all {
+        let hash = change.hash().0;
+        signatures.push((hash, signature(&hash)?.0.to_vec()));
+    }
     let size: usize = all.iter().map(|c| c.raw_bytes().len()).sum();
-    if size > budget {
+    if size + signatures.len() * SIGNATURE_BYTES > WHOLE_BYTES {
         return None;
     }
     let mut changes = Vec::with_capacity(size);
