@@ -23,6 +23,7 @@ pub mod outcome;
 pub mod proxy;
 pub mod receipt;
 pub mod response;
+pub mod shared_loads;
 pub mod stance;
 pub mod table;
 pub mod tally;

@@ -68,7 +68,7 @@ pub fn add(ctx: &Ctx, ticket: &str, bind_addr: SocketAddr, timeout: u64) -> anyh
     })?;
     let store = joined.store;
     ctx.home.set_current(&store.id())?;
-    super::inbox::acknowledge_everything(&store, &identity, ctx.now);
+    super::inbox::acknowledge_everything(&store, &identity, ctx.now, joined.loaded);
     peers::remember(
         store.dir(),
         KnownPeer {

@@ -6,8 +6,9 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::output::Ctx;
-use crate::model::Workspace;
 use crate::model::inbox::{AtMarks, Inbox, Marks, NewsCounts, ResponseNews};
+use crate::model::shared_loads::{LoadedDocs, SharedLoads};
+use crate::model::{DocId, Workspace};
 use crate::store::{CommunityStore, Identity, read_marks};
 
 #[derive(Serialize)]
@@ -49,10 +50,32 @@ pub fn news(
     unmarked_as_now: bool,
     now: i64,
 ) -> anyhow::Result<Inbox> {
-    let then_loader = AtMarks::new(store.loader(identity, now), marks, unmarked_as_now);
-    let mut then = Workspace::new(store.membership().clone(), Box::new(then_loader), now);
-    let mut ws = store.workspace(identity, now, false);
+    let (mut ws, mut then) = now_and_then(store, identity, marks, unmarked_as_now, now, None);
     Ok(ws.news_since(&mut then, Some(identity.member_id()))?)
+}
+
+/// The community now and at `marks`, two workspaces that read each
+/// document once between them (`model::shared_loads`), starting from
+/// `loaded` (documents already in memory, as they are on disk now).
+fn now_and_then(
+    store: &CommunityStore,
+    identity: &Identity,
+    marks: Marks,
+    unmarked_as_now: bool,
+    now: i64,
+    loaded: Option<LoadedDocs>,
+) -> (Workspace, Workspace) {
+    let docs = loaded.unwrap_or_default();
+    let then_loader = AtMarks::new(
+        SharedLoads::new(store.loader(identity, now), docs.clone()),
+        marks,
+        unmarked_as_now,
+    );
+    let then = Workspace::new(store.membership().clone(), Box::new(then_loader), now);
+    let ws = store.workspace_with(identity, now, false, |loader| {
+        Box::new(SharedLoads::new(loader, docs))
+    });
+    (ws, then)
 }
 
 /// The inbox for people.
@@ -138,13 +161,17 @@ fn render_response(out: &mut String, r: &ResponseNews) {
 /// draft whose document changed (`arrived` names it), so that tallies
 /// everywhere can tell that this member could have seen it. Returns how
 /// many were written. Observers and removed members write none.
-pub fn acknowledge(
+/// Documents are read through `loaded` first.
+fn acknowledge(
     store: &CommunityStore,
     identity: &Identity,
     arrived: &Marks,
     now: i64,
+    loaded: LoadedDocs,
 ) -> anyhow::Result<usize> {
-    let mut ws = store.workspace(identity, now, true);
+    let mut ws = store.workspace_with(identity, now, true, |loader| {
+        Box::new(SharedLoads::new(loader, loaded))
+    });
     if ws.writer().is_err() {
         return Ok(0);
     }
@@ -165,9 +192,15 @@ pub fn acknowledge(
 
 /// After a first full sync (`join`, `device add`): record that this
 /// device holds every draft, so that the tally counts the member as having
-/// seen the current versions. Only a warning if it fails: the community is
+/// seen the current versions, reading documents through `loaded` first
+/// (those the sync holds). Only a warning if it fails: the community is
 /// already durable.
-pub fn acknowledge_everything(store: &CommunityStore, identity: &Identity, now: i64) {
+pub fn acknowledge_everything(
+    store: &CommunityStore,
+    identity: &Identity,
+    now: i64,
+    loaded: LoadedDocs,
+) {
     let everything = store.doc_names().map(|names| {
         names
             .into_iter()
@@ -176,7 +209,7 @@ pub fn acknowledge_everything(store: &CommunityStore, identity: &Identity, now: 
     });
     let written = everything
         .map_err(anyhow::Error::from)
-        .and_then(|everything| acknowledge(store, identity, &everything, now));
+        .and_then(|everything| acknowledge(store, identity, &everything, now, loaded));
     if let Err(e) = written {
         tracing::warn!("could not record what this device has seen: {e}");
     }
@@ -184,25 +217,42 @@ pub fn acknowledge_everything(store: &CommunityStore, identity: &Identity, now: 
 
 /// After a sync, a `serve` session or an import: what `arrived` (each
 /// changed document's heads before) brought, counted for the one-line
-/// summary, and the receipts for the drafts among it. Both come after the
-/// data is durable, so either failing is only a warning. Returns the counts
-/// and how many receipts were written.
+/// summary, and the receipts for the drafts among it. `loaded` holds
+/// documents already in memory as they are on disk (those a sync session
+/// holds), so that they are not read again. Both come after the data is
+/// durable, so either failing is only a warning. Returns the counts and how
+/// many receipts were written.
 pub fn after_arrival(
     store: &CommunityStore,
     identity: &Identity,
     arrived: &Marks,
+    loaded: Option<LoadedDocs>,
     now: i64,
 ) -> (NewsCounts, usize) {
     if arrived.is_empty() {
         return (NewsCounts::default(), 0);
     }
-    let counts = news(store, identity, arrived.clone(), true, now)
+    let changed: std::collections::BTreeSet<DocId> = arrived
+        .keys()
+        .filter_map(|name| DocId::parse(name))
+        .collect();
+    let docs = loaded.unwrap_or_default();
+    let (mut ws, mut then) = now_and_then(
+        store,
+        identity,
+        arrived.clone(),
+        true,
+        now,
+        Some(docs.clone()),
+    );
+    let counts = ws
+        .arrived_since(&mut then, Some(identity.member_id()), &changed)
         .map(|news| news.counts())
         .unwrap_or_else(|e| {
             tracing::warn!("could not tell what arrived: {e}");
             NewsCounts::default()
         });
-    let receipts = acknowledge(store, identity, arrived, now).unwrap_or_else(|e| {
+    let receipts = acknowledge(store, identity, arrived, now, docs).unwrap_or_else(|e| {
         tracing::warn!("could not record what this device has seen: {e}");
         0
     });

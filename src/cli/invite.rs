@@ -186,7 +186,7 @@ pub fn join(
     };
     let store = joined.store;
     ctx.home.set_current(&store.id())?;
-    super::inbox::acknowledge_everything(&store, &identity, ctx.now);
+    super::inbox::acknowledge_everything(&store, &identity, ctx.now, joined.loaded);
     peers::remember(
         store.dir(),
         KnownPeer {

@@ -143,9 +143,13 @@ pub fn sync(
         anyhow::Ok(reports)
     })?;
     drop(progress);
-    let arrived = access.with(|replica| replica.arrivals())?;
+    let (arrived, loaded) = access.with(|replica| {
+        let arrived = replica.arrivals();
+        let loaded = replica.copies(arrived.keys());
+        (arrived, loaded)
+    })?;
     let store = access.into_store();
-    let (arrived, _) = super::inbox::after_arrival(&store, &identity, &arrived, now);
+    let (arrived, _) = super::inbox::after_arrival(&store, &identity, &arrived, Some(loaded), now);
     let report = SyncReport {
         peers: reports,
         arrived,

@@ -209,8 +209,9 @@ fn arrived(access: &Shared, identity: &Identity, received: usize) -> String {
             if arrived.is_empty() {
                 return String::new();
             }
+            let loaded = replica.copies(arrived.keys());
             let (counts, receipts) =
-                super::inbox::after_arrival(replica.store(), identity, &arrived, now);
+                super::inbox::after_arrival(replica.store(), identity, &arrived, Some(loaded), now);
             if receipts > 0 {
                 // Written beside the loaded documents: read them again, so
                 // that the next push carries the receipts.

@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::{AutoCommit, ChangeHash};
 use serde::Serialize;
 
+use super::digest::DraftDigest;
 use super::doc::DocId;
+use super::response::IndexEntry;
 use super::views::{AmendmentState, ResponseView, Stance};
 use super::workspace::{DocLoader, LoadError};
 use super::{Result, Workspace};
@@ -72,6 +74,13 @@ impl<L: DocLoader> DocLoader for AtMarks<L> {
             None if !self.unmarked_as_now => Ok(false),
             _ => self.inner.exists(id),
         }
+    }
+
+    /// A draft as it is now has the digest it has now; one at marks has none.
+    fn draft_digest(&mut self, draft: &ObjectId) -> Option<DraftDigest> {
+        let as_now =
+            self.unmarked_as_now && !self.marks.contains_key(&DocId::Draft(draft.clone()).name());
+        as_now.then(|| self.inner.draft_digest(draft)).flatten()
     }
 }
 
@@ -255,25 +264,87 @@ impl Workspace {
     /// at earlier marks), read by `reader`; deadlines are judged at
     /// `self.now()`.
     pub fn news_since(&mut self, then: &mut Workspace, reader: Option<MemberId>) -> Result<Inbox> {
-        let before: BTreeMap<ObjectId, ResponseView> = then
-            .index()?
-            .into_iter()
-            .filter_map(|e| then.show(&e.id).ok().map(|v| (e.id, v)))
-            .collect();
+        self.news_of(then, reader, None)
+    }
+
+    /// [`Self::news_since`] for what `changed` (the documents that differ
+    /// between `then` and now) brought: the responses none of them can
+    /// have changed read the same then and now, so they are not read, and
+    /// their deadlines, which are no arrival, are left out.
+    pub fn arrived_since(
+        &mut self,
+        then: &mut Workspace,
+        reader: Option<MemberId>,
+        changed: &BTreeSet<DocId>,
+    ) -> Result<Inbox> {
+        let touched = self.touched_by(then, changed)?;
+        self.news_of(then, reader, touched.as_ref())
+    }
+
+    /// The responses whose view the `changed` documents can change; `None`
+    /// for all of them. A response's view is read from its index entry in
+    /// the community document, its discussion document and its drafts; a
+    /// draft does not say which response lists it (only the discussions
+    /// do), so a changed draft counts for all.
+    fn touched_by(
+        &mut self,
+        then: &mut Workspace,
+        changed: &BTreeSet<DocId>,
+    ) -> Result<Option<BTreeSet<ObjectId>>> {
+        let mut touched = BTreeSet::new();
+        for id in changed {
+            match id {
+                DocId::Response(response) => {
+                    touched.insert(response.clone());
+                }
+                DocId::Draft(_) => return Ok(None),
+                DocId::Community => {
+                    let before: BTreeMap<ObjectId, IndexEntry> = then
+                        .index()?
+                        .into_iter()
+                        .map(|e| (e.id.clone(), e))
+                        .collect();
+                    for entry in self.index()? {
+                        if before.get(&entry.id) != Some(&entry) {
+                            touched.insert(entry.id);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Some(touched))
+    }
+
+    /// The news of the responses in `only` (all when `None`), most recently
+    /// opened first. Each response is read now and then in turn, so that a
+    /// loader shared by both workspaces reads each document once.
+    fn news_of(
+        &mut self,
+        then: &mut Workspace,
+        reader: Option<MemberId>,
+        only: Option<&BTreeSet<ObjectId>>,
+    ) -> Result<Inbox> {
+        let was_listed: BTreeSet<ObjectId> = then.index()?.into_iter().map(|e| e.id).collect();
         let mut index = self.index()?;
         index.sort_by_key(|e| std::cmp::Reverse((e.at, e.seq)));
         let mut inbox = Inbox::default();
         for entry in index {
+            if only.is_some_and(|only| !only.contains(&entry.id)) {
+                continue;
+            }
             let now = self.show(&entry.id)?;
-            let news = response_news(&now, before.get(&entry.id), reader, self.now());
-            if news.new
+            let before = match was_listed.contains(&entry.id) {
+                true => then.show(&entry.id).ok(),
+                false => None,
+            };
+            let news = response_news(&now, before.as_ref(), reader, self.now());
+            let counted = news.new
                 || news.published
-                || news.due.is_some()
                 || !news.comments.is_empty()
                 || !news.drafts.is_empty()
                 || !news.stances.is_empty()
-                || !news.amendments.is_empty()
-            {
+                || !news.amendments.is_empty();
+            if counted || (news.due.is_some() && only.is_none()) {
                 inbox.responses.push(news);
             }
         }

@@ -35,7 +35,7 @@ pub struct NewResponse {
 }
 
 /// One entry of the community's index of responses.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexEntry {
     /// Response id.
     pub id: ObjectId,

@@ -1165,3 +1165,178 @@ fn nobody_can_keep_a_facilitator_from_publishing_or_deciding() {
     let recorded = &outcome.tally;
     assert!(recorded.to_string().contains("\"support\":1"), "{recorded}");
 }
+
+#[test]
+fn fields_read_in_one_pass_are_exactly_the_authored_ones() {
+    use super::doc::{AuthoredFields, authored_int, authored_string};
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT};
+
+    let w = World::new();
+    let actor = |who: &str| {
+        let mut actor = w.people[who].device.public().to_vec();
+        actor.extend_from_slice(&[7; 8]);
+        ActorId::from(actor)
+    };
+    let mut ana = AutoCommit::new().with_actor(actor("Ana"));
+    let comment = ana
+        .put_object(ROOT, "c", ObjType::Map)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let put = |doc: &mut AutoCommit, key: &str, value: automerge::ScalarValue| {
+        doc.put(&comment, key, value)
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    put(&mut ana, "body", "Ana's words".into());
+    put(&mut ana, "reply_to", "parent".into());
+    put(&mut ana, "at", 5.into());
+    put(&mut ana, "kind", 3.into());
+    put(&mut ana, "flag", true.into());
+    put(&mut ana, "overwritten", "Ana's".into());
+    let mut bo = ana.fork().with_actor(actor("Bo"));
+    // Concurrent writes: a conflict on `body` and `at`; Bo's `at` is a string.
+    put(&mut ana, "body", "Ana's edit".into());
+    put(&mut bo, "body", "Bo's words".into());
+    put(&mut ana, "at", 6.into());
+    put(&mut bo, "at", "soon".into());
+    // Bo alone replaces `overwritten` and adds a field of his own.
+    put(&mut bo, "overwritten", "Bo's".into());
+    put(&mut bo, "extra", "Bo's extra".into());
+    ana.merge(&mut bo).unwrap_or_else(|e| panic!("{e}"));
+
+    let keys = [
+        "body",
+        "reply_to",
+        "at",
+        "kind",
+        "flag",
+        "overwritten",
+        "extra",
+        "none",
+    ];
+    for who in ["Ana", "Bo", "Cy"] {
+        let author = w.id(who);
+        let fields = AuthoredFields::read(&ana, &w.membership, &comment, &author);
+        for key in keys {
+            assert_eq!(
+                fields.string(key),
+                authored_string(&ana, &w.membership, &comment, key, &author),
+                "{who} {key}"
+            );
+            assert_eq!(
+                fields.int(key),
+                authored_int(&ana, &w.membership, &comment, key, &author),
+                "{who} {key}"
+            );
+        }
+    }
+    // And what they read, spelled out.
+    let fields = AuthoredFields::read(&ana, &w.membership, &comment, &w.id("Ana"));
+    assert_eq!(fields.string("body").as_deref(), Some("Ana's edit"));
+    assert_eq!(fields.int("at"), Some(6));
+    assert_eq!(fields.string("overwritten"), None);
+    assert_eq!(fields.string("extra"), None);
+    let fields = AuthoredFields::read(&ana, &w.membership, &comment, &w.id("Bo"));
+    assert_eq!(fields.string("body").as_deref(), Some("Bo's words"));
+    assert_eq!(fields.string("at").as_deref(), Some("soon"));
+    assert_eq!(fields.string("extra").as_deref(), Some("Bo's extra"));
+}
+
+/// Loads through `MemoryLoader`, writing down which documents it read.
+struct Recording {
+    inner: MemoryLoader,
+    read: Rc<RefCell<Vec<DocId>>>,
+}
+
+impl DocLoader for Recording {
+    fn load(&mut self, id: &DocId) -> Result<Option<AutoCommit>, LoadError> {
+        self.read.borrow_mut().push(id.clone());
+        self.inner.load(id)
+    }
+
+    /// Whether a document is here, without reading it (as the store does).
+    fn exists(&mut self, id: &DocId) -> Result<bool, LoadError> {
+        Ok(self.inner.0.borrow().contains_key(id))
+    }
+}
+
+/// What arrived since `before` (heads of every document then), as a sync
+/// tells it: the marks name only the documents that changed.
+fn arrivals(w: &World, who: &str, before: &super::inbox::Marks) -> (String, String, Vec<DocId>) {
+    let now = marks_now(w);
+    let changed: super::inbox::Marks = now
+        .keys()
+        .filter(|name| before.get(*name) != now.get(*name))
+        .map(|name| (name.clone(), before.get(name).cloned().unwrap_or_default()))
+        .collect();
+    let changed_ids = changed.keys().filter_map(|n| DocId::parse(n)).collect();
+    let then = |marks: &super::inbox::Marks| {
+        let loader =
+            super::inbox::AtMarks::new(MemoryLoader(w.shared.clone()), marks.clone(), true);
+        Workspace::new(w.membership.clone(), Box::new(loader), w.now)
+    };
+    let everything = w.ok(who, |ws| {
+        ws.news_since(&mut then(&changed), Some(w.id(who)))
+    });
+    let read = Rc::new(RefCell::new(Vec::new()));
+    let mut ws = Workspace::new(
+        w.membership.clone(),
+        Box::new(Recording {
+            inner: MemoryLoader(w.shared.clone()),
+            read: read.clone(),
+        }),
+        w.now,
+    );
+    let arrived = ws
+        .arrived_since(&mut then(&changed), Some(w.id(who)), &changed_ids)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let read = read.borrow().clone();
+    (
+        everything.counts().sentence(),
+        arrived.counts().sentence(),
+        read,
+    )
+}
+
+#[test]
+fn what_arrived_is_counted_from_the_responses_it_touched_alone() {
+    let w = World::new();
+    let quiet = w.ok("Ana", |ws| ws.open_response(request()));
+    let quiet_draft = w.ok("Ana", |ws| ws.new_draft(&quiet, "Q", "Quiet text"));
+    let busy = w.ok("Ana", |ws| ws.open_response(request()));
+    let (tid, _) = w.ok("Ana", |ws| ws.start_thread(&busy, "T", Some("Opening")));
+    let busy_draft = w.ok("Ana", |ws| ws.new_draft(&busy, "D", "We support it.\n"));
+
+    // Comments and a stance: only the busy response is read.
+    let before = marks_now(&w);
+    w.ok("Bo", |ws| ws.post(&busy, &tid, "A view", None));
+    w.ok("Cy", |ws| ws.post(&busy, &tid, "Another", None));
+    let entry = w.ok("Cy", |ws| ws.resolve_draft(busy_draft.as_str()));
+    w.ok("Cy", |ws| ws.take_stance(&entry, Stance::Support, None));
+    let (everything, arrived, read) = arrivals(&w, "Ana", &before);
+    assert_eq!(arrived, "2 comments, 1 stance");
+    assert_eq!(arrived, everything);
+    assert!(!read.contains(&DocId::Response(quiet.clone())), "{read:?}");
+    assert!(
+        !read.contains(&DocId::Draft(quiet_draft.clone())),
+        "{read:?}"
+    );
+
+    // A new response (the community document changed) is counted, and
+    // the response that did not change is still not read.
+    let before = marks_now(&w);
+    let fresh = w.ok("Fa", |ws| ws.open_response(request()));
+    let (everything, arrived, read) = arrivals(&w, "Ana", &before);
+    assert_eq!(arrived, "1 new response");
+    assert_eq!(arrived, everything);
+    assert!(read.contains(&DocId::Response(fresh)));
+    assert!(!read.contains(&DocId::Response(quiet.clone())), "{read:?}");
+
+    // A draft changed: a draft does not say which response lists it, so
+    // every response is read, and the count is the same.
+    let before = marks_now(&w);
+    let entry = w.ok("Bo", |ws| ws.resolve_draft(quiet_draft.as_str()));
+    w.ok("Bo", |ws| ws.edit_draft(&entry, "Quiet text, edited"));
+    let (everything, arrived, _) = arrivals(&w, "Ana", &before);
+    assert_eq!(arrived, "1 draft change");
+    assert_eq!(arrived, everything);
+}

@@ -8,7 +8,7 @@
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType};
 
-use super::doc::{self, DocId};
+use super::doc::{self, AuthoredFields, DocId};
 use super::views::{CommentView, MemberRef, ThreadView};
 use super::{ModelError, Result, Workspace};
 use crate::ids::{ObjectId, resolve_prefix};
@@ -69,16 +69,11 @@ fn confirmation(
 
 /// The member a facilitator's comment speaks for, if it was recorded on
 /// their behalf: honoured only from a facilitator, for a member.
-fn spoken_for(
-    doc: &AutoCommit,
-    m: &Membership,
-    obj: &ObjId,
-    author: &MemberId,
-) -> Option<MemberId> {
+fn spoken_for(m: &Membership, fields: &AuthoredFields, author: &MemberId) -> Option<MemberId> {
     if !m.member(author)?.role.can_facilitate() {
         return None;
     }
-    let hex = doc::authored_string(doc, m, obj, "on_behalf_of", author)?;
+    let hex = fields.string("on_behalf_of")?;
     let member = MemberId::from_hex(&hex).filter(|id| id.to_hex() == hex)?;
     m.member(&member).map(|found| found.id)
 }
@@ -100,23 +95,25 @@ fn read_comment(
     cobj: &ObjId,
     cauthor: MemberId,
 ) -> Option<CommentView> {
-    let body = doc::authored_string(doc, m, cobj, "body", &cauthor)?;
-    let member = spoken_for(doc, m, cobj, &cauthor);
+    let fields = AuthoredFields::read(doc, m, cobj, &cauthor);
+    let body = fields.string("body")?;
+    let member = spoken_for(m, &fields, &cauthor);
     let speaker = member.unwrap_or(cauthor);
+    let confirmation = confirmation(doc, m, cobj, &cauthor, member);
     Some(CommentView {
         id: cid,
         author: speaker,
         author_name: m.name_of(&speaker),
         body,
-        reply_to: doc::authored_string(doc, m, cobj, "reply_to", &cauthor),
-        at: doc::authored_int(doc, m, cobj, "at", &cauthor).unwrap_or(0),
+        reply_to: fields.string("reply_to"),
+        at: fields.int("at").unwrap_or(0),
         seq: doc::op_counter(cobj),
         recorded_by: member.map(|_| MemberRef {
             member: cauthor,
             name: m.name_of(&cauthor),
         }),
-        confirmed: confirmation(doc, m, cobj, &cauthor, member).is_some(),
-        correction: confirmation(doc, m, cobj, &cauthor, member)
+        confirmed: confirmation.is_some(),
+        correction: confirmation
             .and_then(|(obj, id)| doc::authored_string(doc, m, &obj, "correction", &id)),
     })
 }

@@ -14,6 +14,7 @@ use super::access::{Exclusive, StoreAccess};
 use super::link::drive;
 use super::wire::{read_frame, write_frame};
 use super::{CONNECT_TIMEOUT, InviteTicket, JOIN_ALPN, PeerTicket};
+use crate::model::shared_loads::LoadedDocs;
 use crate::store::{CommunityStore, Identity};
 use crate::sync::{Frame, Session, Stats, SyncError};
 use crate::trust::{CertBody, Certificate, CommunityId, DeviceId, MemberId, SecretKey};
@@ -30,6 +31,10 @@ pub struct Joined {
     pub store: CommunityStore,
     /// What the first session moved.
     pub stats: Stats,
+    /// Copies of the documents the first session holds (after a full first
+    /// sync, all of them), so that what the command reads next is not read
+    /// from disk again (`model::shared_loads`).
+    pub loaded: LoadedDocs,
 }
 
 /// The claim and device certificates a joining device presents.
@@ -147,9 +152,14 @@ pub async fn present(
     }
     conn.close(0u32.into(), b"done");
     let stats = session.stats().clone();
+    let loaded = access.with(|replica| replica.copies(&replica.loaded_docs()))?;
     let dir = access.into_store().dir().to_path_buf();
     let store = CommunityStore::open(&dir, community)?.with_device(device.clone());
-    Ok(Joined { store, stats })
+    Ok(Joined {
+        store,
+        stats,
+        loaded,
+    })
 }
 
 /// Check a join request against the invite it claims. Returns the

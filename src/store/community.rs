@@ -497,9 +497,21 @@ impl CommunityStore {
     /// A workspace acting as `identity`. With `repair` (write lock held) torn
     /// log tails are cut as documents load.
     pub fn workspace(&self, identity: &Identity, now: i64, repair: bool) -> Workspace {
+        self.workspace_with(identity, now, repair, |loader| Box::new(loader))
+    }
+
+    /// [`Self::workspace`], its loader wrapped by `wrap` (to share what it
+    /// reads with another workspace: `model::shared_loads`).
+    pub fn workspace_with(
+        &self,
+        identity: &Identity,
+        now: i64,
+        repair: bool,
+        wrap: impl FnOnce(StoreLoader) -> Box<dyn DocLoader>,
+    ) -> Workspace {
         let mut loader = self.loader(identity, now);
         loader.repair = repair;
-        Workspace::new(self.membership.clone(), Box::new(loader), now).with_writer(Writer {
+        Workspace::new(self.membership.clone(), wrap(loader), now).with_writer(Writer {
             member: identity.member_id(),
             actor: self.actor(identity),
         })

@@ -94,6 +94,20 @@ impl StoreReplica {
         arrived
     }
 
+    /// Copies of the loaded documents among `names`, as they are on disk
+    /// (everything received is appended before a session goes on), for the
+    /// commands that read what arrived (`model::shared_loads`).
+    pub fn copies<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a String>,
+    ) -> crate::model::shared_loads::LoadedDocs {
+        let copies = names
+            .into_iter()
+            .filter_map(|name| Some((DocId::parse(name)?, self.docs.get(name)?.doc.clone())))
+            .collect();
+        std::rc::Rc::new(std::cell::RefCell::new(copies))
+    }
+
     /// Drop the loaded documents, to read them again from disk (after
     /// this device wrote to them through another path).
     pub fn forget_loaded(&mut self) {
