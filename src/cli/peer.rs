@@ -145,7 +145,7 @@ pub fn sync(
     drop(progress);
     let (arrived, loaded) = access.with(|replica| {
         let arrived = replica.arrivals();
-        let loaded = replica.copies(arrived.keys());
+        let loaded = replica.take_loaded(arrived.keys());
         (arrived, loaded)
     })?;
     let store = access.into_store();

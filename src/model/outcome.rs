@@ -218,7 +218,15 @@ impl Workspace {
             return Ok(None);
         };
         let endorsements_map = self.discussion_map(response, "endorsements")?;
-        let history = self.history_of(&DocId::Response(response.clone()))?;
+        // Only the fixed keys of earlier builds need the history (see
+        // `endorsement_obj`), which rebuilds every change's metadata.
+        let fixed_keys = doc::keys(self.discussion(response)?.0, &endorsements_map)
+            .iter()
+            .any(|key| !key.contains(':'));
+        let history = match fixed_keys {
+            true => self.history_of(&DocId::Response(response.clone()))?,
+            false => Vec::new(),
+        };
         let community = self.membership.community;
         let (doc, m) = self.discussion(response)?;
         let Some(Publication {

@@ -154,21 +154,28 @@ impl Workspace {
             .map(|d| d.id)
             .collect();
         let stances = self.discussion_map(response, "stances")?;
-        let history = self.history_of(&DocId::Response(response.clone()))?;
+        let keys = doc::keys(self.discussion(response)?.0, &stances);
+        // Under a fresh key nobody else can have written (the ownership
+        // rule refuses it): only the fixed key of earlier builds needs the
+        // search through history, which rebuilds every change's metadata.
+        let fixed_keys = keys
+            .iter()
+            .any(|key| own_stance_key(key).is_some() && key.matches(':').count() != 2);
+        let history = match fixed_keys {
+            true => self.history_of(&DocId::Response(response.clone()))?,
+            false => Vec::new(),
+        };
         let (doc, m) = self.discussion(response)?;
         // The latest of each member's own stances on each draft: by the
         // counter of the operation that created it, then by key.
         let mut latest: BTreeMap<(ObjectId, MemberId), (u64, String, StanceView)> = BTreeMap::new();
-        for key in doc::keys(doc, &stances) {
+        for key in keys {
             let Some((draft, member)) = own_stance_key(&key) else {
                 continue;
             };
             if !drafts.contains(&draft) {
                 continue;
             }
-            // Under a fresh key nobody else can have written (the ownership
-            // rule refuses it): only the fixed key of earlier builds needs
-            // the search through history.
             let obj = if key.matches(':').count() == 2 {
                 doc::owned_map(doc, m, &stances, &key, &member)
             } else {

@@ -1340,3 +1340,41 @@ fn what_arrived_is_counted_from_the_responses_it_touched_alone() {
     assert_eq!(arrived, "1 draft change");
     assert_eq!(arrived, everything);
 }
+
+#[test]
+fn a_stance_under_the_fixed_key_of_earlier_builds_is_found_in_history_once_overwritten() {
+    use automerge::ObjType;
+    use automerge::transaction::Transactable;
+
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let did = w.ok("Fa", |ws| ws.new_draft(&rid, "D", "Text"));
+    let cy = w.id("Cy");
+    // Cy's stance as earlier builds wrote it: under `<draft>:<member>`.
+    let entry = w.ok("Cy", |ws| ws.resolve_draft(did.as_str()));
+    w.ok("Cy", |ws| {
+        ws.write_stance(
+            &entry,
+            format!("{did}:{cy}"),
+            Stance::Support,
+            None,
+            "stance".into(),
+        )
+    });
+    // Bo's modified client replaces it with a map of his own.
+    w.ok("Bo", |ws| {
+        let stances = ws.discussion_map(&rid, "stances")?;
+        let doc = ws.write(&DocId::Response(rid.clone()))?;
+        let fake = doc.put_object(&stances, format!("{did}:{cy}"), ObjType::Map)?;
+        doc.put(&fake, "stance", "object")?;
+        super::doc::commit(doc, "in Cy's place".into(), 5_000);
+        Ok(())
+    });
+    let shown = w.ok("Ana", |ws| ws.show(&rid));
+    let stances: Vec<(MemberId, Stance)> = shown.drafts[0]
+        .stances
+        .iter()
+        .map(|s| (s.member, s.stance))
+        .collect();
+    assert_eq!(stances, [(cy, Stance::Support)]);
+}

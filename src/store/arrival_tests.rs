@@ -318,3 +318,39 @@ fn a_document_the_receiver_lacks_arrives_whole_and_is_kept_attested() {
         "arrived whole"
     );
 }
+
+#[test]
+fn documents_loaded_ahead_are_the_ones_loaded_on_demand() {
+    let g = grown();
+    let names = g.ahead.doc_names().unwrap_or_else(|e| panic!("{e}"));
+    assert!(names.len() >= 2, "{names:?}");
+    let dir = g.ahead.dir().to_path_buf();
+    let open = || CommunityStore::open(&dir, g.ahead.id()).unwrap_or_else(|e| panic!("{e}"));
+    let mut ahead = StoreReplica::new(open(), NOW);
+    let mut asked: Vec<String> = names.clone();
+    asked.push("response-0000000000000000".into()); // not held: empty
+    asked.push("not a name".into()); // left to `doc`, which refuses it
+    ahead.load_ahead(&asked);
+    let mut loaded = ahead.loaded_docs();
+    loaded.sort();
+    let mut expected: Vec<String> = names.clone();
+    expected.push("response-0000000000000000".into());
+    expected.sort();
+    assert_eq!(loaded, expected);
+
+    let mut on_demand = StoreReplica::new(open(), NOW);
+    for name in &names {
+        let a = ahead
+            .doc(name)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .get_heads();
+        let b = on_demand
+            .doc(name)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .get_heads();
+        assert_eq!(a, b, "{name}");
+    }
+    assert!(ahead.doc("not a name").is_err());
+    // Loading ahead is not arriving.
+    assert!(ahead.arrivals().is_empty());
+}

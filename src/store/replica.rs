@@ -108,6 +108,19 @@ impl StoreReplica {
         std::rc::Rc::new(std::cell::RefCell::new(copies))
     }
 
+    /// The loaded documents among `names`, taken out of the replica (for a
+    /// command whose sessions are over): [`Self::copies`] without copying.
+    pub fn take_loaded<'a>(
+        &mut self,
+        names: impl IntoIterator<Item = &'a String>,
+    ) -> crate::model::shared_loads::LoadedDocs {
+        let taken = names
+            .into_iter()
+            .filter_map(|name| Some((DocId::parse(name)?, self.docs.remove(name)?.doc)))
+            .collect();
+        std::rc::Rc::new(std::cell::RefCell::new(taken))
+    }
+
     /// Drop the loaded documents, to read them again from disk (after
     /// this device wrote to them through another path).
     pub fn forget_loaded(&mut self) {
@@ -193,6 +206,32 @@ impl Replica for StoreReplica {
             .get_mut(name)
             .map(|l| &mut l.doc)
             .ok_or_else(|| Self::local("document vanished"))
+    }
+
+    fn load_ahead(&mut self, names: &[String]) {
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|name| !self.docs.contains_key(*name) && DocId::parse(name).is_some())
+            .collect();
+        let (store, now) = (&self.store, self.now);
+        let loaded = crate::sync::parallel::in_order(
+            missing.clone(),
+            2,
+            |name| match store.load_doc(name, true, now) {
+                Ok(loaded) => Some(loaded.unwrap_or_else(LoadedDoc::empty)),
+                Err(_) => None,
+            },
+            |_| None,
+        );
+        for (name, loaded) in missing.into_iter().zip(loaded) {
+            let Some(mut loaded) = loaded else {
+                continue;
+            };
+            self.first_heads
+                .entry(name.clone())
+                .or_insert_with(|| loaded.doc.get_heads());
+            self.docs.insert(name.clone(), loaded);
+        }
     }
 
     fn heads(&mut self, name: &str) -> Result<Vec<ChangeHash>, SyncError> {

@@ -38,6 +38,12 @@ pub trait Replica {
         Ok(self.doc(name)?.get_heads())
     }
 
+    /// Load `names` now, on every core, because the session is about to
+    /// read each of them (by default nothing: [`Self::doc`] loads on
+    /// demand). A document that fails to load here is left to `doc`, which
+    /// reports why.
+    fn load_ahead(&mut self, _names: &[String]) {}
+
     /// Document `name` to send whole to a peer that holds nothing of it:
     /// every change chunk in causal order and the signature of each; `None`
     /// to send it change by change (empty, too large, or a signature is

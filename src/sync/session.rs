@@ -361,6 +361,13 @@ impl Session {
                 self.states.insert(name, state);
             }
         }
+        let exchanged: Vec<String> = self
+            .states
+            .keys()
+            .filter(|name| !self.waiting.contains(*name))
+            .cloned()
+            .collect();
+        replica.load_ahead(&exchanged);
         self.reply(replica)
     }
 
