@@ -242,6 +242,24 @@ fn main() -> anyhow::Result<()> {
     let catchup_ms = median_ms(catchups);
     let automerge_ms = median_ms(in_memory);
     report(&mut figures, "catchup_ms_p50", catchup_ms, "ms");
+    // The same catch-up as people run it: the whole `convene sync`
+    // process, which also counts what arrived and records receipts.
+    let mut commands = Vec::new();
+    for _ in 0..options.runs.min(5) {
+        std::fs::remove_dir_all(&behind_dir)?;
+        community::copy_dir(&behind, &behind_dir)?;
+        commands.push(run(
+            &bin,
+            behind_home.root(),
+            &["-q", "sync", &serve.ticket, "--relay", "off"],
+        )?);
+    }
+    report(
+        &mut figures,
+        "catchup_command_ms_p50",
+        median_ms(commands),
+        "ms",
+    );
     report(&mut figures, "catchup_bytes", wire_bytes as f64, "bytes");
     report(&mut figures, "automerge_catchup_ms_p50", automerge_ms, "ms");
     report(
@@ -333,6 +351,22 @@ fn main() -> anyhow::Result<()> {
         joins.push(peer_sync::dial(&joiner, &serve.ticket)?.0);
     }
     report(&mut figures, "join_ms", median_ms(joins), "ms");
+    // The same as people run it: the whole `convene sync` process.
+    let mut commands = Vec::new();
+    for _ in 0..options.runs.min(3) {
+        std::fs::remove_dir_all(&joined_dir)?;
+        convene::store::CommunityStore::create_joined(
+            &joiner.root().join("communities"),
+            community.store.id(),
+            &certs,
+        )?;
+        commands.push(run(
+            &bin,
+            joiner.root(),
+            &["-q", "sync", &serve.ticket, "--relay", "off"],
+        )?);
+    }
+    report(&mut figures, "join_command_ms", median_ms(commands), "ms");
     report(&mut figures, "serve_rss_mb", serve.peak_rss_mb()?, "MiB");
 
     // Ten peers post 100 comments each at once, then sync through serve.
