@@ -1,11 +1,13 @@
 //! `open development`, `open request`, `responses`, `show`.
 
+use std::collections::{HashMap, HashSet};
+
 use super::input;
 use super::output::{Ctx, table, usage};
 use super::session;
 use crate::ids::short;
 use crate::model::response::{NewResponse, parse_due};
-use crate::model::views::{ResponseKind, ResponseView, Stance, ThreadView};
+use crate::model::views::{CommentView, ResponseKind, ResponseView, Stance, ThreadView};
 
 fn open(ctx: &Ctx, new: NewResponse) -> anyhow::Result<()> {
     let summary = session::write(ctx, |ws, _, _| {
@@ -251,6 +253,42 @@ fn render(ctx: &Ctx, v: &ResponseView) -> String {
     s
 }
 
+/// The comments replying to `parent`, and their replies, indented.
+fn walk<'a>(
+    ctx: &Ctx,
+    children: &HashMap<Option<&'a str>, Vec<&'a CommentView>>,
+    parent: Option<&'a str>,
+    depth: usize,
+    shown: &mut HashSet<&'a str>,
+    s: &mut String,
+) {
+    for c in children.get(&parent).into_iter().flatten() {
+        shown.insert(c.id.as_str());
+        let indent = "  ".repeat(depth + 2);
+        let recorded = match (&c.recorded_by, c.confirmed) {
+            (Some(f), true) => format!(" (recorded by {}, confirmed)", f.name),
+            (Some(f), false) => format!(" (recorded by {} on their behalf)", f.name),
+            (None, _) => String::new(),
+        };
+        s.push_str(&format!(
+            "{indent}{}  {}{recorded} · {}\n",
+            short(&c.id),
+            c.author_name,
+            ctx.ago(c.at)
+        ));
+        for line in c.body.lines() {
+            s.push_str(&format!("{indent}  {line}\n"));
+        }
+        if let Some(correction) = &c.correction {
+            s.push_str(&format!("{indent}  {} corrects it:\n", c.author_name));
+            for line in correction.lines() {
+                s.push_str(&format!("{indent}    {line}\n"));
+            }
+        }
+        walk(ctx, children, Some(c.id.as_str()), depth + 1, shown, s);
+    }
+}
+
 fn render_thread(ctx: &Ctx, t: &ThreadView, s: &mut String) {
     s.push_str(&format!(
         "  {}  {}  ({}, {})\n",
@@ -260,42 +298,18 @@ fn render_thread(ctx: &Ctx, t: &ThreadView, s: &mut String) {
         ctx.ago(t.at)
     ));
     // Replies are indented under their parent, in time order.
-    fn walk(ctx: &Ctx, t: &ThreadView, parent: Option<&str>, depth: usize, s: &mut String) {
-        for c in t
-            .comments
-            .iter()
-            .filter(|c| c.reply_to.as_deref() == parent)
-        {
-            let indent = "  ".repeat(depth + 2);
-            let recorded = match (&c.recorded_by, c.confirmed) {
-                (Some(f), true) => format!(" (recorded by {}, confirmed)", f.name),
-                (Some(f), false) => format!(" (recorded by {} on their behalf)", f.name),
-                (None, _) => String::new(),
-            };
-            s.push_str(&format!(
-                "{indent}{}  {}{recorded} · {}\n",
-                short(&c.id),
-                c.author_name,
-                ctx.ago(c.at)
-            ));
-            for line in c.body.lines() {
-                s.push_str(&format!("{indent}  {line}\n"));
-            }
-            if let Some(correction) = &c.correction {
-                s.push_str(&format!("{indent}  {} corrects it:\n", c.author_name));
-                for line in correction.lines() {
-                    s.push_str(&format!("{indent}    {line}\n"));
-                }
-            }
-            walk(ctx, t, Some(&c.id), depth + 1, s);
-        }
+    let mut children: HashMap<Option<&str>, Vec<&CommentView>> = HashMap::new();
+    for c in &t.comments {
+        children.entry(c.reply_to.as_deref()).or_default().push(c);
     }
-    walk(ctx, t, None, 0, s);
-    // Replies to comments that are not (yet) here still show.
-    let known: Vec<&str> = t.comments.iter().map(|c| c.id.as_str()).collect();
+    let mut shown: HashSet<&str> = HashSet::new();
+    walk(ctx, &children, None, 0, &mut shown, s);
+    // Comments not reached from the top of the thread still show: replies
+    // to comments that are not (yet) here, or replies in a loop (which only
+    // a modified client writes).
     for c in &t.comments {
         if let Some(p) = &c.reply_to
-            && !known.contains(&p.as_str())
+            && !shown.contains(c.id.as_str())
         {
             s.push_str(&format!(
                 "    {}  {} (reply to {}): {}\n",
@@ -305,5 +319,82 @@ fn render_thread(ctx: &Ctx, t: &ThreadView, s: &mut String) {
                 c.body
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::{MemberId, SecretKey};
+
+    fn comment(id: &str, reply_to: Option<&str>, body: &str) -> CommentView {
+        CommentView {
+            id: id.into(),
+            author: MemberId(SecretKey::generate().public()),
+            author_name: "Ana".into(),
+            body: body.into(),
+            reply_to: reply_to.map(Into::into),
+            at: 0,
+            seq: 0,
+            recorded_by: None,
+            confirmed: false,
+            correction: None,
+        }
+    }
+
+    #[test]
+    fn every_comment_of_a_thread_shows_even_outside_the_reply_tree() {
+        let ctx = Ctx {
+            home: crate::store::Home::new(std::path::PathBuf::from("/nonexistent")),
+            community: None,
+            json: false,
+            quiet: false,
+            now: 0,
+        };
+        let thread = ThreadView {
+            id: "t0000000000000000".into(),
+            title: "Views".into(),
+            author: MemberId(SecretKey::generate().public()),
+            author_name: "Ana".into(),
+            at: 0,
+            comments: vec![
+                comment("a000000000000000", None, "top"),
+                comment("b000000000000000", Some("a000000000000000"), "reply"),
+                comment(
+                    "c000000000000000",
+                    Some("b000000000000000"),
+                    "reply to reply",
+                ),
+                comment("d000000000000000", None, "second top"),
+                // Its parent has not arrived; its own reply hangs from it.
+                comment("e000000000000000", Some("f000000000000000"), "orphan"),
+                comment(
+                    "g000000000000000",
+                    Some("e000000000000000"),
+                    "orphan's reply",
+                ),
+                // A loop only a modified client writes.
+                comment("h000000000000000", Some("i000000000000000"), "loop one"),
+                comment("i000000000000000", Some("h000000000000000"), "loop two"),
+            ],
+            seq: 0,
+        };
+        let mut out = String::new();
+        render_thread(&ctx, &thread, &mut out);
+        let expected = "  t0000000  Views  (Ana, just now)
+    a0000000  Ana · just now
+      top
+      b0000000  Ana · just now
+        reply
+        c0000000  Ana · just now
+          reply to reply
+    d0000000  Ana · just now
+      second top
+    e0000000  Ana (reply to f0000000): orphan
+    g0000000  Ana (reply to e0000000): orphan's reply
+    h0000000  Ana (reply to i0000000): loop one
+    i0000000  Ana (reply to h0000000): loop two
+";
+        assert_eq!(out, expected);
     }
 }
