@@ -41,7 +41,7 @@ impl Workspace {
             for c in thread.comments {
                 let v = voice.entry(c.author).or_default();
                 v.0 += 1;
-                v.1 += c.body.split_whitespace().count();
+                v.1 += word_count(&c.body);
             }
         }
         for s in &stances {
@@ -106,6 +106,25 @@ impl Workspace {
     }
 }
 
+/// The words of `text`: what `split_whitespace().count()` counts, several
+/// times faster on ASCII text (the tally counts every comment's words).
+pub fn word_count(text: &str) -> usize {
+    if !text.is_ascii() {
+        return text.split_whitespace().count();
+    }
+    // The ASCII characters `char::is_whitespace` takes: tab, line feed,
+    // vertical tab, form feed, carriage return and space.
+    let space = |b: u8| matches!(b, b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r' | b' ');
+    let mut words = 0;
+    let mut in_word = false;
+    for &b in text.as_bytes() {
+        let starts = !space(b) && !in_word;
+        words += usize::from(starts);
+        in_word = !space(b);
+    }
+    words
+}
+
 /// The words of the most active fifth (rounded up) of `writers` members,
 /// from `participation` sorted most vocal first.
 fn top_fifth(participation: &[Participation], writers: usize) -> TopFifth {
@@ -128,6 +147,24 @@ fn top_fifth(participation: &[Participation], writers: usize) -> TopFifth {
 mod tests {
     use super::*;
     use crate::trust::MemberId;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn words_are_counted_as_split_whitespace_counts_them(
+            text in "[a-z \t\n\r\x0B\x0C\x1F\u{A0}\u{2003}é.,]{0,60}"
+        ) {
+            prop_assert_eq!(word_count(&text), text.split_whitespace().count());
+        }
+    }
+
+    #[test]
+    fn words_of_plain_text() {
+        assert_eq!(word_count(""), 0);
+        assert_eq!(word_count("  one  two\tthree\n"), 3);
+        assert_eq!(word_count("a\x0Bb\x0Cc"), 3);
+        assert_eq!(word_count("a\x1Fb"), 1);
+    }
 
     fn p(words: usize) -> Participation {
         Participation {
