@@ -141,12 +141,12 @@ pub async fn drive(
             .with(|replica| session.handle(replica, frame))
             .and_then(|out| out);
         tracing::debug!("handled it");
+        let handled = match handled {
+            Ok(out) => send_ahead(session, access, &tx, out).await,
+            Err(e) => Err(e),
+        };
         match handled {
-            Ok(out) => {
-                let wrote = !out.is_empty();
-                for f in out {
-                    let _ = tx.send(f);
-                }
+            Ok(wrote) => {
                 if session.is_done() {
                     result = Ok(wrote);
                     break;
@@ -287,4 +287,30 @@ async fn run_session(
         }
     }
     report
+}
+
+/// Hand `out` to the writer, then the frames the session reads ahead
+/// (`Session::send_ahead`), each as soon as it is ready, so that the peer
+/// checks one while the next is read. Returns whether anything was written.
+async fn send_ahead(
+    session: &mut Session,
+    access: &impl StoreAccess,
+    tx: &mpsc::UnboundedSender<Frame>,
+    out: Vec<Frame>,
+) -> Result<bool, SyncError> {
+    let wrote = !out.is_empty();
+    for f in out {
+        let _ = tx.send(f);
+    }
+    loop {
+        // Let the writer take the frame before the next is read.
+        tokio::task::yield_now().await;
+        let next = access
+            .with(|replica| session.send_ahead(replica))
+            .and_then(|next| next)?;
+        let Some(frame) = next else {
+            return Ok(wrote);
+        };
+        let _ = tx.send(frame);
+    }
 }

@@ -354,3 +354,37 @@ fn documents_loaded_ahead_are_the_ones_loaded_on_demand() {
     // Loading ahead is not arriving.
     assert!(ahead.arrivals().is_empty());
 }
+
+#[test]
+fn a_device_holding_nothing_receives_every_document_whole_each_kept_attested() {
+    let g = grown();
+    std::fs::remove_dir_all(g.behind.join("docs")).unwrap_or_else(|e| panic!("{e}"));
+    let names = g.ahead.doc_names().unwrap_or_else(|e| panic!("{e}"));
+    assert!(names.len() >= 2, "{names:?}");
+    let Synced {
+        device,
+        mut ahead,
+        mut behind,
+        ..
+    } = sync_behind(&g, 29);
+    for name in &names {
+        assert!(attested_by(behind.store(), name, &device), "{name}");
+        let theirs = ahead
+            .doc(name)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .get_heads();
+        // As held in memory, and as read from disk again.
+        let ours = behind
+            .doc(name)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .get_heads();
+        assert_eq!(ours, theirs, "{name}");
+        let reread = behind
+            .store()
+            .load_doc(name, false, NOW)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|mut l| l.doc.get_heads());
+        assert_eq!(reread, Some(theirs), "{name}");
+        assert_eq!(behind.arrivals().get(name).map(Vec::len), Some(0), "{name}");
+    }
+}

@@ -259,6 +259,13 @@ fn run_pair_with(
         for _ in 0..copies {
             let frame = decode(&wire[4..])?;
             out.extend(session.handle(replica, frame)?);
+            // As `net::link` does; or not, as a driver that never reads
+            // ahead would not.
+            if rng.chance(80) {
+                while let Some(next) = session.send_ahead(replica)? {
+                    out.push_back(next);
+                }
+            }
         }
     }
     Err(SyncError::Protocol("too many steps".into()))

@@ -54,6 +54,19 @@ pub trait Replica {
     /// of the empty one held, durably.
     fn install(&mut self, name: &str, verified: Verified) -> Result<(), SyncError>;
 
+    /// [`Self::install`] each of `docs`, in order (a replica that can keeps
+    /// them on every core); the first failure, after the others.
+    fn install_all(&mut self, docs: Vec<(String, Verified)>) -> Result<(), SyncError> {
+        let mut result = Ok(());
+        for (name, verified) in docs {
+            let installed = self.install(&name, verified);
+            if result.is_ok() {
+                result = installed;
+            }
+        }
+        result
+    }
+
     /// The stored signature of a change held in `doc`.
     fn signature(&self, doc: &str, hash: &ChangeHash) -> Option<ChangeSignature>;
 

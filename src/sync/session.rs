@@ -387,10 +387,11 @@ impl Session {
         at_least_one: bool,
     ) -> Result<Vec<Frame>, SyncError> {
         let mut out = Vec::new();
-        while !self.to_send_whole.is_empty() {
-            let in_flight =
-                (self.content_sent + out.len() as u64).saturating_sub(self.peer_received);
-            if in_flight >= self.whole_in_flight && !(at_least_one && out.is_empty()) {
+        // One frame per call: the driver asks for the next ones with
+        // `send_ahead`, each written while the following one is read.
+        while !self.to_send_whole.is_empty() && out.is_empty() {
+            let in_flight = self.content_sent.saturating_sub(self.peer_received);
+            if in_flight >= self.whole_in_flight && !at_least_one {
                 break;
             }
             let (mut docs, mut bytes) = (Vec::new(), 0);
@@ -414,6 +415,21 @@ impl Session {
             }
         }
         Ok(out)
+    }
+
+    /// The next `Whole` frame, while documents wait to go whole and fewer
+    /// than `whole_in_flight` content frames are unacknowledged, at least
+    /// one of them: the peer answers that one, so the session goes on even
+    /// if this call only moves a document to change by change. The driver
+    /// calls it after writing what `handle` returned, until `None`, so that
+    /// the first frame leaves before the next is read.
+    pub fn send_ahead(&mut self, replica: &mut dyn Replica) -> Result<Option<Frame>, SyncError> {
+        let in_flight = self.content_sent.saturating_sub(self.peer_received);
+        if self.done || self.phase != Phase::Syncing || in_flight == 0 {
+            return Ok(None);
+        }
+        let out = self.send_whole(replica, false)?;
+        Ok(self.sent(out).pop())
     }
 
     /// Whole documents from a peer that saw we held nothing of them: check
@@ -446,27 +462,36 @@ impl Session {
         }
         let names: Vec<String> = fresh.iter().map(|d| d.doc.clone()).collect();
         let outcomes = whole::check_all(replica.membership(), fresh);
+        // What passed before a refused document is kept, as if each had
+        // come alone.
+        let mut accepted = Vec::new();
+        let mut refused = Ok(());
         for (name, outcome) in names.into_iter().zip(outcomes) {
-            match outcome? {
-                Outcome::Accepted(mut verified) => {
+            match outcome {
+                Ok(Outcome::Accepted(mut verified)) => {
                     self.stats.received_changes += verified.signatures.len();
                     let heads = verified.doc.get_heads();
-                    replica.install(&name, *verified)?;
                     self.states.remove(&name);
-                    self.installed.insert(name, heads);
+                    self.installed.insert(name.clone(), heads);
+                    accepted.push((name, *verified));
                 }
-                Outcome::FallBack => {
+                Ok(Outcome::FallBack) => {
                     self.states.entry(name).or_default();
+                }
+                Err(e) => {
+                    refused = Err(e);
+                    break;
                 }
             }
         }
-        Ok(())
+        replica.install_all(accepted)?;
+        refused
     }
 
     /// Sync messages for every document in play, or an Idle if none.
     fn reply(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
         let mut out = self.send_whole(replica, true)?;
-        out.extend(self.generate(replica)?);
+        out.extend(self.generate_sync(replica)?);
         if out.is_empty() {
             return Ok(vec![Frame::Idle {
                 received: self.content_received,
@@ -475,8 +500,17 @@ impl Session {
         Ok(out)
     }
 
+    /// The next whole frame if the window allows, and the sync messages.
     fn generate(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
         let mut out = self.send_whole(replica, false)?;
+        out.extend(self.generate_sync(replica)?);
+        Ok(out)
+    }
+
+    /// A sync message for each document exchanged change by change that
+    /// has one to send.
+    fn generate_sync(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
+        let mut out = Vec::new();
         let names: Vec<String> = self
             .states
             .keys()

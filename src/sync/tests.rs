@@ -981,3 +981,48 @@ fn a_whole_frame_naming_documents_never_announced_is_ignored() {
     assert_eq!(b.all_heads().len(), 1);
     assert_converged(&mut [a, b]);
 }
+
+#[test]
+fn the_first_whole_frame_leaves_alone_and_the_window_fills_ahead() {
+    let c = community(2);
+    let (mut a, mut b) = (replica(&c, 0), replica(&c, 1));
+    for i in 0..6 {
+        a.write(&format!("response-{i:04x}"), "a", i)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // One document per frame, five content frames in flight: the
+    // certificates and heads frames count until the peer acknowledges them,
+    // which leaves three whole frames.
+    let mut sa = Session::with_whole_frames(c.device(1), 1, 5);
+    let mut sb = Session::new(c.device(0));
+    let mut to_a: std::collections::VecDeque<Frame> = sb.start(&mut b).into();
+    let mut to_b: std::collections::VecDeque<Frame> = sa.start(&mut a).into();
+    // Nothing to read ahead before the heads are known.
+    assert!(matches!(sa.send_ahead(&mut a), Ok(None)));
+    loop {
+        if let Some(frame) = to_b.pop_front() {
+            to_a.extend(sb.handle(&mut b, frame).unwrap_or_else(|e| panic!("{e}")));
+            continue;
+        }
+        let frame = to_a
+            .pop_front()
+            .unwrap_or_else(|| panic!("A waits for nothing"));
+        let out = sa.handle(&mut a, frame).unwrap_or_else(|e| panic!("{e}"));
+        let wholes = out
+            .iter()
+            .filter(|f| matches!(f, Frame::Whole { .. }))
+            .count();
+        if wholes == 0 {
+            to_b.extend(out);
+            continue;
+        }
+        assert_eq!(wholes, 1, "handle answered with more than one whole frame");
+        let mut ahead = 0;
+        while let Some(frame) = sa.send_ahead(&mut a).unwrap_or_else(|e| panic!("{e}")) {
+            assert!(matches!(frame, Frame::Whole { .. }), "{frame:?}");
+            ahead += 1;
+        }
+        assert_eq!(ahead, 2, "the window holds three whole frames");
+        break;
+    }
+}
