@@ -50,13 +50,16 @@ pub fn news(
     unmarked_as_now: bool,
     now: i64,
 ) -> anyhow::Result<Inbox> {
-    let (mut ws, mut then) = now_and_then(store, identity, marks, unmarked_as_now, now, None);
+    let (mut ws, mut then) =
+        now_and_then(store, identity, marks, unmarked_as_now, now, None, false);
     Ok(ws.news_since(&mut then, Some(identity.member_id()))?)
 }
 
 /// The community now and at `marks`, two workspaces that read each
 /// document once between them (`model::shared_loads`), starting from
-/// `loaded` (documents already in memory, as they are on disk now).
+/// `loaded` (documents already in memory, as they are on disk now). With
+/// `repair` (the write lock held) torn log tails are cut as documents
+/// load: a workspace that writes later may share what these read.
 fn now_and_then(
     store: &CommunityStore,
     identity: &Identity,
@@ -64,15 +67,20 @@ fn now_and_then(
     unmarked_as_now: bool,
     now: i64,
     loaded: Option<LoadedDocs>,
+    repair: bool,
 ) -> (Workspace, Workspace) {
     let docs = loaded.unwrap_or_default();
+    let inner = match repair {
+        true => store.repairing_loader(identity, now),
+        false => store.loader(identity, now),
+    };
     let then_loader = AtMarks::new(
-        SharedLoads::new(store.loader(identity, now), docs.clone()),
+        SharedLoads::new(inner, docs.clone()),
         marks,
         unmarked_as_now,
     );
     let then = Workspace::new(store.membership().clone(), Box::new(then_loader), now);
-    let ws = store.workspace_with(identity, now, false, |loader| {
+    let ws = store.workspace_with(identity, now, repair, |loader| {
         Box::new(SharedLoads::new(loader, docs))
     });
     (ws, then)
@@ -237,6 +245,8 @@ pub fn after_arrival(
         .filter_map(|name| DocId::parse(name))
         .collect();
     let docs = loaded.unwrap_or_default();
+    // The receipts are written through the same loads: every document
+    // read here has its torn log tail cut first (the write lock is held).
     let (mut ws, mut then) = now_and_then(
         store,
         identity,
@@ -244,6 +254,7 @@ pub fn after_arrival(
         true,
         now,
         Some(docs.clone()),
+        true,
     );
     let counts = ws
         .arrived_since(&mut then, Some(identity.member_id()), &changed)

@@ -388,3 +388,24 @@ fn a_device_holding_nothing_receives_every_document_whole_each_kept_attested() {
         assert_eq!(behind.arrivals().get(name).map(Vec::len), Some(0), "{name}");
     }
 }
+
+#[test]
+fn a_document_not_held_is_never_handed_on_as_if_it_existed() {
+    use crate::model::DocId;
+    let g = grown();
+    let open =
+        || CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}"));
+    let absent = "response-0000000000000000".to_string();
+    let mut replica = StoreReplica::new(open(), NOW);
+    // A session reads a document it does not hold as an empty one.
+    for name in [&absent, &g.discussion] {
+        replica.doc(name).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let held = |name: &String| DocId::parse(name).unwrap_or_else(|| panic!("{name}"));
+    let copies = replica.copies([&absent, &g.discussion]);
+    assert!(copies.borrow().contains_key(&held(&g.discussion)));
+    assert!(!copies.borrow().contains_key(&held(&absent)));
+    let taken = replica.take_loaded([&absent, &g.discussion]);
+    assert!(taken.borrow().contains_key(&held(&g.discussion)));
+    assert!(!taken.borrow().contains_key(&held(&absent)));
+}

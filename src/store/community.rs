@@ -342,6 +342,15 @@ impl CommunityStore {
         }
     }
 
+    /// [`Self::loader`] that cuts torn log tails as documents load (the
+    /// home's write lock held), as a writer must before appending.
+    pub fn repairing_loader(&self, identity: &Identity, now: i64) -> StoreLoader {
+        StoreLoader {
+            repair: true,
+            ..self.loader(identity, now)
+        }
+    }
+
     /// Load and verify document `name`, trusting this device's own attestations.
     pub fn load_doc(&self, name: &str, repair: bool, now: i64) -> Result<Option<LoadedDoc>> {
         let own = self.device.as_ref().map(|d| DeviceId(d.public()));

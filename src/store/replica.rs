@@ -29,6 +29,13 @@ fn load_states(path: &std::path::Path) -> Option<BTreeMap<String, String>> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// An empty document held for one the store does not have (nothing of it
+/// arrived, or all of it was held back): no reader may take it for one
+/// that exists.
+fn is_placeholder(loaded: &LoadedDoc) -> bool {
+    loaded.signatures.is_empty()
+}
+
 /// A community store seen by sync sessions, with the documents they have
 /// loaded so far. Hold the home's write lock while using one (see
 /// [`crate::net::access`]).
@@ -103,7 +110,10 @@ impl StoreReplica {
     ) -> crate::model::shared_loads::LoadedDocs {
         let copies = names
             .into_iter()
-            .filter_map(|name| Some((DocId::parse(name)?, self.docs.get(name)?.doc.clone())))
+            .filter_map(|name| {
+                let loaded = self.docs.get(name).filter(|l| !is_placeholder(l))?;
+                Some((DocId::parse(name)?, loaded.doc.clone()))
+            })
             .collect();
         std::rc::Rc::new(std::cell::RefCell::new(copies))
     }
@@ -116,7 +126,11 @@ impl StoreReplica {
     ) -> crate::model::shared_loads::LoadedDocs {
         let taken = names
             .into_iter()
-            .filter_map(|name| Some((DocId::parse(name)?, self.docs.remove(name)?.doc)))
+            .filter_map(|name| {
+                let id = DocId::parse(name)?;
+                let loaded = self.docs.remove(name).filter(|l| !is_placeholder(l))?;
+                Some((id, loaded.doc))
+            })
             .collect();
         std::rc::Rc::new(std::cell::RefCell::new(taken))
     }
@@ -352,7 +366,12 @@ impl Replica for StoreReplica {
             .iter()
             .map(|(s, c)| (*s, c.raw_bytes().to_vec()))
             .collect();
-        doclog::append(&files, &records).map_err(Self::local)?;
+        if let Err(e) = doclog::append(&files, &records) {
+            // The document in memory holds changes the disk does not: it
+            // must not be read as it is (`arrivals`, `copies`).
+            self.docs.remove(doc);
+            return Err(Self::local(e));
+        }
         if let Some(loaded) = self.docs.get_mut(doc) {
             for (sig, change) in changes {
                 loaded.signatures.insert(change.hash().0, *sig);

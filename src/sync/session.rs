@@ -336,6 +336,8 @@ impl Session {
         let theirs: BTreeMap<String, Vec<[u8; 32]>> = theirs.into_iter().collect();
         let mut names: BTreeSet<String> = replica.doc_names()?.into_iter().collect();
         names.extend(theirs.keys().cloned());
+        // The documents exchanged change by change, with the peer's heads.
+        let mut exchanged = Vec::new();
         for name in names {
             if DocId::parse(&name).is_none() {
                 return Err(SyncError::Protocol(format!(
@@ -356,18 +358,22 @@ impl Session {
                 if ours.is_empty() {
                     self.waiting.insert(name.clone());
                 }
-                let their_heads: Vec<ChangeHash> = other.iter().map(|h| ChangeHash(*h)).collect();
-                let state = remembered_state(replica, &self.peer, &name, &their_heads)?;
-                self.states.insert(name, state);
+                exchanged.push((name, other));
             }
         }
-        let exchanged: Vec<String> = self
-            .states
-            .keys()
-            .filter(|name| !self.waiting.contains(*name))
-            .cloned()
+        // Each of them is read next (the remembered state is checked
+        // against it, then a message generated from it): all at once.
+        let held: Vec<String> = exchanged
+            .iter()
+            .map(|(name, _)| name.clone())
+            .filter(|name| !self.waiting.contains(name))
             .collect();
-        replica.load_ahead(&exchanged);
+        replica.load_ahead(&held);
+        for (name, other) in exchanged {
+            let their_heads: Vec<ChangeHash> = other.iter().map(|h| ChangeHash(*h)).collect();
+            let state = remembered_state(replica, &self.peer, &name, &their_heads)?;
+            self.states.insert(name, state);
+        }
         self.reply(replica)
     }
 

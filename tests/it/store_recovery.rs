@@ -9,7 +9,7 @@ use convene::store::frame;
 use convene::trust::signed_change::{actor_bytes, sign_change};
 use convene::trust::{CommunityId, DeviceId, SecretKey};
 
-use crate::common::TestHome;
+use crate::common::{TestHome, joined_offline};
 
 fn doc_log(home: &TestHome, prefix: &str) -> PathBuf {
     let docs = home.community_dir().join("docs");
@@ -344,4 +344,42 @@ fn doctor_reports_damage_and_how_to_recover_it() {
     );
     // Nothing was changed.
     assert_eq!(std::fs::read(&log).unwrap_or_default(), flipped);
+}
+
+#[test]
+fn a_receipt_written_after_an_import_goes_after_a_torn_tail_is_cut() {
+    let ana = TestHome::founded("Ana");
+    let bo = joined_offline(&ana, "Bo");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let did = ana
+        .ok(&["draft", "new", &rid, "Reply", "-m", "We ask for time."])
+        .id();
+    let bundle = ana.path().join("a.bundle").to_string_lossy().into_owned();
+    ana.ok(&["bundle", "export", "-o", &bundle]);
+    bo.ok(&["bundle", "import", &bundle]);
+    // A crash on Bo's device leaves half a record at the end of the
+    // discussion's log.
+    let torn = frame::encode(&[7u8; 200])[..frame::HEADER_LEN + 10].to_vec();
+    append(&doc_log(&bo, "response-"), &torn);
+    // A new version of the draft arrives: Bo's device records a receipt
+    // in that discussion.
+    ana.ok(&["draft", "edit", &did, "-m", "We ask for six more months."]);
+    ana.ok(&["bundle", "export", "-o", &bundle]);
+    bo.ok(&["bundle", "import", &bundle]);
+    let shown = bo.ok(&["--json", "show", &rid]);
+    assert_eq!(
+        shown.json()["drafts"][0]["body"].as_str(),
+        Some("We ask for six more months.")
+    );
+    assert!(!shown.stderr.contains("torn"), "{}", shown.stderr);
+    // The receipt is there: Bo counts as having seen the new version.
+    let tally = bo.ok(&["--json", "tally", &rid]);
+    let json = tally.json();
+    let unseen: Vec<&str> = json["could_not_have_seen"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(!unseen.contains(&"Bo"), "{}", tally.stdout);
 }
