@@ -138,13 +138,9 @@ pub async fn drive(
         tracing::debug!("received {} ({n} bytes)", frame.kind());
         // The store is held for this step only, never while waiting.
         let handled = access
-            .with(|replica| session.handle(replica, frame))
-            .and_then(|out| out);
+            .with(|replica| handle_and_send(session, replica, frame, &tx))
+            .and_then(|wrote| wrote);
         tracing::debug!("handled it");
-        let handled = match handled {
-            Ok(out) => send_ahead(session, access, &tx, out).await,
-            Err(e) => Err(e),
-        };
         match handled {
             Ok(wrote) => {
                 if session.is_done() {
@@ -289,28 +285,23 @@ async fn run_session(
     report
 }
 
-/// Hand `out` to the writer, then the frames the session reads ahead
-/// (`Session::send_ahead`), each as soon as it is ready, so that the peer
-/// checks one while the next is read. Returns whether anything was written.
-async fn send_ahead(
+/// Handle `frame` and hand what it answers to the writer, then the frames
+/// the session reads ahead (`Session::send_ahead`), each as soon as it is
+/// ready: the writer task writes it while the next is read, and the peer
+/// checks it meanwhile. Returns whether anything was written.
+fn handle_and_send(
     session: &mut Session,
-    access: &impl StoreAccess,
+    replica: &mut dyn crate::sync::Replica,
+    frame: Frame,
     tx: &mpsc::UnboundedSender<Frame>,
-    out: Vec<Frame>,
 ) -> Result<bool, SyncError> {
+    let out = session.handle(replica, frame)?;
     let wrote = !out.is_empty();
     for f in out {
         let _ = tx.send(f);
     }
-    loop {
-        // Let the writer take the frame before the next is read.
-        tokio::task::yield_now().await;
-        let next = access
-            .with(|replica| session.send_ahead(replica))
-            .and_then(|next| next)?;
-        let Some(frame) = next else {
-            return Ok(wrote);
-        };
-        let _ = tx.send(frame);
+    while let Some(next) = session.send_ahead(replica)? {
+        let _ = tx.send(next);
     }
+    Ok(wrote)
 }
