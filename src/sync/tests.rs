@@ -1026,3 +1026,85 @@ fn the_first_whole_frame_leaves_alone_and_the_window_fills_ahead() {
         break;
     }
 }
+
+/// A replica that writes down which documents are loaded ahead and which
+/// are read, and remembers a (blank) sync state for every document.
+struct Recording<'a> {
+    inner: &'a mut MemoryReplica,
+    calls: Vec<String>,
+}
+
+impl Replica for Recording<'_> {
+    fn membership(&self) -> &crate::trust::Membership {
+        self.inner.membership()
+    }
+    fn certificates(&self) -> Vec<Vec<u8>> {
+        self.inner.certificates()
+    }
+    fn add_certificates(&mut self, certs: &[Certificate]) -> Result<usize, SyncError> {
+        self.inner.add_certificates(certs)
+    }
+    fn doc_names(&mut self) -> Result<Vec<String>, SyncError> {
+        self.inner.doc_names()
+    }
+    fn doc(&mut self, name: &str) -> Result<&mut automerge::AutoCommit, SyncError> {
+        self.calls.push(format!("doc {name}"));
+        self.inner.doc(name)
+    }
+    fn heads(&mut self, name: &str) -> Result<Vec<ChangeHash>, SyncError> {
+        self.inner.heads(name)
+    }
+    fn load_ahead(&mut self, names: &[String]) {
+        self.calls.push(format!("ahead {}", names.join(",")));
+    }
+    fn whole(&mut self, name: &str) -> Result<Option<whole::WholeDoc>, SyncError> {
+        self.inner.whole(name)
+    }
+    fn install(&mut self, name: &str, verified: whole::Verified) -> Result<(), SyncError> {
+        self.inner.install(name, verified)
+    }
+    fn signature(&self, doc: &str, hash: &ChangeHash) -> Option<ChangeSignature> {
+        self.inner.signature(doc, hash)
+    }
+    fn persist(
+        &mut self,
+        doc: &str,
+        changes: &[(ChangeSignature, automerge::Change)],
+    ) -> Result<(), SyncError> {
+        self.inner.persist(doc, changes)
+    }
+    fn sync_state(&mut self, _peer: &DeviceId, _doc: &str) -> Option<automerge::sync::State> {
+        Some(automerge::sync::State::new())
+    }
+}
+
+#[test]
+fn the_documents_to_exchange_are_loaded_ahead_before_any_is_read() {
+    let c = community(2);
+    let (mut a, mut b) = (replica(&c, 0), replica(&c, 1));
+    for doc in [DOCS[1], DOCS[2]] {
+        a.write(doc, "a", 1).unwrap_or_else(|e| panic!("{e}"));
+        b.write(doc, "b", 2).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut recording = Recording {
+        inner: &mut a,
+        calls: Vec::new(),
+    };
+    super::harness::sync_replicas(
+        &mut recording,
+        c.device(1),
+        &mut b,
+        c.device(0),
+        &mut Rng(3),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let first_doc = recording.calls.iter().position(|c| c.starts_with("doc "));
+    let ahead = recording.calls.iter().position(|c| c.starts_with("ahead "));
+    assert!(
+        ahead.is_some() && ahead < first_doc,
+        "{:?}",
+        recording.calls
+    );
+    let expected = format!("ahead {},{}", DOCS[2], DOCS[1]);
+    assert!(recording.calls.contains(&expected), "{:?}", recording.calls);
+}
