@@ -229,9 +229,13 @@ fn main() -> anyhow::Result<()> {
         &behind,
         community.store.id(),
     )?)?;
-    for _ in 0..options.runs {
+    // The device behind, as it was before it missed the comments.
+    let restore_behind = || -> std::io::Result<()> {
         std::fs::remove_dir_all(&behind_dir)?;
-        community::copy_dir(&behind, &behind_dir)?;
+        community::copy_dir(&behind, &behind_dir)
+    };
+    for _ in 0..options.runs {
+        restore_behind()?;
         let (took, peer) = peer_sync::dial(behind_home, &serve.ticket)?;
         catchups.push(took);
         wire_bytes = peer.bytes_sent + peer.bytes_received;
@@ -246,8 +250,7 @@ fn main() -> anyhow::Result<()> {
     // process, which also counts what arrived and records receipts.
     let mut commands = Vec::new();
     for _ in 0..options.runs.min(5) {
-        std::fs::remove_dir_all(&behind_dir)?;
-        community::copy_dir(&behind, &behind_dir)?;
+        restore_behind()?;
         commands.push(run(
             &bin,
             behind_home.root(),
@@ -338,7 +341,8 @@ fn main() -> anyhow::Result<()> {
         .map(|b| convene::trust::Certificate::from_bytes(b))
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for _ in 0..options.runs.min(5) {
+    // The newcomer, admitted and holding nothing yet.
+    let empty_joiner = || -> anyhow::Result<()> {
         if joined_dir.exists() {
             std::fs::remove_dir_all(&joined_dir)?;
         }
@@ -347,6 +351,10 @@ fn main() -> anyhow::Result<()> {
             community.store.id(),
             &certs,
         )?;
+        Ok(())
+    };
+    for _ in 0..options.runs.min(5) {
+        empty_joiner()?;
         joiner.set_current(&community.store.id())?;
         joins.push(peer_sync::dial(&joiner, &serve.ticket)?.0);
     }
@@ -354,12 +362,7 @@ fn main() -> anyhow::Result<()> {
     // The same as people run it: the whole `convene sync` process.
     let mut commands = Vec::new();
     for _ in 0..options.runs.min(3) {
-        std::fs::remove_dir_all(&joined_dir)?;
-        convene::store::CommunityStore::create_joined(
-            &joiner.root().join("communities"),
-            community.store.id(),
-            &certs,
-        )?;
+        empty_joiner()?;
         commands.push(run(
             &bin,
             joiner.root(),

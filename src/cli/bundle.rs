@@ -110,8 +110,13 @@ pub fn import(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
     let progress = super::progress::Progress::start(ctx, "importing", None);
     let report = import_bundle(&mut store, &content, ctx.now)?;
     drop(progress);
-    let (arrived, _) =
-        super::inbox::after_arrival(&store, &identity, &report.before, None, ctx.now);
+    let (arrived, _) = super::inbox::after_arrival(
+        &store,
+        &identity,
+        &report.before,
+        Default::default(),
+        ctx.now,
+    );
     #[derive(serde::Serialize)]
     struct Imported<'a> {
         #[serde(flatten)]

@@ -50,14 +50,21 @@ pub fn news(
     unmarked_as_now: bool,
     now: i64,
 ) -> anyhow::Result<Inbox> {
-    let (mut ws, mut then) =
-        now_and_then(store, identity, marks, unmarked_as_now, now, None, false);
+    let (mut ws, mut then) = now_and_then(
+        store,
+        identity,
+        marks,
+        unmarked_as_now,
+        now,
+        LoadedDocs::default(),
+        false,
+    );
     Ok(ws.news_since(&mut then, Some(identity.member_id()))?)
 }
 
 /// The community now and at `marks`, two workspaces that read each
 /// document once between them (`model::shared_loads`), starting from
-/// `loaded` (documents already in memory, as they are on disk now). With
+/// `docs` (documents already in memory, as they are on disk now). With
 /// `repair` (the write lock held) torn log tails are cut as documents
 /// load: a workspace that writes later may share what these read.
 fn now_and_then(
@@ -66,10 +73,9 @@ fn now_and_then(
     marks: Marks,
     unmarked_as_now: bool,
     now: i64,
-    loaded: Option<LoadedDocs>,
+    docs: LoadedDocs,
     repair: bool,
 ) -> (Workspace, Workspace) {
-    let docs = loaded.unwrap_or_default();
     let inner = match repair {
         true => store.repairing_loader(identity, now),
         false => store.loader(identity, now),
@@ -234,7 +240,7 @@ pub fn after_arrival(
     store: &CommunityStore,
     identity: &Identity,
     arrived: &Marks,
-    loaded: Option<LoadedDocs>,
+    loaded: LoadedDocs,
     now: i64,
 ) -> (NewsCounts, usize) {
     if arrived.is_empty() {
@@ -244,7 +250,6 @@ pub fn after_arrival(
         .keys()
         .filter_map(|name| DocId::parse(name))
         .collect();
-    let docs = loaded.unwrap_or_default();
     // The receipts are written through the same loads: every document
     // read here has its torn log tail cut first (the write lock is held).
     let (mut ws, mut then) = now_and_then(
@@ -253,7 +258,7 @@ pub fn after_arrival(
         arrived.clone(),
         true,
         now,
-        Some(docs.clone()),
+        loaded.clone(),
         true,
     );
     let counts = ws
@@ -263,7 +268,7 @@ pub fn after_arrival(
             tracing::warn!("could not tell what arrived: {e}");
             NewsCounts::default()
         });
-    let receipts = acknowledge(store, identity, arrived, now, docs).unwrap_or_else(|e| {
+    let receipts = acknowledge(store, identity, arrived, now, loaded).unwrap_or_else(|e| {
         tracing::warn!("could not record what this device has seen: {e}");
         0
     });

@@ -149,7 +149,7 @@ pub fn sync(
         (arrived, loaded)
     })?;
     let store = access.into_store();
-    let (arrived, _) = super::inbox::after_arrival(&store, &identity, &arrived, Some(loaded), now);
+    let (arrived, _) = super::inbox::after_arrival(&store, &identity, &arrived, loaded, now);
     let report = SyncReport {
         peers: reports,
         arrived,

@@ -211,7 +211,7 @@ fn arrived(access: &Shared, identity: &Identity, received: usize) -> String {
             }
             let loaded = replica.copies(arrived.keys());
             let (counts, receipts) =
-                super::inbox::after_arrival(replica.store(), identity, &arrived, Some(loaded), now);
+                super::inbox::after_arrival(replica.store(), identity, &arrived, loaded, now);
             if receipts > 0 {
                 // Written beside the loaded documents: read them again, so
                 // that the next push carries the receipts.

@@ -166,12 +166,24 @@ fn ana_device(g: &Grown) -> DeviceId {
     ana.unwrap_or_else(|| panic!("no member"))
 }
 
+/// Ana's community opened again, as a replica with nothing loaded.
+fn ahead_replica(g: &Grown) -> StoreReplica {
+    let store = CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}"));
+    StoreReplica::new(store, NOW)
+}
+
+/// Document `name`'s heads, loading it if need be.
+fn heads_of(replica: &mut StoreReplica, name: &str) -> Vec<automerge::ChangeHash> {
+    replica
+        .doc(name)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get_heads()
+}
+
 fn sync_behind(g: &Grown, seed: u64) -> Synced {
     let (device, store) = receiver(&g.behind, g);
     let mut behind = StoreReplica::new(store, NOW);
-    let ahead_store =
-        CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}"));
-    let mut ahead = StoreReplica::new(ahead_store, NOW);
+    let mut ahead = ahead_replica(g);
     let ana = ana_device(g);
     let (sent, received) = sync_replicas(&mut ahead, ana, &mut behind, ana, &mut Rng(seed))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -216,15 +228,9 @@ fn what_arrives_by_sync_is_compacted_and_attested_by_the_receiver() {
     );
     let heads_read = b.heads(&g.discussion).unwrap_or_else(|e| panic!("{e}"));
     assert!(b.loaded_docs().is_empty(), "heads were read by loading");
-    let loaded = b
-        .doc(&g.discussion)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .get_heads();
+    let loaded = heads_of(&mut b, &g.discussion);
     assert_eq!(heads_read, loaded);
-    let mut a = StoreReplica::new(
-        CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}")),
-        NOW,
-    );
+    let mut a = ahead_replica(&g);
     let ana = ana_device(&g);
     sync_replicas(&mut a, ana, &mut b, ana, &mut Rng(12)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -324,9 +330,7 @@ fn documents_loaded_ahead_are_the_ones_loaded_on_demand() {
     let g = grown();
     let names = g.ahead.doc_names().unwrap_or_else(|e| panic!("{e}"));
     assert!(names.len() >= 2, "{names:?}");
-    let dir = g.ahead.dir().to_path_buf();
-    let open = || CommunityStore::open(&dir, g.ahead.id()).unwrap_or_else(|e| panic!("{e}"));
-    let mut ahead = StoreReplica::new(open(), NOW);
+    let mut ahead = ahead_replica(&g);
     let mut asked: Vec<String> = names.clone();
     asked.push("response-0000000000000000".into()); // not held: empty
     asked.push("not a name".into()); // left to `doc`, which refuses it
@@ -338,17 +342,13 @@ fn documents_loaded_ahead_are_the_ones_loaded_on_demand() {
     expected.sort();
     assert_eq!(loaded, expected);
 
-    let mut on_demand = StoreReplica::new(open(), NOW);
+    let mut on_demand = ahead_replica(&g);
     for name in &names {
-        let a = ahead
-            .doc(name)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .get_heads();
-        let b = on_demand
-            .doc(name)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .get_heads();
-        assert_eq!(a, b, "{name}");
+        assert_eq!(
+            heads_of(&mut ahead, name),
+            heads_of(&mut on_demand, name),
+            "{name}"
+        );
     }
     assert!(ahead.doc("not a name").is_err());
     // Loading ahead is not arriving.
@@ -369,16 +369,9 @@ fn a_device_holding_nothing_receives_every_document_whole_each_kept_attested() {
     } = sync_behind(&g, 29);
     for name in &names {
         assert!(attested_by(behind.store(), name, &device), "{name}");
-        let theirs = ahead
-            .doc(name)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .get_heads();
+        let theirs = heads_of(&mut ahead, name);
         // As held in memory, and as read from disk again.
-        let ours = behind
-            .doc(name)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .get_heads();
-        assert_eq!(ours, theirs, "{name}");
+        assert_eq!(heads_of(&mut behind, name), theirs, "{name}");
         let reread = behind
             .store()
             .load_doc(name, false, NOW)
@@ -393,10 +386,8 @@ fn a_device_holding_nothing_receives_every_document_whole_each_kept_attested() {
 fn a_document_not_held_is_never_handed_on_as_if_it_existed() {
     use crate::model::DocId;
     let g = grown();
-    let open =
-        || CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}"));
     let absent = "response-0000000000000000".to_string();
-    let mut replica = StoreReplica::new(open(), NOW);
+    let mut replica = ahead_replica(&g);
     // A session reads a document it does not hold as an empty one.
     for name in [&absent, &g.discussion] {
         replica.doc(name).unwrap_or_else(|e| panic!("{e}"));

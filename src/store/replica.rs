@@ -151,6 +151,15 @@ impl StoreReplica {
         self.now = now;
     }
 
+    /// Hold a document just read from disk, remembering its heads before
+    /// anything arrives.
+    fn hold(&mut self, name: &str, mut loaded: LoadedDoc) {
+        self.first_heads
+            .entry(name.to_string())
+            .or_insert_with(|| loaded.doc.get_heads());
+        self.docs.insert(name.to_string(), loaded);
+    }
+
     fn local(e: impl std::fmt::Display) -> SyncError {
         SyncError::Local(e.to_string())
     }
@@ -210,11 +219,7 @@ impl Replica for StoreReplica {
                     }
                 })?
                 .unwrap_or_else(LoadedDoc::empty);
-            let mut loaded = loaded;
-            self.first_heads
-                .entry(name.to_string())
-                .or_insert_with(|| loaded.doc.get_heads());
-            self.docs.insert(name.to_string(), loaded);
+            self.hold(name, loaded);
         }
         self.docs
             .get_mut(name)
@@ -238,13 +243,9 @@ impl Replica for StoreReplica {
             |_| None,
         );
         for (name, loaded) in missing.into_iter().zip(loaded) {
-            let Some(mut loaded) = loaded else {
-                continue;
-            };
-            self.first_heads
-                .entry(name.clone())
-                .or_insert_with(|| loaded.doc.get_heads());
-            self.docs.insert(name.clone(), loaded);
+            if let Some(loaded) = loaded {
+                self.hold(name, loaded);
+            }
         }
     }
 
@@ -276,19 +277,7 @@ impl Replica for StoreReplica {
     }
 
     fn install(&mut self, name: &str, verified: Verified) -> Result<(), SyncError> {
-        let Verified { doc, signatures } = verified;
-        let mut loaded = LoadedDoc {
-            doc,
-            signatures,
-            log_records: 0,
-        };
-        self.store
-            .install_doc(name, &mut loaded)
-            .map_err(Self::local)?;
-        // Arrived whole: everything in it is new here.
-        self.first_heads.insert(name.to_string(), Vec::new());
-        self.docs.insert(name.to_string(), loaded);
-        Ok(())
+        self.install_all(vec![(name.to_string(), verified)])
     }
 
     /// Each document is saved, attested and written on every core (a
