@@ -19,6 +19,9 @@ pub mod doclog;
 pub mod endpoint;
 pub mod frame;
 pub mod fsutil;
+pub mod history;
+#[cfg(test)]
+mod history_tests;
 pub mod home;
 pub mod identity;
 pub mod peers;

@@ -384,10 +384,30 @@ impl CommunityStore {
 
     /// Keep a document that arrived whole and was verified
     /// (`crate::sync::whole`) as its snapshot, attested if the store has
-    /// this device's key, with an empty log.
-    pub fn install_doc(&self, name: &str, loaded: &mut LoadedDoc) -> Result<()> {
+    /// this device's key, with an empty log; `chunks`, the change chunks it
+    /// arrived as, are its history.
+    pub fn install_doc(&self, name: &str, loaded: &mut LoadedDoc, chunks: Vec<u8>) -> Result<()> {
         crate::store::fsutil::private_dir(&self.docs_dir())?;
-        self.compact_doc(name, loaded)
+        let files = DocFiles::new(&self.docs_dir(), name);
+        let fold = super::history::Fold::Fresh(chunks);
+        doclog::compact_folding(&files, loaded, self.device.as_deref(), &self.id, fold)
+    }
+
+    /// Write document `name`'s history from `whole`, its changes rebuilt
+    /// from the loaded document (`super::history::rebuilt`).
+    pub fn keep_history(&self, name: &str, whole: &crate::sync::whole::WholeDoc) {
+        super::history::rebuilt(&DocFiles::new(&self.docs_dir(), name), whole);
+    }
+
+    /// Document `name` ready to send whole, read from its history without
+    /// loading it (`super::history`), or `None` if that cannot be used.
+    pub fn whole_from_files(&self, name: &str) -> Option<crate::sync::whole::WholeDoc> {
+        let device = self.device.as_ref().map(|d| DeviceId(d.public()));
+        super::history::whole(
+            &DocFiles::new(&self.docs_dir(), name),
+            device.as_ref(),
+            &self.id,
+        )
     }
 
     /// Verify certificates and append the new ones durably to the log, then

@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 
 use automerge::{AutoCommit, Change, ReadDoc};
 
-use super::attestation;
 use super::frame::{self, CHANGES_MAGIC, SNAPSHOT_MAGIC};
 use super::fsutil::{
     append_durably, check_seal, cut_torn_tail, read_if_exists, write_atomic, write_seal,
 };
 use super::{Result, StoreError};
+use super::{attestation, history};
 use crate::trust::removal::LateChanges;
 use crate::trust::signed_change::{ChangeSignature, check_author, decode_change, verify_signed};
 use crate::trust::{CommunityId, DeviceId, Membership, SecretKey};
@@ -56,6 +56,8 @@ pub struct DocFiles {
     pub log: PathBuf,
     /// The compacted snapshot.
     pub snapshot: PathBuf,
+    /// The snapshot's change chunks, as made (a cache, `super::history`).
+    pub history: PathBuf,
 }
 
 impl DocFiles {
@@ -65,6 +67,7 @@ impl DocFiles {
             name: name.to_string(),
             log: docs_dir.join(format!("{name}.log")),
             snapshot: docs_dir.join(format!("{name}.snapshot")),
+            history: docs_dir.join(format!("{name}.history")),
         }
     }
 }
@@ -391,11 +394,24 @@ pub fn append(files: &DocFiles, changes: &[(ChangeSignature, Vec<u8>)]) -> Resul
 /// Fold the log into a new snapshot, attested by `device` if given: write the snapshot
 /// atomically, then an empty log. A crash in between leaves changes in both,
 /// which is harmless. `loaded` must have been verified, as [`load`] does.
+/// The log's chunks join the document's history (`super::history`).
 pub fn compact(
     files: &DocFiles,
     loaded: &mut LoadedDoc,
     device: Option<&SecretKey>,
     community: &CommunityId,
+) -> Result<()> {
+    let fold = history::Fold::before_compaction(files);
+    compact_folding(files, loaded, device, community, fold)
+}
+
+/// [`compact`], with what becomes of the history given.
+pub fn compact_folding(
+    files: &DocFiles,
+    loaded: &mut LoadedDoc,
+    device: Option<&SecretKey>,
+    community: &CommunityId,
+    fold: history::Fold,
 ) -> Result<()> {
     // Without the changes Automerge holds back for missing history: they
     // were never written to the log, and saved they would make the snapshot
@@ -425,6 +441,9 @@ pub fn compact(
         snapshot.extend(frame::encode(&attestation));
     }
     write_atomic(&files.snapshot, &snapshot)?;
+    // Before the log is emptied: a crash in between leaves a change in the
+    // history and the log, which reading the history allows for.
+    fold.apply(files);
     // The seal first: a crash between the two leaves a log longer than its
     // seal, which is fine; the other order would look like lost records.
     write_seal(&files.log, CHANGES_MAGIC.len() as u64)?;

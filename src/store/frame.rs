@@ -23,6 +23,8 @@ pub const CHANGES_MAGIC: &[u8; MAGIC_LEN] = b"CVCHNG01";
 pub const SNAPSHOT_MAGIC: &[u8; MAGIC_LEN] = b"CVSNAP01";
 /// Magic of a draft digest (`super::digest`).
 pub const DIGEST_MAGIC: &[u8; MAGIC_LEN] = b"CVDGST01";
+/// Magic of a document's history (`super::history`).
+pub const HISTORY_MAGIC: &[u8; MAGIC_LEN] = b"CVHIST01";
 
 /// Encode one record.
 pub fn encode(payload: &[u8]) -> Vec<u8> {

@@ -259,6 +259,10 @@ impl Replica for StoreReplica {
     }
 
     fn whole(&mut self, name: &str) -> Result<Option<WholeDoc>, SyncError> {
+        // Its change chunks as kept on disk, without loading it.
+        if let Some(whole) = self.store.whole_from_files(name) {
+            return Ok(Some(whole));
+        }
         let was_loaded = self.docs.contains_key(name);
         self.doc(name)?;
         let Some(LoadedDoc {
@@ -268,6 +272,10 @@ impl Replica for StoreReplica {
             return Ok(None);
         };
         let whole = whole::prepare(name, doc, |hash| signatures.get(hash).copied());
+        if let Some(whole) = &whole {
+            // So that the next newcomer is sent it from disk.
+            self.store.keep_history(name, whole);
+        }
         if !was_loaded {
             // Loaded only to be sent: a join would otherwise keep the whole
             // community loaded for its session.
@@ -287,13 +295,20 @@ impl Replica for StoreReplica {
         let installed = crate::sync::parallel::in_order(
             docs,
             2,
-            |(name, Verified { doc, signatures })| {
+            |(
+                name,
+                Verified {
+                    doc,
+                    signatures,
+                    chunks,
+                },
+            )| {
                 let mut loaded = LoadedDoc {
                     doc,
                     signatures,
                     log_records: 0,
                 };
-                let written = store.install_doc(&name, &mut loaded);
+                let written = store.install_doc(&name, &mut loaded, chunks);
                 Some((name, loaded, written))
             },
             |_| None,
