@@ -379,19 +379,24 @@ fn a_device_holding_nothing_receives_every_document_whole_each_kept_attested() {
             .map(|mut l| l.doc.get_heads());
         assert_eq!(reread, Some(theirs), "{name}");
         assert_eq!(behind.arrivals().get(name).map(Vec::len), Some(0), "{name}");
-        // Sent from the sender's files, and kept so that the receiver can
-        // send it whole from its own.
+        // Sent from the sender's files. The receiver keeps no history
+        // until it first sends the document whole itself (loaded, its
+        // changes rebuilt), then sends the same from its files.
         let sent = g.ahead.whole_from_files(name);
+        assert!(behind.store().whole_from_files(name).is_none(), "{name}");
+        let resent = behind.whole(name).unwrap_or_else(|e| panic!("{e}"));
         let kept = behind.store().whole_from_files(name);
         let carried = |w: Option<crate::sync::whole::WholeDoc>| {
-            let w = w.unwrap_or_else(|| panic!("{name}: not sendable from its files"));
+            let w = w.unwrap_or_else(|| panic!("{name}: not sendable"));
             let chunks = crate::sync::chunks::split(&w.changes).unwrap_or_else(|e| panic!("{e}"));
             let chunks: Vec<Vec<u8>> = chunks.into_iter().map(|(_, c)| c.to_vec()).collect();
             let mut all: Vec<_> = chunks.into_iter().zip(w.signatures).collect();
             all.sort();
             all
         };
-        assert_eq!(carried(kept), carried(sent), "{name}");
+        let sent = carried(sent);
+        assert_eq!(carried(resent), sent, "{name}");
+        assert_eq!(carried(kept), sent, "{name}");
     }
 }
 

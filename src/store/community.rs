@@ -384,30 +384,32 @@ impl CommunityStore {
 
     /// Keep a document that arrived whole and was verified
     /// (`crate::sync::whole`) as its snapshot, attested if the store has
-    /// this device's key, with an empty log; `chunks`, the change chunks it
-    /// arrived as, are its history.
-    pub fn install_doc(&self, name: &str, loaded: &mut LoadedDoc, chunks: Vec<u8>) -> Result<()> {
+    /// this device's key, with an empty log. Without a history: writing
+    /// one would slow every join for the sake of a newcomer that may never
+    /// send the document whole; the first send writes it
+    /// ([`Self::keep_history`]).
+    pub fn install_doc(&self, name: &str, loaded: &mut LoadedDoc) -> Result<()> {
         crate::store::fsutil::private_dir(&self.docs_dir())?;
         let files = DocFiles::new(&self.docs_dir(), name);
-        let fold = super::history::Fold::Fresh(chunks);
+        let fold = super::history::Fold::Forget;
         doclog::compact_folding(&files, loaded, self.device.as_deref(), &self.id, fold)
     }
 
     /// Write document `name`'s history from `whole`, its changes rebuilt
     /// from the loaded document (`super::history::rebuilt`).
     pub fn keep_history(&self, name: &str, whole: &crate::sync::whole::WholeDoc) {
-        super::history::rebuilt(&DocFiles::new(&self.docs_dir(), name), whole);
+        if let Some(device) = &self.device {
+            let files = DocFiles::new(&self.docs_dir(), name);
+            super::history::rebuilt(&files, &self.membership, &DeviceId(device.public()), whole);
+        }
     }
 
     /// Document `name` ready to send whole, read from its history without
     /// loading it (`super::history`), or `None` if that cannot be used.
     pub fn whole_from_files(&self, name: &str) -> Option<crate::sync::whole::WholeDoc> {
-        let device = self.device.as_ref().map(|d| DeviceId(d.public()));
-        super::history::whole(
-            &DocFiles::new(&self.docs_dir(), name),
-            device.as_ref(),
-            &self.id,
-        )
+        let device = DeviceId(self.device.as_ref()?.public());
+        let files = DocFiles::new(&self.docs_dir(), name);
+        super::history::whole(&files, &self.membership, &device)
     }
 
     /// Verify certificates and append the new ones durably to the log, then

@@ -441,14 +441,14 @@ pub fn compact_folding(
         snapshot.extend(frame::encode(&attestation));
     }
     write_atomic(&files.snapshot, &snapshot)?;
-    // Before the log is emptied: a crash in between leaves a change in the
-    // history and the log, which reading the history allows for.
-    fold.apply(files);
     // The seal first: a crash between the two leaves a log longer than its
     // seal, which is fine; the other order would look like lost records.
     write_seal(&files.log, CHANGES_MAGIC.len() as u64)?;
     write_atomic(&files.log, CHANGES_MAGIC)?;
     loaded.log_records = 0;
+    // Last: a crash before leaves the history short of the log's changes,
+    // not holding any twice (it is then rebuilt at the next send whole).
+    fold.apply(files);
     Ok(())
 }
 

@@ -9,17 +9,22 @@
 //! the cores the joining device also needs when both share a machine, and
 //! a join sends every document. The history keeps the chunks themselves.
 //!
-//! It is a cache. It is written without fsync: fresh at a document's first
-//! compaction (from its log) or when a document arrives whole, extended
-//! when a log is folded into the snapshot, and rewritten when the document
-//! had to be loaded to be sent. It is used only when its chunks are exactly
-//! the changes of this device's attested snapshot: each chunk's SHA-256
-//! (its Automerge hash, which covers every byte after the checksum field,
-//! the checksum field itself being checked too) must be in the snapshot's
-//! signature table, none twice, and every entry of the table met. The
-//! signatures sent are the table's. Anything else (no history, a torn or
-//! stale one, a snapshot of another device) means the document is loaded
-//! and its changes rebuilt, as before; what is sent is the same either way.
+//! It is a cache, written without fsync, each record deflated (change
+//! chunks are mostly text: about 40 % of their size at the fastest level):
+//! fresh at a document's first compaction (from its log), extended when a
+//! log is folded into the snapshot, and rewritten when the document had to
+//! be loaded to be sent. A document that arrived whole gets none until it
+//! is first sent whole from this device (writing one would slow every join
+//! for a newcomer that may never send it).
+//!
+//! It is used only when its chunks are exactly the changes of this
+//! device's attested snapshot: each chunk's SHA-256 (its Automerge hash,
+//! which covers every byte after the checksum field, the checksum field
+//! itself being checked too) must be in the snapshot's signature table,
+//! none twice, and every entry of the table met. The signatures sent are
+//! the table's. Anything else (no history, a torn or stale one, a snapshot
+//! of another device, a change a load would now leave out) means the
+//! document is loaded and its changes rebuilt, as before.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -33,7 +38,8 @@ use super::fsutil::{read_if_exists, write_cache};
 use super::{Result, StoreError};
 use crate::sync::chunks::split;
 use crate::sync::whole::{WHOLE_BYTES, WholeDoc};
-use crate::trust::{CommunityId, DeviceId};
+use crate::trust::signed_change::{Standing, check_author};
+use crate::trust::{DeviceId, Membership};
 
 /// The first bytes of every Automerge chunk.
 const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
@@ -59,12 +65,40 @@ pub fn change_hash(chunk: &[u8]) -> Option<[u8; 32]> {
 pub fn write(files: &DocFiles, chunks: &[u8]) -> Result<()> {
     let mut bytes = HISTORY_MAGIC.to_vec();
     if !chunks.is_empty() {
-        if chunks.len() > frame::MAX_PAYLOAD {
+        let Some(record) = record(files, chunks)? else {
             return forget(files);
-        }
-        bytes.extend(frame::encode(chunks));
+        };
+        bytes.extend(record);
     }
     write_cache(&files.history, &bytes)
+}
+
+/// One record of `chunks`, deflated (fast: text compresses to about 40 %
+/// at a tenth of the cost of the default level); `None` if too large to be
+/// sent whole anyway.
+fn record(files: &DocFiles, chunks: &[u8]) -> Result<Option<Vec<u8>>> {
+    if chunks.len() > WHOLE_BYTES {
+        return Ok(None);
+    }
+    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    let deflated = deflater
+        .write_all(chunks)
+        .and_then(|()| deflater.finish())
+        .map_err(|e| StoreError::io(&files.history, e))?;
+    Ok(Some(frame::encode(&deflated)))
+}
+
+/// The change chunks of one record, or `None` if it does not inflate
+/// within `room` bytes.
+fn inflate(record: &[u8], room: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut chunks = Vec::new();
+    let limit = u64::try_from(room).ok()?.saturating_add(1);
+    flate2::read::DeflateDecoder::new(record)
+        .take(limit)
+        .read_to_end(&mut chunks)
+        .ok()?;
+    (chunks.len() <= room).then_some(chunks)
 }
 
 /// Remove the history (it would be incomplete).
@@ -90,8 +124,23 @@ pub enum Fold {
 
 impl Fold {
     /// What the compaction of `files` will fold, read from its log (a
-    /// torn tail left out, as loading does).
+    /// torn tail left out, as loading does), without the changes the
+    /// snapshot already holds (a crash between a compaction's snapshot and
+    /// its emptied log leaves them in both).
     pub fn before_compaction(files: &DocFiles) -> Fold {
+        let in_snapshot: Option<BTreeSet<[u8; 32]>> = match read_if_exists(&files.snapshot) {
+            Ok(None) => None,
+            Ok(Some(bytes)) => match frame::parse(&bytes, SNAPSHOT_MAGIC) {
+                Ok(parsed) if parsed.records.len() >= 2 => Some(
+                    parsed.records[1]
+                        .chunks_exact(SIG_ENTRY)
+                        .filter_map(|e| e[..32].try_into().ok())
+                        .collect(),
+                ),
+                _ => return Fold::Forget,
+            },
+            Err(_) => return Fold::Forget,
+        };
         let mut chunks = Vec::new();
         match read_if_exists(&files.log) {
             Ok(None) => {}
@@ -103,15 +152,19 @@ impl Fold {
                     let Some(chunk) = record.get(64..) else {
                         return Fold::Forget;
                     };
-                    chunks.extend_from_slice(chunk);
+                    let Some(hash) = change_hash(chunk) else {
+                        return Fold::Forget;
+                    };
+                    if !in_snapshot.as_ref().is_some_and(|s| s.contains(&hash)) {
+                        chunks.extend_from_slice(chunk);
+                    }
                 }
             }
             Err(_) => return Fold::Forget,
         }
-        if files.snapshot.exists() {
-            Fold::Extend(chunks)
-        } else {
-            Fold::Fresh(chunks)
+        match in_snapshot {
+            Some(_) => Fold::Extend(chunks),
+            None => Fold::Fresh(chunks),
         }
     }
 
@@ -136,47 +189,34 @@ fn extend(files: &DocFiles, chunks: &[u8]) -> Result<()> {
     if chunks.is_empty() || !files.history.exists() {
         return Ok(());
     }
-    if chunks.len() > frame::MAX_PAYLOAD {
+    let Some(record) = record(files, chunks)? else {
         return forget(files);
-    }
+    };
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&files.history)
         .map_err(|e| StoreError::io(&files.history, e))?;
-    file.write_all(&frame::encode(chunks))
+    file.write_all(&record)
         .map_err(|e| StoreError::io(&files.history, e))
 }
 
 /// Write the history from `whole`, the document's changes rebuilt from it
-/// as loaded (its snapshot and its log): all but the log's. Nothing without
-/// a snapshot (the log is then the whole document) or with a log that
-/// cannot be read. A cache: failing is only a note in the debug log.
-pub fn rebuilt(files: &DocFiles, whole: &WholeDoc) {
-    if !files.snapshot.exists() {
+/// as loaded: those of its snapshot (the entries of its signature table).
+/// Nothing unless the snapshot is attested by `own_device` (the history
+/// could not be used). A cache: failing is only a note in the debug log.
+pub fn rebuilt(files: &DocFiles, membership: &Membership, own_device: &DeviceId, whole: &WholeDoc) {
+    let Some(snapshot) = read_if_exists(&files.snapshot).ok().flatten() else {
         return;
-    }
-    let mut in_log = BTreeSet::new();
-    match read_if_exists(&files.log) {
-        Ok(None) => {}
-        Ok(Some(bytes)) => {
-            let Ok(parsed) = frame::parse(&bytes, CHANGES_MAGIC) else {
-                return;
-            };
-            for record in parsed.records {
-                let Some(hash) = record.get(64..).and_then(change_hash) else {
-                    return;
-                };
-                in_log.insert(hash);
-            }
-        }
-        Err(_) => return,
-    }
+    };
+    let Some(table) = attested_table(files, &snapshot, membership, own_device) else {
+        return;
+    };
     let Ok(chunks) = split(&whole.changes) else {
         return;
     };
     let mut history = Vec::with_capacity(whole.changes.len());
     for ((_, chunk), (hash, _)) in chunks.into_iter().zip(&whole.signatures) {
-        if !in_log.contains(hash) {
+        if table.contains_key(hash) {
             history.extend_from_slice(chunk);
         }
     }
@@ -185,50 +225,92 @@ pub fn rebuilt(files: &DocFiles, whole: &WholeDoc) {
     }
 }
 
+/// The signature table of `snapshot` (the bytes of `files.snapshot`), hash
+/// → signature, if it is whole and attested by `own_device`.
+fn attested_table<'a>(
+    files: &DocFiles,
+    snapshot: &'a [u8],
+    membership: &Membership,
+    own_device: &DeviceId,
+) -> Option<BTreeMap<[u8; 32], &'a [u8]>> {
+    let parsed = frame::parse(snapshot, SNAPSHOT_MAGIC).ok()?;
+    let [saved, table, heads, attested] = parsed.records[..] else {
+        return None;
+    };
+    let holds = attestation::holds(
+        attested,
+        own_device,
+        &membership.community,
+        &files.name,
+        &[saved, table, heads],
+    );
+    if parsed.torn_at.is_some() || table.len() % SIG_ENTRY != 0 || !holds {
+        return None;
+    }
+    table
+        .chunks_exact(SIG_ENTRY)
+        .map(|e| Some((e[..32].try_into().ok()?, &e[32..])))
+        .collect()
+}
+
+/// The actor of a change chunk: after the header, the body starts with the
+/// dependencies (a count, then 32 bytes each) and the actor (a length,
+/// then its bytes), all counts unsigned LEB128.
+pub fn chunk_actor(chunk: &[u8]) -> Option<&[u8]> {
+    let mut at = 9;
+    let _body_len = leb128(chunk, &mut at)?;
+    let deps = leb128(chunk, &mut at)?;
+    at = at.checked_add(deps.checked_mul(32)?)?;
+    let actor_len = leb128(chunk, &mut at)?;
+    chunk.get(at..at.checked_add(actor_len)?)
+}
+
+/// The unsigned LEB128 number at `bytes[*at..]`; `at` moves past it.
+fn leb128(bytes: &[u8], at: &mut usize) -> Option<usize> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return usize::try_from(value).ok();
+        }
+    }
+    None
+}
+
 /// Document `name` ready to send whole, read from its files without
 /// loading it, or `None` if its history cannot be used (then it is loaded
 /// and its changes rebuilt). Its changes are the snapshot's, from the
-/// history, then the log's; the snapshot must be attested by `own_device`.
-pub fn whole(
-    files: &DocFiles,
-    own_device: Option<&DeviceId>,
-    community: &CommunityId,
-) -> Option<WholeDoc> {
+/// history, then the log's; the snapshot must be attested by `own_device`,
+/// and every change's author in good standing now (a removed member's
+/// later change is left out of a loaded document, `crate::trust::removal`:
+/// that takes the slow way).
+pub fn whole(files: &DocFiles, membership: &Membership, own_device: &DeviceId) -> Option<WholeDoc> {
     let mut changes = Vec::new();
     let mut signatures = Vec::new();
     let mut held = BTreeSet::new();
-    if let Some(snapshot) = read_if_exists(&files.snapshot).ok()? {
-        let parsed = frame::parse(&snapshot, SNAPSHOT_MAGIC).ok()?;
-        let [saved, table, heads, attested] = parsed.records[..] else {
-            return None;
-        };
-        let own = own_device?;
-        if parsed.torn_at.is_some()
-            || table.len() % SIG_ENTRY != 0
-            || !attestation::holds(
-                attested,
-                own,
-                community,
-                &files.name,
-                &[saved, table, heads],
+    let current = |chunk: &[u8], hash: &[u8; 32]| {
+        chunk_actor(chunk).is_some_and(|actor| {
+            matches!(
+                check_author(membership, &files.name, actor, hash),
+                Ok((_, Standing::Current))
             )
-        {
-            return None;
-        }
-        let table: BTreeMap<[u8; 32], &[u8]> = table
-            .chunks_exact(SIG_ENTRY)
-            .map(|e| (e[..32].try_into().unwrap_or([0; 32]), &e[32..]))
-            .collect();
+        })
+    };
+    if let Some(snapshot) = read_if_exists(&files.snapshot).ok()? {
+        let table = attested_table(files, &snapshot, membership, own_device)?;
         let history = read_if_exists(&files.history).ok()??;
         let parsed = frame::parse(&history, HISTORY_MAGIC).ok()?;
         if parsed.torn_at.is_some() {
             return None;
         }
         for record in parsed.records {
-            for (_, chunk) in split(record).ok()? {
+            let record = inflate(record, WHOLE_BYTES.saturating_sub(changes.len()))?;
+            for (_, chunk) in split(&record).ok()? {
                 let hash = change_hash(chunk)?;
                 let sig = table.get(&hash)?;
-                if !held.insert(hash) {
+                if !held.insert(hash) || !current(chunk, &hash) {
                     return None;
                 }
                 changes.extend_from_slice(chunk);
@@ -245,6 +327,9 @@ pub fn whole(
         for record in parsed.records {
             let (sig, chunk) = record.split_at_checked(64)?;
             let hash = change_hash(chunk)?;
+            if !current(chunk, &hash) {
+                return None;
+            }
             // A crash between a compaction's snapshot and its emptied log
             // leaves a change in both.
             if held.insert(hash) {

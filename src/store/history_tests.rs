@@ -45,18 +45,23 @@ fn loaded(c: &TestCommunity, files: &DocFiles) -> LoadedDoc {
         .unwrap_or_else(|| panic!("no document"))
 }
 
-/// What a whole document carries: each chunk with its hash and signature.
-fn contents(whole: &WholeDoc) -> BTreeSet<(Vec<u8>, [u8; 32], Vec<u8>)> {
+/// What a whole document carries: each chunk with its hash and signature,
+/// sorted; no change twice (the receiver would refuse it).
+fn contents(whole: &WholeDoc) -> Vec<(Vec<u8>, [u8; 32], Vec<u8>)> {
     let chunks = split(&whole.changes).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(chunks.len(), whole.signatures.len());
-    chunks
+    let mut all: Vec<_> = chunks
         .into_iter()
         .zip(&whole.signatures)
         .map(|((_, chunk), (hash, sig))| {
             assert_eq!(change_hash(chunk), Some(*hash));
             (chunk.to_vec(), *hash, sig.clone())
         })
-        .collect()
+        .collect();
+    all.sort();
+    let hashes: BTreeSet<[u8; 32]> = all.iter().map(|(_, h, _)| *h).collect();
+    assert_eq!(hashes.len(), all.len(), "a change sent twice");
+    all
 }
 
 /// The document as the slow way sends it: loaded, its changes rebuilt.
@@ -68,7 +73,12 @@ fn rebuilt(c: &TestCommunity, files: &DocFiles) -> WholeDoc {
 }
 
 fn from_history(c: &TestCommunity, files: &DocFiles) -> Option<WholeDoc> {
-    history::whole(files, Some(&c.device(0)), &c.id)
+    history::whole(files, &c.membership(), &c.device(0))
+}
+
+/// What the slow way does after sending: the history rebuilt.
+fn heal(c: &TestCommunity, files: &DocFiles) {
+    history::rebuilt(files, &c.membership(), &c.device(0), &rebuilt(c, files));
 }
 
 /// A community document with a snapshot (compacted twice, so its history
@@ -112,17 +122,25 @@ fn a_document_goes_whole_from_its_history_exactly_as_rebuilt_from_it_loaded() {
     append(&files, &write(&c, 1, &mut doc, 5, 2)).unwrap_or_else(|e| panic!("{e}"));
     check("a log since the second");
     // A crash between a compaction's snapshot and its emptied log leaves
-    // the log's changes in both: each is sent once.
+    // the log's changes in both, and the history as it was: not used, and
+    // rebuilt at the next send, then sent with each change once.
     let log = std::fs::read(&files.log).unwrap_or_else(|e| panic!("{e}"));
-    let seal = std::fs::read(format!("{}.seal", files.log.display())).ok();
+    let seal_path = format!("{}.seal", files.log.display());
+    let seal = std::fs::read(&seal_path).unwrap_or_else(|e| panic!("{e}"));
+    let kept = std::fs::read(&files.history).unwrap_or_else(|e| panic!("{e}"));
     compact(&files, &mut loaded(&c, &files), Some(&c.devices[0]), &c.id)
         .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&files.log, &log).unwrap_or_else(|e| panic!("{e}"));
-    if let Some(seal) = seal {
-        std::fs::write(format!("{}.seal", files.log.display()), seal)
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
+    std::fs::write(&seal_path, seal).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&files.history, kept).unwrap_or_else(|e| panic!("{e}"));
+    assert!(from_history(&c, &files).is_none());
+    heal(&c, &files);
     check("changes in the snapshot and the log");
+    // The next compaction extends the rebuilt history.
+    append(&files, &write(&c, 2, &mut doc, 7, 2)).unwrap_or_else(|e| panic!("{e}"));
+    compact(&files, &mut loaded(&c, &files), Some(&c.devices[0]), &c.id)
+        .unwrap_or_else(|e| panic!("{e}"));
+    check("compacted after the crash");
 }
 
 #[test]
@@ -134,17 +152,24 @@ fn a_history_is_used_only_if_it_holds_exactly_the_changes_of_an_attested_snapsho
     assert!(from_history(&c, &files).is_some());
     let kept = std::fs::read(&files.history).unwrap_or_else(|e| panic!("{e}"));
     let parsed = frame::parse(&kept, HISTORY_MAGIC).unwrap_or_else(|e| panic!("{e}"));
-    let chunks: Vec<Vec<u8>> = parsed
-        .records
-        .iter()
-        .flat_map(|r| split(r).unwrap_or_else(|e| panic!("{e}")))
-        .map(|(_, chunk)| chunk.to_vec())
-        .collect();
+    // Two records (two compactions), each deflated.
+    assert_eq!(parsed.records.len(), 2);
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    for record in &parsed.records {
+        let mut inflated = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::DeflateDecoder::new(*record),
+            &mut inflated,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(record.len() < inflated.len());
+        let split = split(&inflated).unwrap_or_else(|e| panic!("{e}"));
+        chunks.extend(split.into_iter().map(|(_, chunk)| chunk.to_vec()));
+    }
     assert_eq!(chunks.len(), 9);
 
     // Another device's snapshot.
-    assert!(history::whole(&files, Some(&c.device(1)), &c.id).is_none());
-    assert!(history::whole(&files, None, &c.id).is_none());
+    assert!(history::whole(&files, &c.membership(), &c.device(1)).is_none());
 
     // Histories that are not the snapshot's changes, each written as a
     // sound file.
@@ -187,9 +212,22 @@ fn a_history_is_used_only_if_it_holds_exactly_the_changes_of_an_attested_snapsho
     }
     history::forget(&files).unwrap_or_else(|e| panic!("{e}"));
     assert!(from_history(&c, &files).is_none(), "no history");
+    // A record that would inflate past what could be sent whole is not
+    // inflated further.
+    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(
+        &mut deflater,
+        &vec![0u8; crate::sync::whole::WHOLE_BYTES + 1],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bomb = deflater.finish().unwrap_or_else(|e| panic!("{e}"));
+    let mut file = HISTORY_MAGIC.to_vec();
+    file.extend(frame::encode(&bomb));
+    std::fs::write(&files.history, file).unwrap_or_else(|e| panic!("{e}"));
+    assert!(from_history(&c, &files).is_none(), "too large");
 
     // Rebuilt from the loaded document, it is used again.
-    history::rebuilt(&files, &rebuilt(&c, &files));
+    heal(&c, &files);
     let healed = from_history(&c, &files).unwrap_or_else(|| panic!("not rebuilt"));
     assert_eq!(contents(&healed), expected);
 }
@@ -209,4 +247,75 @@ fn a_snapshot_without_a_history_gains_none_at_its_next_compaction() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!files.history.exists());
     assert!(from_history(&c, &files).is_none());
+}
+
+#[test]
+fn the_actor_read_from_a_chunk_is_the_one_automerge_reads() {
+    let c = community(3);
+    let mut doc = AutoCommit::new();
+    let mut records = write(&c, 1, &mut doc, 0, 3);
+    // A change with several dependencies (two concurrent heads merged).
+    let mut other = doc.fork();
+    records.extend(write(&c, 2, &mut other, 10, 1));
+    doc.merge(&mut other).unwrap_or_else(|e| panic!("{e}"));
+    records.extend(write(&c, 1, &mut doc, 20, 1));
+    for (_, chunk) in &records {
+        let change =
+            crate::trust::signed_change::decode_change(chunk).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            history::chunk_actor(chunk),
+            Some(change.actor_id().to_bytes())
+        );
+        assert_eq!(change_hash(chunk), Some(change.hash().0));
+    }
+    assert_eq!(
+        crate::trust::signed_change::decode_change(&records[4].1)
+            .map(|c| c.deps().len())
+            .ok(),
+        Some(2)
+    );
+    for cut in 0..records[0].1.len() {
+        let _ = history::chunk_actor(&records[0].1[..cut]);
+    }
+}
+
+#[test]
+fn a_removed_members_later_change_takes_the_slow_way() {
+    use crate::trust::{CertBody, Certificate, MemberId, Membership};
+    // Member 2's changes sit in the snapshot and the log: after its
+    // removal, loading keeps only those its revocation lists, so the
+    // document is not sent from its history.
+    let c = community(3);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (files, _) = grown(&c, dir.path());
+    let removed = |kept: Vec<String>| {
+        let revoke = Certificate::issue(
+            &c.id,
+            &CertBody::Revoke {
+                member: MemberId(c.members[2].public()),
+                reason: "left".into(),
+                by: MemberId(c.founder.public()),
+                at: 5,
+                cutoff: std::collections::BTreeMap::from([("community".to_string(), kept)]),
+            },
+            &[&c.founder],
+        );
+        let mut certs = c.certs.clone();
+        certs.push(revoke.verify(&c.id).unwrap_or_else(|e| panic!("{e}")));
+        Membership::build(c.id, &certs).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let all = rebuilt(&c, &files);
+    let by_two: Vec<String> = split(&all.changes)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .zip(&all.signatures)
+        .filter(|((_, chunk), _)| {
+            history::chunk_actor(chunk).is_some_and(|a| a.starts_with(&c.device(2).0))
+        })
+        .map(|(_, (hash, _))| hex::encode(hash))
+        .collect();
+    assert_eq!(by_two.len(), 4);
+    let own = c.device(0);
+    assert!(history::whole(&files, &removed(by_two.clone()), &own).is_some());
+    assert!(history::whole(&files, &removed(by_two[..3].to_vec()), &own).is_none());
 }

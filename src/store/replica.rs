@@ -295,20 +295,13 @@ impl Replica for StoreReplica {
         let installed = crate::sync::parallel::in_order(
             docs,
             2,
-            |(
-                name,
-                Verified {
-                    doc,
-                    signatures,
-                    chunks,
-                },
-            )| {
+            |(name, Verified { doc, signatures })| {
                 let mut loaded = LoadedDoc {
                     doc,
                     signatures,
                     log_records: 0,
                 };
-                let written = store.install_doc(&name, &mut loaded, chunks);
+                let written = store.install_doc(&name, &mut loaded);
                 Some((name, loaded, written))
             },
             |_| None,

@@ -291,9 +291,7 @@ impl Replica for MemoryReplica {
     }
 
     fn install(&mut self, name: &str, verified: Verified) -> Result<(), SyncError> {
-        let Verified {
-            doc, signatures, ..
-        } = verified;
+        let Verified { doc, signatures } = verified;
         self.docs
             .insert(name.to_string(), doc.with_actor(self.actor.clone()));
         self.signatures.insert(

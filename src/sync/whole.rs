@@ -79,9 +79,6 @@ pub struct Verified {
     pub doc: AutoCommit,
     /// Change hash → signature, for every change in it.
     pub signatures: BTreeMap<[u8; 32], ChangeSignature>,
-    /// Its change chunks as they arrived, one after the other (kept as the
-    /// document's history, `crate::store::history`).
-    pub chunks: Vec<u8>,
 }
 
 /// What became of a whole document.
@@ -121,8 +118,7 @@ pub fn check(
     signatures: Vec<([u8; 32], Vec<u8>)>,
 ) -> Result<Outcome, SyncError> {
     let refused = |why: String| SyncError::Refused(format!("{name} (whole): {why}"));
-    let raw = changes;
-    let changes = decode_chunks(raw).map_err(refused)?;
+    let changes = decode_chunks(changes).map_err(refused)?;
     if changes.is_empty() {
         return Err(refused("it holds no change".into()));
     }
@@ -183,7 +179,6 @@ pub fn check(
     Ok(Outcome::Accepted(Box::new(Verified {
         doc,
         signatures: hashes.into_iter().zip(signed).collect(),
-        chunks: raw.to_vec(),
     })))
 }
 

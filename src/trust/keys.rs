@@ -140,28 +140,28 @@ pub fn verify(
 
 /// A public key, decompressed. Decompressing is a fifth of a verification,
 /// and a community has a few hundred keys at most, each verifying
-/// thousands of changes: each thread keeps the keys it decompressed (a
-/// pure function of the bytes, so the cache changes no outcome).
+/// thousands of changes: the process keeps the keys it decompressed (a
+/// pure function of the bytes, so the cache changes no outcome). One cache
+/// for all threads: checking runs on threads started for each batch
+/// (`crate::sync::parallel`), which a cache per thread would start empty.
 fn verifying_key(public: &[u8; 32]) -> Option<VerifyingKey> {
-    use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::sync::{OnceLock, RwLock};
     /// Past this many keys the cache starts again (bounded memory).
     const KEPT: usize = 4096;
-    thread_local! {
-        static KEYS: RefCell<HashMap<[u8; 32], VerifyingKey>> = RefCell::new(HashMap::new());
+    static KEYS: OnceLock<RwLock<HashMap<[u8; 32], VerifyingKey>>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| RwLock::new(HashMap::new()));
+    if let Some(key) = keys.read().ok().and_then(|k| k.get(public).copied()) {
+        return Some(key);
     }
-    KEYS.with(|keys| {
-        let mut keys = keys.borrow_mut();
-        if let Some(key) = keys.get(public) {
-            return Some(*key);
-        }
-        let key = VerifyingKey::from_bytes(public).ok()?;
+    let key = VerifyingKey::from_bytes(public).ok()?;
+    if let Ok(mut keys) = keys.write() {
         if keys.len() >= KEPT {
             keys.clear();
         }
         keys.insert(*public, key);
-        Some(key)
-    })
+    }
+    Some(key)
 }
 
 fn signing_input(domain: &[u8], community: &CommunityId, message: &[u8]) -> Vec<u8> {
