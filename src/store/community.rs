@@ -58,9 +58,6 @@ pub struct StoreLoader {
     own_device: Option<DeviceId>,
     /// This device's key, to keep draft digests (`super::digest`).
     device: Option<Arc<SecretKey>>,
-    /// The community's certificates, as digests depend on them
-    /// ([`digest::certificates_digest`]).
-    certificates: [u8; 32],
     repair: bool,
     now: i64,
 }
@@ -91,8 +88,8 @@ impl DocLoader for StoreLoader {
                 &self.docs_dir,
                 &files.name,
                 device,
-                &self.membership.community,
-                &self.certificates,
+                &self.membership,
+                digest::devices_of(doc),
                 &digest,
             );
         }
@@ -102,13 +99,7 @@ impl DocLoader for StoreLoader {
     fn draft_digest(&mut self, draft: &crate::ids::ObjectId) -> Option<DraftDigest> {
         let own_device = self.own_device.as_ref()?;
         let files = DocFiles::new(&self.docs_dir, &DocId::Draft(draft.clone()).name());
-        digest::read(
-            &files,
-            &self.docs_dir,
-            own_device,
-            &self.membership.community,
-            &self.certificates,
-        )
+        digest::read(&files, &self.docs_dir, own_device, &self.membership)
     }
 
     fn exists(&mut self, id: &DocId) -> std::result::Result<bool, LoadError> {
@@ -336,7 +327,6 @@ impl CommunityStore {
             membership: self.membership.clone(),
             own_device: Some(identity.device_id()),
             device: Some(identity.device.clone()),
-            certificates: digest::certificates_digest(self.certs.iter().map(|c| c.id())),
             repair: false,
             now,
         }

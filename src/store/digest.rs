@@ -5,10 +5,13 @@
 //! A digest is a cache, written by this device after it loaded and verified
 //! the draft, and attested like a snapshot (`super::attestation`, over the
 //! name `<draft name>.digest`). It is used only when all of these hold:
-//! this device attested it; it was computed with exactly the certificates
-//! the community holds now (by a digest of their ids: a removal arriving
-//! since could drop a change at load); and the heads read from the draft's files (`doclog::heads`) are
-//! exactly the digest's. Heads name every change through the hash chain, so
+//! this device attested it; every device that made one of its changes
+//! stands now as it stood then (its member, that member's role, removal
+//! and, if removed, which of its changes in this draft the removal keeps:
+//! all a load's verdict on a change depends on, so a removal arriving since
+//! invalidates it, while admitting a member or adding a device, which
+//! changes no verdict on a change already held, does not); and the heads
+//! read from the draft's files (`doclog::heads`) are exactly the digest's. Heads name every change through the hash chain, so
 //! equal heads mean the very document that was verified. Anything else (no
 //! digest, another device's, a changed byte, a new change in the log) means
 //! the document is loaded as usual and a fresh digest written. Losing or
@@ -23,21 +26,57 @@ use super::doclog::{self, DocFiles};
 use super::frame::{self, DIGEST_MAGIC};
 use super::fsutil::write_cache;
 use crate::model::digest::DraftDigest;
-use crate::trust::{CommunityId, DeviceId, SecretKey};
+use crate::trust::signed_change::device_of_actor;
+use crate::trust::{DeviceId, Membership, SecretKey};
 
 /// What the digest file holds, besides the attestation.
 #[derive(Serialize, Deserialize)]
 struct Stored {
-    /// SHA-256 of the ids of the certificates the community held when the
-    /// digest was computed ([`certificates_digest`]).
-    certificates: [u8; 32],
+    /// The devices that made the draft's changes, sorted.
+    devices: Vec<[u8; 32]>,
+    /// Their standing when the digest was computed ([`standing`]).
+    standing: [u8; 32],
     digest: DraftDigest,
 }
 
-/// What a digest depends on in the membership: SHA-256 of the certificate
-/// ids, in log order.
-pub fn certificates_digest(ids: impl IntoIterator<Item = [u8; 32]>) -> [u8; 32] {
-    crate::trust::sha256(&ids.into_iter().collect::<Vec<_>>().concat())
+/// What a load's verdicts on the changes `devices` made to document `doc`
+/// depend on in `membership`, as SHA-256 over each device in order: the
+/// device, its member (or none), that member's role, whether removed, and
+/// the removal's list of kept changes in `doc`.
+pub fn standing(membership: &Membership, doc: &str, devices: &[[u8; 32]]) -> [u8; 32] {
+    let mut all = Vec::new();
+    for device in devices {
+        all.extend_from_slice(device);
+        match membership.owner_of(&DeviceId(*device)) {
+            None => all.push(0),
+            Some(member) => {
+                all.push(1);
+                all.extend_from_slice(&member.id.0);
+                all.extend_from_slice(member.role.as_str().as_bytes());
+                all.push(u8::from(member.removed));
+                if let Some(kept) = member.revocation.as_ref().and_then(|r| r.cutoff.get(doc)) {
+                    let mut kept = kept.clone();
+                    kept.sort();
+                    for hash in kept {
+                        all.extend_from_slice(hash.as_bytes());
+                        all.push(0);
+                    }
+                }
+            }
+        }
+        all.push(0xff);
+    }
+    crate::trust::sha256(&all)
+}
+
+/// The devices that made `doc`'s changes, sorted and each once.
+pub fn devices_of(doc: &mut automerge::AutoCommit) -> Vec<[u8; 32]> {
+    let devices: std::collections::BTreeSet<[u8; 32]> = doc
+        .get_changes_meta(&[])
+        .iter()
+        .filter_map(|c| device_of_actor(c.actor.to_bytes()).map(|d| d.0))
+        .collect();
+    devices.into_iter().collect()
 }
 
 /// The digest file of document `name`.
@@ -50,15 +89,15 @@ fn attested_name(name: &str) -> String {
 }
 
 /// The digest of draft document `files`, if this device wrote it for
-/// exactly the document the files hold now, with the certificates whose
-/// [`certificates_digest`] is `certificates`.
+/// exactly the document the files hold now, and its authors' devices stand
+/// in `membership` as they did then.
 pub fn read(
     files: &DocFiles,
     docs_dir: &Path,
     own_device: &DeviceId,
-    community: &CommunityId,
-    certificates: &[u8; 32],
+    membership: &Membership,
 ) -> Option<DraftDigest> {
+    let community = &membership.community;
     let bytes = std::fs::read(path(docs_dir, &files.name)).ok()?;
     let parsed = frame::parse(&bytes, DIGEST_MAGIC).ok()?;
     let [body, seal] = parsed.records[..] else {
@@ -76,7 +115,7 @@ pub fn read(
         return None;
     }
     let stored: Stored = postcard::from_bytes(body).ok()?;
-    if stored.certificates != *certificates {
+    if stored.standing != standing(membership, &files.name, &stored.devices) {
         return None;
     }
     let mut heads: Vec<String> = doclog::heads(files, Some(own_device), community)?
@@ -87,18 +126,20 @@ pub fn read(
     (heads == stored.digest.heads).then_some(stored.digest)
 }
 
-/// Write `digest` for document `name`, attested by `device`. A failure is
-/// only logged: the digest is a cache.
+/// Write `digest` for document `name`, whose changes `devices` made,
+/// attested by `device`. A failure is only logged: the digest is a cache.
 pub fn write(
     docs_dir: &Path,
     name: &str,
     device: &SecretKey,
-    community: &CommunityId,
-    certificates: &[u8; 32],
+    membership: &Membership,
+    devices: Vec<[u8; 32]>,
     digest: &DraftDigest,
 ) {
+    let community = &membership.community;
     let stored = Stored {
-        certificates: *certificates,
+        standing: standing(membership, name, &devices),
+        devices,
         digest: digest.clone(),
     };
     let Ok(body) = postcard::to_stdvec(&stored) else {
@@ -208,11 +249,61 @@ mod tests {
             Some("Second text.".to_string())
         );
 
-        // A new certificate (here a second device of Ana's): not used, since
-        // a removal could drop a change at load.
+        // Bo is admitted with a device and edits the draft; Ana's next
+        // read keeps a digest naming both.
+        let ana_key = ana.member_key().unwrap_or_else(|e| panic!("{e}"));
+        let bo_home = Home::new(root.path().join("bo-device"));
+        let bo = bo_home.init("Bo").unwrap_or_else(|e| panic!("{e}"));
+        let bo_key = bo.member_key().unwrap_or_else(|e| panic!("{e}"));
+        let community = store.id();
+        let admit = |member: &crate::store::Identity, name: &str| {
+            Certificate::issue(
+                &community,
+                &CertBody::Admit {
+                    member: member.member_id(),
+                    name: name.into(),
+                    role: crate::trust::Role::Member,
+                    by: ana.member_id(),
+                    at: NOW,
+                },
+                &[ana_key],
+            )
+        };
+        let bo_device = Certificate::issue(
+            &store.id(),
+            &CertBody::Device {
+                member: bo.member_id(),
+                device: bo.device_id(),
+                label: "laptop".into(),
+                at: NOW,
+            },
+            &[bo_key, &bo.device],
+        );
+        store
+            .add_certificates(&[admit(&bo, "Bo"), bo_device])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut ws = store.workspace(&bo, NOW, true);
+        let entry = ws
+            .resolve_draft(did.as_str())
+            .unwrap_or_else(|e| panic!("{e}"));
+        ws.edit_draft(&entry, "Third text.")
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .persist(&mut ws, &bo)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut ws = store.workspace(&ana, NOW, false);
+        ws.draft_text(&did).unwrap_or_else(|e| panic!("{e}"));
+        let digest = digest_of(&store).unwrap_or_else(|| panic!("no digest"));
+        let mut authors = digest.authors.clone();
+        authors.sort();
+        let mut both = vec![ana.member_id(), bo.member_id()];
+        both.sort();
+        assert_eq!(authors, both);
+
+        // Certificates that change no verdict on a change it holds (a
+        // second device of Ana's, a new member): still used.
         let second = SecretKey::generate();
-        let member_key = ana.member_key().unwrap_or_else(|e| panic!("{e}"));
-        let cert = Certificate::issue(
+        let ana_phone = Certificate::issue(
             &store.id(),
             &CertBody::Device {
                 member: ana.member_id(),
@@ -220,11 +311,91 @@ mod tests {
                 label: "phone".into(),
                 at: NOW,
             },
-            &[member_key, &second],
+            &[ana_key, &second],
+        );
+        let cy = Home::new(root.path().join("cy"))
+            .init("Cy")
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .add_certificates(&[ana_phone, admit(&cy, "Cy")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(digest_of(&store), Some(digest.clone()));
+
+        // The removal of an author: not used, even if the removal keeps
+        // every change of theirs (a load decides that, not the digest).
+        let bo_changes: Vec<String> = store
+            .load_doc(&name, false, NOW)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no draft"))
+            .doc
+            .get_changes_meta(&[])
+            .iter()
+            .filter(|c| device_of_actor(c.actor.to_bytes()).is_some_and(|d| d == bo.device_id()))
+            .map(|c| c.hash.to_string())
+            .collect();
+        assert!(!bo_changes.is_empty());
+        let revoke = Certificate::issue(
+            &store.id(),
+            &CertBody::Revoke {
+                member: bo.member_id(),
+                reason: "left".into(),
+                by: ana.member_id(),
+                at: NOW + 1,
+                cutoff: std::collections::BTreeMap::from([(name.clone(), bo_changes)]),
+            },
+            &[ana_key],
         );
         store
-            .add_certificates(&[cert])
+            .add_certificates(&[revoke])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(digest_of(&store), None);
+        let mut ws = store.workspace(&ana, NOW, false);
+        assert_eq!(
+            ws.draft_text(&did).unwrap_or_else(|e| panic!("{e}")),
+            "Third text."
+        );
+        assert!(digest_of(&store).is_some());
+    }
+
+    #[test]
+    fn the_standing_of_devices_changes_with_what_a_verdict_depends_on() {
+        use crate::trust::fixture::community;
+        let c = community(3);
+        let devices: Vec<[u8; 32]> = (0..3).map(|i| c.device(i).0).collect();
+        let before = standing(&c.membership(), "draft-aa", &devices);
+        assert_eq!(before, standing(&c.membership(), "draft-aa", &devices));
+        // Another set of devices.
+        assert_ne!(before, standing(&c.membership(), "draft-aa", &devices[..2]));
+        // A removal keeping nothing, or one change, of member 2's.
+        let removed = |kept: Vec<String>| {
+            let revoke = Certificate::issue(
+                &c.id,
+                &CertBody::Revoke {
+                    member: crate::trust::MemberId(c.members[2].public()),
+                    reason: "left".into(),
+                    by: crate::trust::MemberId(c.founder.public()),
+                    at: 5,
+                    cutoff: std::collections::BTreeMap::from([("draft-aa".to_string(), kept)]),
+                },
+                &[&c.founder],
+            );
+            let mut certs = c.certs.clone();
+            certs.push(revoke.verify(&c.id).unwrap_or_else(|e| panic!("{e}")));
+            Membership::build(c.id, &certs).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let none = standing(&removed(Vec::new()), "draft-aa", &devices);
+        let one = standing(&removed(vec!["ab".into()]), "draft-aa", &devices);
+        assert_ne!(before, none);
+        assert_ne!(none, one);
+        // The kept changes of the document named only.
+        assert_ne!(
+            one,
+            standing(&removed(vec!["ab".into()]), "draft-bb", &devices)
+        );
+        // A removal of someone who made none of the changes: unchanged.
+        assert_eq!(
+            standing(&c.membership(), "draft-aa", &devices[..2]),
+            standing(&removed(Vec::new()), "draft-aa", &devices[..2])
+        );
     }
 }
