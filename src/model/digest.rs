@@ -7,7 +7,8 @@
 //! version (heads), who edited it, and which changes it holds. The digest is
 //! that, computed from a loaded and verified document; the store keeps one
 //! beside each draft and hands it back only while the draft's files still
-//! have exactly those heads and the membership is unchanged (`store::digest`).
+//! have exactly those heads and the devices that made its changes stand as
+//! they did (`store::digest`).
 //! Any write loads the document itself, which then takes precedence.
 
 use automerge::{AutoCommit, ReadDoc};

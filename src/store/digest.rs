@@ -42,7 +42,8 @@ struct Stored {
 /// What a load's verdicts on the changes `devices` made to document `doc`
 /// depend on in `membership`, as SHA-256 over each device in order: the
 /// device, its member (or none), that member's role, whether removed, and
-/// the removal's list of kept changes in `doc`.
+/// the removal's list of kept changes in `doc`. Every variable-length part
+/// is preceded by its length, so that no two standings read the same.
 pub fn standing(membership: &Membership, doc: &str, devices: &[[u8; 32]]) -> [u8; 32] {
     let mut all = Vec::new();
     for device in devices {
@@ -50,21 +51,27 @@ pub fn standing(membership: &Membership, doc: &str, devices: &[[u8; 32]]) -> [u8
         match membership.owner_of(&DeviceId(*device)) {
             None => all.push(0),
             Some(member) => {
-                all.push(1);
-                all.extend_from_slice(&member.id.0);
-                all.extend_from_slice(member.role.as_str().as_bytes());
-                all.push(u8::from(member.removed));
-                if let Some(kept) = member.revocation.as_ref().and_then(|r| r.cutoff.get(doc)) {
-                    let mut kept = kept.clone();
-                    kept.sort();
-                    for hash in kept {
-                        all.extend_from_slice(hash.as_bytes());
-                        all.push(0);
-                    }
+                let mut field = |bytes: &[u8]| {
+                    all.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+                    all.extend_from_slice(bytes);
+                };
+                field(&member.id.0);
+                field(member.role.as_str().as_bytes());
+                field(&[u8::from(member.removed)]);
+                let mut kept = member
+                    .revocation
+                    .as_ref()
+                    .and_then(|r| r.cutoff.get(doc))
+                    .cloned()
+                    .unwrap_or_default();
+                kept.sort();
+                field(&(kept.len() as u64).to_le_bytes());
+                for hash in kept {
+                    field(hash.as_bytes());
                 }
+                all.push(1);
             }
         }
-        all.push(0xff);
     }
     crate::trust::sha256(&all)
 }
@@ -392,6 +399,19 @@ mod tests {
             one,
             standing(&removed(vec!["ab".into()]), "draft-bb", &devices)
         );
+        // Two kept changes are not one whose name holds a separator.
+        let two = standing(
+            &removed(vec!["ab".into(), "cd".into()]),
+            "draft-aa",
+            &devices,
+        );
+        for joined in ["ab\0cd", "ab\u{0}cd", "abcd"] {
+            assert_ne!(
+                two,
+                standing(&removed(vec![joined.into()]), "draft-aa", &devices),
+                "{joined:?}"
+            );
+        }
         // A removal of someone who made none of the changes: unchanged.
         assert_eq!(
             standing(&c.membership(), "draft-aa", &devices[..2]),
