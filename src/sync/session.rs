@@ -371,7 +371,10 @@ impl Session {
         replica.load_ahead(&held);
         for (name, other) in exchanged {
             let their_heads: Vec<ChangeHash> = other.iter().map(|h| ChangeHash(*h)).collect();
-            let state = remembered_state(replica, &self.peer, &name, &their_heads)?;
+            let mut state = remembered_state(replica, &self.peer, &name, &their_heads)?;
+            if !their_heads.is_empty() && holds_all(replica.doc(&name)?, &their_heads) {
+                peer_is_behind(&mut state, their_heads);
+            }
             self.states.insert(name, state);
         }
         self.reply(replica)
@@ -934,6 +937,22 @@ fn remembered_state(
         }
     }
     Ok(state)
+}
+
+/// We hold every change the peer holds (all of `their_heads`): what it
+/// lacks is exactly our changes since those heads. Start the document's
+/// sync as if the peer had said so (its heads, and nothing beyond them), so
+/// that our first message carries those changes, rather than a Bloom filter
+/// that would bring them a round trip later. Automerge sends them once: a
+/// message the peer sent meanwhile is answered without them (`sent_hashes`).
+fn peer_is_behind(state: &mut State, their_heads: Vec<ChangeHash>) {
+    state.shared_heads.clone_from(&their_heads);
+    state.their_have = Some(vec![automerge::sync::Have {
+        last_sync: their_heads.clone(),
+        bloom: automerge::sync::BloomFilter::default(),
+    }]);
+    state.their_need = Some(Vec::new());
+    state.their_heads = Some(their_heads);
 }
 
 /// Whether `doc` holds every one of `hashes`.

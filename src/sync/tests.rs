@@ -1108,3 +1108,65 @@ fn the_documents_to_exchange_are_loaded_ahead_before_any_is_read() {
     let expected = format!("ahead {},{}", DOCS[2], DOCS[1]);
     assert!(recording.calls.contains(&expected), "{:?}", recording.calls);
 }
+
+#[test]
+fn a_peer_behind_gets_what_it_lacks_in_the_first_message_and_only_once() {
+    let c = community(2);
+    let (da, db) = (
+        DeviceId(c.devices[0].public()),
+        DeviceId(c.devices[1].public()),
+    );
+    let mut rng = Rng(17);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    for i in 0..5 {
+        a.write("response-00aa", &format!("k{i}"), i)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    sync_pair(&mut a, da, &mut b, db, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    for i in 5..12 {
+        a.write("response-00aa", &format!("k{i}"), i)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Both sides deliver everything queued, round after round; the first
+    // message A sends for the document already carries B's seven missing
+    // changes (not a Bloom filter to answer first).
+    let mut sa = Session::new(db);
+    let mut sb = Session::new(da);
+    let mut to_b = sa.start(&mut a);
+    let mut to_a = sb.start(&mut b);
+    let mut first_to_b: Option<usize> = None;
+    for _ in 0..20 {
+        if sa.is_done() && sb.is_done() {
+            break;
+        }
+        for frame in &to_b {
+            if let Frame::Sync {
+                doc, signatures, ..
+            } = frame
+                && doc == "response-00aa"
+                && first_to_b.is_none()
+            {
+                first_to_b = Some(signatures.len());
+            }
+        }
+        let mut next_to_a = Vec::new();
+        for frame in std::mem::take(&mut to_b) {
+            if !sb.is_done() {
+                next_to_a.extend(sb.handle(&mut b, frame).unwrap_or_else(|e| panic!("{e}")));
+            }
+        }
+        let mut next_to_b = Vec::new();
+        for frame in std::mem::take(&mut to_a) {
+            if !sa.is_done() {
+                next_to_b.extend(sa.handle(&mut a, frame).unwrap_or_else(|e| panic!("{e}")));
+            }
+        }
+        to_a = next_to_a;
+        to_b = next_to_b;
+    }
+    assert_eq!(first_to_b, Some(7));
+    assert_eq!(sa.stats().sent_changes, 7, "sent once");
+    assert_eq!(sb.stats().received_changes, 7);
+    assert_converged(&mut [a, b]);
+}
