@@ -372,7 +372,11 @@ impl Session {
         for (name, other) in exchanged {
             let their_heads: Vec<ChangeHash> = other.iter().map(|h| ChangeHash(*h)).collect();
             let mut state = remembered_state(replica, &self.peer, &name, &their_heads)?;
-            if !their_heads.is_empty() && holds_all(replica.doc(&name)?, &their_heads) {
+            // (Not for a document we hold none of: we wait for it whole.)
+            if !their_heads.is_empty()
+                && !self.waiting.contains(&name)
+                && holds_all(replica.doc(&name)?, &their_heads)
+            {
                 peer_is_behind(&mut state, their_heads);
             }
             self.states.insert(name, state);
@@ -518,8 +522,15 @@ impl Session {
 
     /// A sync message for each document exchanged change by change that
     /// has one to send.
+    ///
+    /// Once the changes of one step fill a batch (`batch_bytes`), the other
+    /// documents wait for the next step: a peer behind on every document
+    /// would otherwise get all that it lacks built in one step
+    /// (`peer_is_behind`), held in memory at once and under `serve`'s store
+    /// lock. The peer answers what was sent, which brings the next step.
     fn generate_sync(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
         let mut out = Vec::new();
+        let mut change_bytes = 0;
         let names: Vec<String> = self
             .states
             .keys()
@@ -527,6 +538,9 @@ impl Session {
             .cloned()
             .collect();
         for name in names {
+            if change_bytes >= self.batch_bytes {
+                break;
+            }
             let Some(state) = self.states.get_mut(&name) else {
                 continue;
             };
@@ -564,6 +578,7 @@ impl Session {
                 message.need.dedup();
             }
             let changes = changes_in(&message).map_err(SyncError::Local)?;
+            change_bytes += changes.iter().map(|c| c.raw_bytes().len()).sum::<usize>();
             self.stats.sent_changes += changes.len();
             if !changes.is_empty() {
                 self.quiet.insert(name.clone(), 0);

@@ -1165,8 +1165,80 @@ fn a_peer_behind_gets_what_it_lacks_in_the_first_message_and_only_once() {
         to_a = next_to_a;
         to_b = next_to_b;
     }
+    assert!(sa.is_done() && sb.is_done(), "the session did not end");
     assert_eq!(first_to_b, Some(7));
     assert_eq!(sa.stats().sent_changes, 7, "sent once");
     assert_eq!(sb.stats().received_changes, 7);
+    assert_converged(&mut [a, b]);
+}
+
+#[test]
+fn a_peer_behind_on_many_documents_gets_them_a_batch_per_step() {
+    let c = community(2);
+    let (da, db) = (
+        DeviceId(c.devices[0].public()),
+        DeviceId(c.devices[1].public()),
+    );
+    let mut rng = Rng(23);
+    let mut a = replica(&c, 0);
+    let mut b = replica(&c, 1);
+    let docs = [
+        "response-00a1",
+        "response-00a2",
+        "response-00a3",
+        "response-00a4",
+    ];
+    for doc in docs {
+        a.write(doc, "first", 0).unwrap_or_else(|e| panic!("{e}"));
+    }
+    sync_pair(&mut a, da, &mut b, db, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    for doc in docs {
+        for i in 0..6 {
+            a.write(doc, &format!("k{i}"), i)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    // A batch of one byte: each step of A's sends the changes of one
+    // document at most, and the session still ends with B holding all.
+    let mut sa = Session::with_batch_bytes(db, 1);
+    let mut sb = Session::new(da);
+    let docs_with_changes = |frames: &[Frame]| {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Sync {
+                    doc, signatures, ..
+                } if !signatures.is_empty() => Some(doc.clone()),
+                _ => None,
+            })
+            .collect::<std::collections::BTreeSet<String>>()
+            .len()
+    };
+    let mut to_b = sa.start(&mut a);
+    let mut to_a = sb.start(&mut b);
+    for _ in 0..100 {
+        if sa.is_done() && sb.is_done() {
+            break;
+        }
+        let mut next_to_a = Vec::new();
+        for frame in std::mem::take(&mut to_b) {
+            if !sb.is_done() {
+                next_to_a.extend(sb.handle(&mut b, frame).unwrap_or_else(|e| panic!("{e}")));
+            }
+        }
+        let mut next_to_b = Vec::new();
+        for frame in std::mem::take(&mut to_a) {
+            if !sa.is_done() {
+                let out = sa.handle(&mut a, frame).unwrap_or_else(|e| panic!("{e}"));
+                let carrying = docs_with_changes(&out);
+                assert!(carrying <= 1, "{carrying} documents' changes in one step");
+                next_to_b.extend(out);
+            }
+        }
+        to_a = next_to_a;
+        to_b = next_to_b;
+    }
+    assert!(sa.is_done() && sb.is_done(), "the session did not end");
+    assert_eq!(sb.stats().received_changes, 24);
     assert_converged(&mut [a, b]);
 }
