@@ -374,22 +374,7 @@ mod tests {
         // Another set of devices.
         assert_ne!(before, standing(&c.membership(), "draft-aa", &devices[..2]));
         // A removal keeping nothing, or one change, of member 2's.
-        let removed = |kept: Vec<String>| {
-            let revoke = Certificate::issue(
-                &c.id,
-                &CertBody::Revoke {
-                    member: crate::trust::MemberId(c.members[2].public()),
-                    reason: "left".into(),
-                    by: crate::trust::MemberId(c.founder.public()),
-                    at: 5,
-                    cutoff: std::collections::BTreeMap::from([("draft-aa".to_string(), kept)]),
-                },
-                &[&c.founder],
-            );
-            let mut certs = c.certs.clone();
-            certs.push(revoke.verify(&c.id).unwrap_or_else(|e| panic!("{e}")));
-            Membership::build(c.id, &certs).unwrap_or_else(|e| panic!("{e}"))
-        };
+        let removed = |kept: Vec<String>| c.membership_without(2, "draft-aa", kept);
         let none = standing(&removed(Vec::new()), "draft-aa", &devices);
         let one = standing(&removed(vec!["ab".into()]), "draft-aa", &devices);
         assert_ne!(before, none);

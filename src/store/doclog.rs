@@ -454,15 +454,13 @@ pub fn compact_folding(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use automerge::transaction::Transactable;
     use automerge::{ActorId, AutoCommit, ROOT, ReadDoc};
 
     use super::*;
     use crate::trust::fixture::{TestCommunity, community};
     use crate::trust::signed_change::{actor_bytes, sign_change};
-    use crate::trust::{CertBody, Certificate, MemberId, Membership};
+    use crate::trust::{CertBody, Membership};
 
     /// Member `i` writes `key` on top of `doc`; returns the signed record.
     fn write(
@@ -484,20 +482,7 @@ mod tests {
 
     /// The membership after the founder removed member `i`, keeping `kept`.
     fn removed(c: &TestCommunity, i: usize, kept: &[String]) -> Membership {
-        let revoke = Certificate::issue(
-            &c.id,
-            &CertBody::Revoke {
-                member: MemberId(c.members[i].public()),
-                reason: "left".into(),
-                by: MemberId(c.founder.public()),
-                at: 5,
-                cutoff: BTreeMap::from([("community".to_string(), kept.to_vec())]),
-            },
-            &[&c.founder],
-        );
-        let mut certs = c.certs.clone();
-        certs.push(revoke.verify(&c.id).unwrap_or_else(|e| panic!("{e}")));
-        Membership::build(c.id, &certs).unwrap_or_else(|e| panic!("{e}"))
+        c.membership_without(i, "community", kept.to_vec())
     }
 
     /// M (member 2) writes "before" and, after its removal, "late"; B

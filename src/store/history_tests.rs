@@ -281,29 +281,13 @@ fn the_actor_read_from_a_chunk_is_the_one_automerge_reads() {
 
 #[test]
 fn a_removed_members_later_change_takes_the_slow_way() {
-    use crate::trust::{CertBody, Certificate, MemberId, Membership};
     // Member 2's changes sit in the snapshot and the log: after its
     // removal, loading keeps only those its revocation lists, so the
     // document is not sent from its history.
     let c = community(3);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (files, _) = grown(&c, dir.path());
-    let removed = |kept: Vec<String>| {
-        let revoke = Certificate::issue(
-            &c.id,
-            &CertBody::Revoke {
-                member: MemberId(c.members[2].public()),
-                reason: "left".into(),
-                by: MemberId(c.founder.public()),
-                at: 5,
-                cutoff: std::collections::BTreeMap::from([("community".to_string(), kept)]),
-            },
-            &[&c.founder],
-        );
-        let mut certs = c.certs.clone();
-        certs.push(revoke.verify(&c.id).unwrap_or_else(|e| panic!("{e}")));
-        Membership::build(c.id, &certs).unwrap_or_else(|e| panic!("{e}"))
-    };
+    let removed = |kept: Vec<String>| c.membership_without(2, "community", kept);
     let all = rebuilt(&c, &files);
     let by_two: Vec<String> = split(&all.changes)
         .unwrap_or_else(|e| panic!("{e}"))

@@ -1109,6 +1109,42 @@ fn the_documents_to_exchange_are_loaded_ahead_before_any_is_read() {
     assert!(recording.calls.contains(&expected), "{:?}", recording.calls);
 }
 
+/// Run a session in rounds: each side handles every frame the other sent in
+/// the last round; `a_sent` sees what each of A's steps sends (its first
+/// frames included).
+fn in_rounds(
+    sa: &mut Session,
+    a: &mut MemoryReplica,
+    sb: &mut Session,
+    b: &mut MemoryReplica,
+    a_sent: &mut dyn FnMut(&[Frame]),
+) {
+    let mut to_b = sa.start(a);
+    a_sent(&to_b);
+    let mut to_a = sb.start(b);
+    for _ in 0..100 {
+        if sa.is_done() && sb.is_done() {
+            break;
+        }
+        let mut next_to_a = Vec::new();
+        for frame in std::mem::take(&mut to_b) {
+            if !sb.is_done() {
+                next_to_a.extend(sb.handle(b, frame).unwrap_or_else(|e| panic!("{e}")));
+            }
+        }
+        let mut next_to_b = Vec::new();
+        for frame in std::mem::take(&mut to_a) {
+            if !sa.is_done() {
+                let out = sa.handle(a, frame).unwrap_or_else(|e| panic!("{e}"));
+                a_sent(&out);
+                next_to_b.extend(out);
+            }
+        }
+        to_a = next_to_a;
+        to_b = next_to_b;
+    }
+}
+
 #[test]
 fn a_peer_behind_gets_what_it_lacks_in_the_first_message_and_only_once() {
     let c = community(2);
@@ -1128,19 +1164,13 @@ fn a_peer_behind_gets_what_it_lacks_in_the_first_message_and_only_once() {
         a.write("response-00aa", &format!("k{i}"), i)
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    // Both sides deliver everything queued, round after round; the first
-    // message A sends for the document already carries B's seven missing
-    // changes (not a Bloom filter to answer first).
+    // The first message A sends for the document already carries B's
+    // seven missing changes (not a Bloom filter to answer first).
     let mut sa = Session::new(db);
     let mut sb = Session::new(da);
-    let mut to_b = sa.start(&mut a);
-    let mut to_a = sb.start(&mut b);
     let mut first_to_b: Option<usize> = None;
-    for _ in 0..20 {
-        if sa.is_done() && sb.is_done() {
-            break;
-        }
-        for frame in &to_b {
+    in_rounds(&mut sa, &mut a, &mut sb, &mut b, &mut |out| {
+        for frame in out {
             if let Frame::Sync {
                 doc, signatures, ..
             } = frame
@@ -1150,21 +1180,7 @@ fn a_peer_behind_gets_what_it_lacks_in_the_first_message_and_only_once() {
                 first_to_b = Some(signatures.len());
             }
         }
-        let mut next_to_a = Vec::new();
-        for frame in std::mem::take(&mut to_b) {
-            if !sb.is_done() {
-                next_to_a.extend(sb.handle(&mut b, frame).unwrap_or_else(|e| panic!("{e}")));
-            }
-        }
-        let mut next_to_b = Vec::new();
-        for frame in std::mem::take(&mut to_a) {
-            if !sa.is_done() {
-                next_to_b.extend(sa.handle(&mut a, frame).unwrap_or_else(|e| panic!("{e}")));
-            }
-        }
-        to_a = next_to_a;
-        to_b = next_to_b;
-    }
+    });
     assert!(sa.is_done() && sb.is_done(), "the session did not end");
     assert_eq!(first_to_b, Some(7));
     assert_eq!(sa.stats().sent_changes, 7, "sent once");
@@ -1214,30 +1230,10 @@ fn a_peer_behind_on_many_documents_gets_them_a_batch_per_step() {
             .collect::<std::collections::BTreeSet<String>>()
             .len()
     };
-    let mut to_b = sa.start(&mut a);
-    let mut to_a = sb.start(&mut b);
-    for _ in 0..100 {
-        if sa.is_done() && sb.is_done() {
-            break;
-        }
-        let mut next_to_a = Vec::new();
-        for frame in std::mem::take(&mut to_b) {
-            if !sb.is_done() {
-                next_to_a.extend(sb.handle(&mut b, frame).unwrap_or_else(|e| panic!("{e}")));
-            }
-        }
-        let mut next_to_b = Vec::new();
-        for frame in std::mem::take(&mut to_a) {
-            if !sa.is_done() {
-                let out = sa.handle(&mut a, frame).unwrap_or_else(|e| panic!("{e}"));
-                let carrying = docs_with_changes(&out);
-                assert!(carrying <= 1, "{carrying} documents' changes in one step");
-                next_to_b.extend(out);
-            }
-        }
-        to_a = next_to_a;
-        to_b = next_to_b;
-    }
+    in_rounds(&mut sa, &mut a, &mut sb, &mut b, &mut |out| {
+        let carrying = docs_with_changes(out);
+        assert!(carrying <= 1, "{carrying} documents' changes in one step");
+    });
     assert!(sa.is_done() && sb.is_done(), "the session did not end");
     assert_eq!(sb.stats().received_changes, 24);
     assert_converged(&mut [a, b]);

@@ -30,6 +30,25 @@ impl TestCommunity {
     pub fn device(&self, i: usize) -> DeviceId {
         DeviceId(self.devices[i].public())
     }
+
+    /// The membership after the founder removed member `i`, keeping of its
+    /// changes to document `doc` those with the hex hashes `kept`.
+    pub fn membership_without(&self, i: usize, doc: &str, kept: Vec<String>) -> Membership {
+        let revoke = Certificate::issue(
+            &self.id,
+            &CertBody::Revoke {
+                member: MemberId(self.members[i].public()),
+                reason: "left".into(),
+                by: MemberId(self.founder.public()),
+                at: 5,
+                cutoff: std::collections::BTreeMap::from([(doc.to_string(), kept)]),
+            },
+            &[&self.founder],
+        );
+        let mut certs = self.certs.clone();
+        certs.push(revoke.verify(&self.id).unwrap_or_else(|e| panic!("{e}")));
+        Membership::build(self.id, &certs).unwrap_or_else(|e| panic!("{e}"))
+    }
 }
 
 /// A founder and `n - 1` members, each with one device.
