@@ -27,6 +27,22 @@ use crate::trust::{CommunityId, DeviceId, Membership, SecretKey};
 /// Bytes of a signature-table entry in a snapshot: hash (32) ‖ signature (64).
 const SIG_ENTRY: usize = 96;
 
+/// The entries of a snapshot's signature table, (change hash, signature),
+/// or `None` if it is not a whole number of entries.
+pub(super) fn table_entries(
+    table: &[u8],
+) -> Option<impl Iterator<Item = ([u8; 32], [u8; 64])> + '_> {
+    table.len().is_multiple_of(SIG_ENTRY).then(|| {
+        table.chunks_exact(SIG_ENTRY).map(|entry| {
+            let mut hash = [0u8; 32];
+            let mut sig = [0u8; 64];
+            hash.copy_from_slice(&entry[..32]);
+            sig.copy_from_slice(&entry[32..]);
+            (hash, sig)
+        })
+    })
+}
+
 /// A verified document with the signatures of all its changes.
 pub struct LoadedDoc {
     /// The document.
@@ -169,14 +185,10 @@ pub fn load(
                     ));
                 }
             };
-            if parsed.torn_at.is_some() || table.len() % SIG_ENTRY != 0 {
-                return Err(StoreError::corrupt(path, "the snapshot is incomplete"));
-            }
-            for entry in table.chunks_exact(SIG_ENTRY) {
-                let mut hash = [0u8; 32];
-                let mut sig = [0u8; 64];
-                hash.copy_from_slice(&entry[..32]);
-                sig.copy_from_slice(&entry[32..]);
+            let entries = table_entries(table)
+                .filter(|_| parsed.torn_at.is_none())
+                .ok_or_else(|| StoreError::corrupt(path, "the snapshot is incomplete"))?;
+            for (hash, sig) in entries {
                 signatures.insert(hash, ChangeSignature(sig));
             }
             let mut doc = guarded(path, "cannot load the snapshot", || {

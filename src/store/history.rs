@@ -32,20 +32,14 @@ use std::io::Write;
 use sha2::{Digest, Sha256};
 
 use super::attestation;
-use super::doclog::DocFiles;
+use super::doclog::{DocFiles, table_entries};
 use super::frame::{self, CHANGES_MAGIC, HISTORY_MAGIC, SNAPSHOT_MAGIC};
 use super::fsutil::{read_if_exists, write_cache};
 use super::{Result, StoreError};
-use crate::sync::chunks::split;
+use crate::sync::chunks::{CHUNK_MAGIC, split, uleb128};
 use crate::sync::whole::{WHOLE_BYTES, WholeDoc};
 use crate::trust::signed_change::{Standing, check_author};
 use crate::trust::{DeviceId, Membership};
-
-/// The first bytes of every Automerge chunk.
-const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-
-/// Bytes of a signature-table entry in a snapshot: hash (32) ‖ signature (64).
-const SIG_ENTRY: usize = 96;
 
 /// The Automerge hash of one change chunk (type 1) read from disk, or
 /// `None` if its magic, type or checksum field is not what Automerge would
@@ -130,15 +124,15 @@ impl Fold {
     pub fn before_compaction(files: &DocFiles) -> Fold {
         let in_snapshot: Option<BTreeSet<[u8; 32]>> = match read_if_exists(&files.snapshot) {
             Ok(None) => None,
-            Ok(Some(bytes)) => match frame::parse(&bytes, SNAPSHOT_MAGIC) {
-                Ok(parsed) if parsed.records.len() >= 2 => Some(
-                    parsed.records[1]
-                        .chunks_exact(SIG_ENTRY)
-                        .filter_map(|e| e[..32].try_into().ok())
-                        .collect(),
-                ),
-                _ => return Fold::Forget,
-            },
+            Ok(Some(bytes)) => {
+                let table = frame::parse(&bytes, SNAPSHOT_MAGIC)
+                    .ok()
+                    .and_then(|parsed| table_entries(parsed.records.get(1)?));
+                match table {
+                    Some(entries) => Some(entries.map(|(hash, _)| hash).collect()),
+                    None => return Fold::Forget,
+                }
+            }
             Err(_) => return Fold::Forget,
         };
         let mut chunks = Vec::new();
@@ -227,12 +221,12 @@ pub fn rebuilt(files: &DocFiles, membership: &Membership, own_device: &DeviceId,
 
 /// The signature table of `snapshot` (the bytes of `files.snapshot`), hash
 /// → signature, if it is whole and attested by `own_device`.
-fn attested_table<'a>(
+fn attested_table(
     files: &DocFiles,
-    snapshot: &'a [u8],
+    snapshot: &[u8],
     membership: &Membership,
     own_device: &DeviceId,
-) -> Option<BTreeMap<[u8; 32], &'a [u8]>> {
+) -> Option<BTreeMap<[u8; 32], [u8; 64]>> {
     let parsed = frame::parse(snapshot, SNAPSHOT_MAGIC).ok()?;
     let [saved, table, heads, attested] = parsed.records[..] else {
         return None;
@@ -244,39 +238,23 @@ fn attested_table<'a>(
         &files.name,
         &[saved, table, heads],
     );
-    if parsed.torn_at.is_some() || table.len() % SIG_ENTRY != 0 || !holds {
+    if parsed.torn_at.is_some() || !holds {
         return None;
     }
-    table
-        .chunks_exact(SIG_ENTRY)
-        .map(|e| Some((e[..32].try_into().ok()?, &e[32..])))
-        .collect()
+    Some(table_entries(table)?.collect())
 }
 
 /// The actor of a change chunk: after the header, the body starts with the
 /// dependencies (a count, then 32 bytes each) and the actor (a length,
 /// then its bytes), all counts unsigned LEB128.
 pub fn chunk_actor(chunk: &[u8]) -> Option<&[u8]> {
+    let number = |at: &mut usize| usize::try_from(uleb128(chunk, at)?).ok();
     let mut at = 9;
-    let _body_len = leb128(chunk, &mut at)?;
-    let deps = leb128(chunk, &mut at)?;
+    let _body_len = number(&mut at)?;
+    let deps = number(&mut at)?;
     at = at.checked_add(deps.checked_mul(32)?)?;
-    let actor_len = leb128(chunk, &mut at)?;
+    let actor_len = number(&mut at)?;
     chunk.get(at..at.checked_add(actor_len)?)
-}
-
-/// The unsigned LEB128 number at `bytes[*at..]`; `at` moves past it.
-fn leb128(bytes: &[u8], at: &mut usize) -> Option<usize> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let byte = *bytes.get(*at)?;
-        *at += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return usize::try_from(value).ok();
-        }
-    }
-    None
 }
 
 /// Document `name` ready to send whole, read from its files without

@@ -12,13 +12,29 @@ use automerge::sync::{ChunkList, Message};
 
 use crate::trust::signed_change::decode_change;
 
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+/// The first bytes of every Automerge chunk.
+pub const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+
+/// The unsigned LEB128 number at `bytes[*at..]` (at most ten bytes); `at`
+/// moves past it.
+pub fn uleb128(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
 
 /// Split a blob into (chunk type, chunk bytes).
 pub fn split(mut data: &[u8]) -> Result<Vec<(u8, &[u8])>, String> {
     let mut out = Vec::new();
     while !data.is_empty() {
-        if data.len() < 10 || data[0..4] != MAGIC {
+        if data.len() < 10 || data[0..4] != CHUNK_MAGIC {
             return Err("bad chunk magic".into());
         }
         let kind = data[8];
@@ -82,19 +98,8 @@ pub fn check_have(message: &Message) -> Result<(), String> {
     }
     for have in &message.have {
         let bytes = have.bloom.to_bytes();
-        let mut input = &bytes[..];
-        let mut next = || -> Option<u64> {
-            let mut value = 0u64;
-            for shift in (0..64).step_by(7) {
-                let (byte, rest) = input.split_first()?;
-                input = rest;
-                value |= u64::from(byte & 0x7f) << shift;
-                if byte & 0x80 == 0 {
-                    return Some(value);
-                }
-            }
-            None
-        };
+        let mut at = 0;
+        let mut next = || uleb128(&bytes, &mut at);
         let entries = next().unwrap_or(0);
         if entries == 0 {
             continue;
@@ -195,7 +200,7 @@ mod tests {
         #[test]
         fn arbitrary_blobs_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = split(&bytes);
-            let mut with_magic = MAGIC.to_vec();
+            let mut with_magic = CHUNK_MAGIC.to_vec();
             with_magic.extend(&bytes);
             if let Ok(parts) = split(&with_magic) {
                 for (kind, chunk) in parts {

@@ -45,7 +45,7 @@ pub trait Replica {
     fn load_ahead(&mut self, _names: &[String]) {}
 
     /// Document `name` to send whole to a peer that holds nothing of it:
-    /// every change chunk in causal order and the signature of each; `None`
+    /// every change chunk and the signature of each; `None`
     /// to send it change by change (empty, too large, or a signature is
     /// missing). See [`super::whole::prepare`].
     fn whole(&mut self, name: &str) -> Result<Option<WholeDoc>, SyncError>;

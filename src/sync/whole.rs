@@ -5,7 +5,7 @@
 //! Automerge's sync protocol: applied one message at a time, with sync
 //! messages regenerated in between, which made a join of a 10,000-comment
 //! community take about 6 to 12 s. Instead the holder sends all of the
-//! document's changes in one frame, in causal order, each with its
+//! document's changes in one frame (in no required order), each with its
 //! signature; the receiver checks every change exactly as if it had arrived
 //! alone (signature by its author's device over the document name and
 //! hash, the author's standing, the ownership rule, the operation bound),
@@ -59,8 +59,9 @@ pub const FRAME_BYTES: usize = 1 << 20;
 pub struct WholeDoc {
     /// The document's name.
     pub doc: String,
-    /// Every change chunk of the document, in causal order, one after the
-    /// other.
+    /// Every change chunk of the document, one after the other, in no
+    /// required order (the receiver checks the set; Automerge applies a
+    /// batch in any order).
     pub changes: Vec<u8>,
     /// (change hash, 64-byte signature) for every change in it.
     pub signatures: Vec<([u8; 32], Vec<u8>)>,
