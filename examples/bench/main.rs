@@ -23,7 +23,7 @@ mod samod_catchup;
 use std::path::PathBuf;
 
 use community::{Community, Size};
-use measure::{Figure, Serve, dir_bytes, median_ms, report, run};
+use measure::{Figure, Serve, dir_bytes, median_ms, report, run, sync_commands};
 
 struct Options {
     quick: bool,
@@ -248,15 +248,13 @@ fn main() -> anyhow::Result<()> {
     report(&mut figures, "catchup_ms_p50", catchup_ms, "ms");
     // The same catch-up as people run it: the whole `convene sync`
     // process, which also counts what arrived and records receipts.
-    let mut commands = Vec::new();
-    for _ in 0..options.runs.min(5) {
-        restore_behind()?;
-        commands.push(run(
-            &bin,
-            behind_home.root(),
-            &["-q", "sync", &serve.ticket, "--relay", "off"],
-        )?);
-    }
+    let commands = sync_commands(
+        &bin,
+        behind_home.root(),
+        &serve.ticket,
+        options.runs.min(5),
+        &|| Ok(restore_behind()?),
+    )?;
     report(
         &mut figures,
         "catchup_command_ms_p50",
@@ -360,15 +358,13 @@ fn main() -> anyhow::Result<()> {
     }
     report(&mut figures, "join_ms", median_ms(joins), "ms");
     // The same as people run it: the whole `convene sync` process.
-    let mut commands = Vec::new();
-    for _ in 0..options.runs.min(3) {
-        empty_joiner()?;
-        commands.push(run(
-            &bin,
-            joiner.root(),
-            &["-q", "sync", &serve.ticket, "--relay", "off"],
-        )?);
-    }
+    let commands = sync_commands(
+        &bin,
+        joiner.root(),
+        &serve.ticket,
+        options.runs.min(3),
+        &empty_joiner,
+    )?;
     report(&mut figures, "join_command_ms", median_ms(commands), "ms");
     report(&mut figures, "serve_rss_mb", serve.peak_rss_mb()?, "MiB");
 

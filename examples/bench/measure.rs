@@ -78,6 +78,23 @@ pub fn run(bin: &Path, home: &Path, args: &[&str]) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
+/// `runs` timings of the whole `convene sync` process in `home` against
+/// `ticket`, as people run it, each after `reset` put the home back.
+pub fn sync_commands(
+    bin: &Path,
+    home: &Path,
+    ticket: &str,
+    runs: usize,
+    reset: &dyn Fn() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut took = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        reset()?;
+        took.push(run(bin, home, &["-q", "sync", ticket, "--relay", "off"])?);
+    }
+    Ok(took)
+}
+
 /// `convene serve` on loopback, without relays or LAN discovery.
 pub struct Serve {
     child: Child,
