@@ -56,3 +56,5 @@ impl SyncError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod together_tests;

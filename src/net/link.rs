@@ -80,6 +80,11 @@ impl PeerReport {
     }
 }
 
+/// Frames read ahead of the session at most, and so handled in one step.
+/// Each is at most a few MiB (a batch of changes, or whole documents), and
+/// the peer sends little more than that before it hears back.
+const READ_AHEAD: usize = 8;
+
 /// Bytes received by every sync session of this process, for a progress
 /// line (`cli::progress`).
 pub static RECEIVED_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -110,55 +115,90 @@ pub async fn drive(
         let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
         written
     });
-    let mut received = 0u64;
-    let result;
     for f in first {
         let _ = tx.send(f);
     }
-    // A whole session has a deadline too, however chatty the peer.
-    let deadline = tokio::time::Instant::now() + (idle * 20).max(Duration::from_secs(600));
-    loop {
-        let wait = idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-        let next = match tokio::time::timeout(wait, read_frame(recv)).await {
-            Ok(r) => r,
-            Err(_) => Err(SyncError::Protocol(format!(
-                "the peer was silent for {} s, or the session passed its deadline",
-                wait.as_secs()
-            ))),
-        };
-        let (frame, n) = match next {
-            Ok(x) => x,
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        };
-        received += n as u64;
-        RECEIVED_BYTES.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        tracing::debug!("received {} ({n} bytes)", frame.kind());
-        // The store is held for this step only, never while waiting.
-        let handled = access
-            .with(|replica| handle_and_send(session, replica, frame, &tx))
-            .and_then(|wrote| wrote);
-        tracing::debug!("handled it");
-        match handled {
-            Ok(wrote) => {
-                if session.is_done() {
-                    result = Ok(wrote);
-                    break;
-                }
-            }
-            Err(e) => {
-                if !matches!(e, SyncError::RefusedByPeer(_)) {
-                    let _ = tx.send(Frame::Refuse {
-                        reason: e.to_string(),
-                    });
-                }
-                result = Err(e);
+    // What arrives is read while the session handles what came before, so
+    // that frames that arrived together are handled together
+    // (`Session::handle_all`). The reader never times out: silence counts
+    // only while the session waits for it, not while the session is busy.
+    let (frames_tx, mut frames_rx) = mpsc::channel::<Result<(Frame, usize), SyncError>>(READ_AHEAD);
+    let reader = async {
+        loop {
+            let next = read_frame(recv).await;
+            let failed = next.is_err();
+            if frames_tx.send(next).await.is_err() || failed {
                 break;
             }
         }
-    }
+        std::future::pending::<()>().await
+    };
+    let mut received = 0u64;
+    let steps = async {
+        // A whole session has a deadline too, however chatty the peer.
+        let deadline = tokio::time::Instant::now() + (idle * 20).max(Duration::from_secs(600));
+        loop {
+            let wait = idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let first = match tokio::time::timeout(wait, frames_rx.recv()).await {
+                Ok(Some(next)) => next,
+                Ok(None) | Err(_) => Err(SyncError::Protocol(format!(
+                    "the peer was silent for {} s, or the session passed its deadline",
+                    wait.as_secs()
+                ))),
+            };
+            let mut arrived = vec![first];
+            while arrived.len() < READ_AHEAD
+                && let Ok(next) = frames_rx.try_recv()
+            {
+                arrived.push(next);
+            }
+            // The frames read before a failure are handled, then it ends
+            // the session.
+            let mut frames = Vec::with_capacity(arrived.len());
+            let mut failed = None;
+            for next in arrived {
+                match next {
+                    Ok((frame, n)) => {
+                        received += n as u64;
+                        RECEIVED_BYTES.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                        tracing::debug!("received {} ({n} bytes)", frame.kind());
+                        frames.push(frame);
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            // The store is held for this step only, never while waiting.
+            let handled = access
+                .with(|replica| handle_and_send(session, replica, frames, &tx))
+                .and_then(|wrote| wrote);
+            tracing::debug!("handled it");
+            match handled {
+                Ok(wrote) => {
+                    if session.is_done() {
+                        return Ok(wrote);
+                    }
+                }
+                Err(e) => {
+                    if !matches!(e, SyncError::RefusedByPeer(_)) {
+                        let _ = tx.send(Frame::Refuse {
+                            reason: e.to_string(),
+                        });
+                    }
+                    return Err(e);
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+    };
+    let result = tokio::select! {
+        result = steps => result,
+        () = reader => unreachable!("the reader never returns"),
+    };
     drop(tx);
     let sent = match tokio::time::timeout(idle, &mut writer).await {
         Ok(done) => done.unwrap_or(0),
@@ -285,17 +325,17 @@ async fn run_session(
     report
 }
 
-/// Handle `frame` and hand what it answers to the writer, then the frames
-/// the session reads ahead (`Session::send_ahead`), each as soon as it is
-/// ready: the writer task writes it while the next is read, and the peer
-/// checks it meanwhile. Returns whether anything was written.
+/// Handle `frames` and hand what they answer to the writer, then the
+/// frames the session reads ahead (`Session::send_ahead`), each as soon as
+/// it is ready: the writer task writes it while the next is read, and the
+/// peer checks it meanwhile. Returns whether anything was written.
 fn handle_and_send(
     session: &mut Session,
     replica: &mut dyn crate::sync::Replica,
-    frame: Frame,
+    frames: Vec<Frame>,
     tx: &mpsc::UnboundedSender<Frame>,
 ) -> Result<bool, SyncError> {
-    let out = session.handle(replica, frame)?;
+    let out = session.handle_all(replica, frames)?;
     let wrote = !out.is_empty();
     for f in out {
         let _ = tx.send(f);

@@ -1,10 +1,11 @@
 //! The store as a sync [`Replica`]: documents load (verified) on demand,
-//! received changes are appended durably with their signatures (and a log
-//! grown past [`COMPACT_AT_BYTES`] is folded into an attested snapshot, so that
+//! received changes are appended durably with their signatures (and the
+//! logs grown past [`COMPACT_AT_BYTES`] are folded into attested snapshots,
+//! on every core, once the session has kept what a step brought, so that
 //! later commands need not verify it all again), and new certificates go to
 //! the certificate log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::sync::State;
 use automerge::{AutoCommit, Change, ChangeHash};
@@ -45,6 +46,9 @@ pub struct StoreReplica {
     now: i64,
     /// Each document's heads when first loaded, before anything arrived.
     first_heads: crate::model::inbox::Marks,
+    /// Documents whose log grew past [`COMPACT_AT_BYTES`], to fold
+    /// ([`Replica::compact_grown`]).
+    grown: BTreeSet<String>,
 }
 
 impl StoreReplica {
@@ -55,6 +59,7 @@ impl StoreReplica {
             docs: BTreeMap::new(),
             now,
             first_heads: Default::default(),
+            grown: BTreeSet::new(),
         }
     }
 
@@ -227,6 +232,14 @@ impl Replica for StoreReplica {
             .ok_or_else(|| Self::local("document vanished"))
     }
 
+    fn docs_mut(&mut self, names: &[String]) -> Result<Vec<&mut AutoCommit>, SyncError> {
+        for name in names {
+            self.doc(name)?;
+        }
+        let loaded = crate::sync::replica::entries_mut(&mut self.docs, names)?;
+        Ok(loaded.into_iter().map(|l| &mut l.doc).collect())
+    }
+
     fn load_ahead(&mut self, names: &[String]) {
         let missing: Vec<&String> = names
             .iter()
@@ -373,16 +386,36 @@ impl Replica for StoreReplica {
             for (sig, change) in changes {
                 loaded.signatures.insert(change.hash().0, *sig);
             }
-            // The session applied these changes to the loaded document
-            // before handing them here, so it now holds exactly the files.
             let size = std::fs::metadata(&files.log).map_or(0, |m| m.len());
-            if size > COMPACT_AT_BYTES
-                && let Err(e) = self.store.compact_doc(doc, loaded)
-            {
-                // The changes are durable in the log: only a warning.
-                tracing::warn!("could not compact {}: {e}", files.log.display());
+            if size > COMPACT_AT_BYTES {
+                self.grown.insert(doc.to_string());
             }
         }
         Ok(())
+    }
+
+    fn compact_grown(&mut self) {
+        let names: Vec<String> = std::mem::take(&mut self.grown)
+            .into_iter()
+            .filter(|name| self.docs.contains_key(name))
+            .collect();
+        let Ok(loaded) = crate::sync::replica::entries_mut(&mut self.docs, &names) else {
+            return;
+        };
+        let store = &self.store;
+        // The session applied the changes it persisted to each loaded
+        // document before handing them over, so each holds exactly its files.
+        let folded = crate::sync::parallel::in_order(
+            names.iter().zip(loaded).collect(),
+            2,
+            |(name, loaded)| store.compact_doc(name, loaded).map_err(|e| e.to_string()),
+            |_| Err("folding it failed".into()),
+        );
+        for (name, folded) in names.iter().zip(folded) {
+            if let Err(e) = folded {
+                // The changes are durable in the log: only a warning.
+                tracing::warn!("could not compact {name}: {e}");
+            }
+        }
     }
 }

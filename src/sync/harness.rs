@@ -176,7 +176,8 @@ fn run_pair_with(
     let (max_frames, faults) = (setup.max_frames, setup.faults);
     let mut to_b: VecDeque<Frame> = sa.start(a).into();
     let mut to_a: VecDeque<Frame> = sb.start(b).into();
-    for delivered in 0..100_000 {
+    let mut delivered = 0;
+    for _ in 0..100_000 {
         // A side that is done stops reading and closes, as `net::link` does.
         if sa.is_done() {
             to_a.clear();
@@ -201,72 +202,99 @@ fn run_pair_with(
             (true, false) => false,
             (false, false) => rng.below(2) == 0,
         };
-        let (frame, session, replica, out): (_, _, &mut dyn Replica, _) = if a_turn {
-            (to_a.pop_front(), &mut *sa, &mut *a, &mut to_b)
+        let (queue, session, replica, out): (_, _, &mut dyn Replica, _) = if a_turn {
+            (&mut to_a, &mut *sa, &mut *a, &mut to_b)
         } else {
-            (to_b.pop_front(), &mut *sb, &mut *b, &mut to_a)
+            (&mut to_b, &mut *sb, &mut *b, &mut to_a)
         };
-        let Some(mut frame) = frame else { continue };
-        if let Some(tamper) = setup.tamper.as_mut() {
-            frame = tamper(!a_turn, frame);
-        }
-        let wire = encode(&frame);
-        watch(&wire);
-        if std::env::var("CONVENE_TRACE_FRAMES").is_ok() {
-            let text = match &frame {
-                Frame::Sync {
-                    doc,
-                    signatures,
-                    message,
-                } => {
-                    let m = automerge::sync::Message::decode(message).ok();
-                    format!(
-                        "Sync {doc} sigs={} heads={:?} need={:?} have={}",
-                        signatures.len(),
-                        m.as_ref().map(|m| m
-                            .heads
-                            .iter()
-                            .map(|h| h.to_string()[..6].to_string())
-                            .collect::<Vec<_>>()),
-                        m.as_ref().map(|m| m
-                            .need
-                            .iter()
-                            .map(|h| h.to_string()[..6].to_string())
-                            .collect::<Vec<_>>()),
-                        m.as_ref().map(|m| m.have.len()).unwrap_or(0)
-                    )
-                }
-                Frame::Heads { docs } => format!(
-                    "Heads {:?}",
-                    docs.iter()
-                        .map(|(d, h)| format!(
-                            "{d}:{}",
-                            h.iter()
-                                .map(|x| hex::encode(&x[..3]))
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        ))
-                        .collect::<Vec<_>>()
-                ),
-                other => format!("{other:?}").chars().take(80).collect(),
+        // Frames that arrived together are handled together, as
+        // `net::link` does with what it read while the last step ran: one
+        // to three of those waiting, at random.
+        let together = (1 + rng.below(3) as usize)
+            .min(queue.len())
+            .min(max_frames - delivered);
+        let mut arrived = Vec::new();
+        for frame in queue.drain(..together) {
+            delivered += 1;
+            let Some(wire) = travel(frame, a_turn, &mut setup, rng, watch) else {
+                continue;
             };
-            eprintln!("{} {text}", if a_turn { "  ->a" } else { "  ->b" });
+            let copies = if rng.chance(faults.duplicate) { 2 } else { 1 };
+            for _ in 0..copies {
+                arrived.push(decode(&wire[4..])?);
+            }
         }
-        if rng.chance(faults.lose) {
+        if arrived.is_empty() {
             continue;
         }
-        let copies = if rng.chance(faults.duplicate) { 2 } else { 1 };
-        for _ in 0..copies {
-            let frame = decode(&wire[4..])?;
-            out.extend(session.handle(replica, frame)?);
-            // As `net::link` does; or not, as a driver that never reads
-            // ahead would not.
-            if rng.chance(80) {
-                while let Some(next) = session.send_ahead(replica)? {
-                    out.push_back(next);
-                }
+        out.extend(session.handle_all(replica, arrived)?);
+        // As `net::link` does; or not, as a driver that never reads
+        // ahead would not.
+        if rng.chance(80) {
+            while let Some(next) = session.send_ahead(replica)? {
+                out.push_back(next);
             }
         }
     }
     Err(SyncError::Protocol("too many steps".into()))
+}
+
+/// A frame on the wire: rewritten if the wire tampers, watched, encoded;
+/// `None` if the wire loses it.
+fn travel(
+    mut frame: Frame,
+    a_turn: bool,
+    setup: &mut Wire,
+    rng: &mut Rng,
+    watch: &mut dyn FnMut(&[u8]),
+) -> Option<Vec<u8>> {
+    if let Some(tamper) = setup.tamper.as_mut() {
+        frame = tamper(!a_turn, frame);
+    }
+    let wire = encode(&frame);
+    watch(&wire);
+    if std::env::var("CONVENE_TRACE_FRAMES").is_ok() {
+        let text = match &frame {
+            Frame::Sync {
+                doc,
+                signatures,
+                message,
+            } => {
+                let m = automerge::sync::Message::decode(message).ok();
+                format!(
+                    "Sync {doc} sigs={} heads={:?} need={:?} have={}",
+                    signatures.len(),
+                    m.as_ref().map(|m| m
+                        .heads
+                        .iter()
+                        .map(|h| h.to_string()[..6].to_string())
+                        .collect::<Vec<_>>()),
+                    m.as_ref().map(|m| m
+                        .need
+                        .iter()
+                        .map(|h| h.to_string()[..6].to_string())
+                        .collect::<Vec<_>>()),
+                    m.as_ref().map(|m| m.have.len()).unwrap_or(0)
+                )
+            }
+            Frame::Heads { docs } => format!(
+                "Heads {:?}",
+                docs.iter()
+                    .map(|(d, h)| format!(
+                        "{d}:{}",
+                        h.iter()
+                            .map(|x| hex::encode(&x[..3]))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ))
+                    .collect::<Vec<_>>()
+            ),
+            other => format!("{other:?}").chars().take(80).collect(),
+        };
+        eprintln!("{} {text}", if a_turn { "  ->a" } else { "  ->b" });
+    }
+    if rng.chance(setup.faults.lose) {
+        return None;
+    }
+    Some(wire)
 }

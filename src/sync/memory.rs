@@ -280,6 +280,13 @@ impl Replica for MemoryReplica {
             .or_insert_with(|| AutoCommit::new().with_actor(actor)))
     }
 
+    fn docs_mut(&mut self, names: &[String]) -> Result<Vec<&mut AutoCommit>, SyncError> {
+        for name in names {
+            self.doc(name)?;
+        }
+        super::replica::entries_mut(&mut self.docs, names)
+    }
+
     fn whole(&mut self, name: &str) -> Result<Option<WholeDoc>, SyncError> {
         let Some(doc) = self.docs.get_mut(name) else {
             return Ok(None);

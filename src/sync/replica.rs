@@ -31,6 +31,9 @@ pub trait Replica {
     /// A document, loaded and verified, or a new empty one if not held.
     fn doc(&mut self, name: &str) -> Result<&mut AutoCommit, SyncError>;
 
+    /// Documents `names` (distinct), each as [`Self::doc`] gives it, at
+    /// once: a session applies several documents' changes on every core.
+    fn docs_mut(&mut self, names: &[String]) -> Result<Vec<&mut AutoCommit>, SyncError>;
     /// A document's heads; a replica that can tell them without loading the
     /// document (the store, from an attested snapshot) saves a session from
     /// loading every document it does not need to exchange.
@@ -78,6 +81,10 @@ pub trait Replica {
         changes: &[(ChangeSignature, Change)],
     ) -> Result<(), SyncError>;
 
+    /// Fold what [`Self::persist`] kept into a form quicker to load, where
+    /// it has grown enough for that (the store: a log into its snapshot),
+    /// for all the documents of a step at once. By default nothing.
+    fn compact_grown(&mut self) {}
     /// The Automerge sync state remembered from the last session with
     /// `peer` for `doc` (only the shared heads are kept).
     fn sync_state(&mut self, _peer: &DeviceId, _doc: &str) -> Option<State> {
@@ -92,4 +99,32 @@ pub trait Replica {
     ) -> Result<(), SyncError> {
         Ok(())
     }
+}
+
+/// The entries of `map` named by `names` (distinct), in that order, each
+/// borrowed mutably at once; an error names one that is missing.
+pub fn entries_mut<'a, V>(
+    map: &'a mut BTreeMap<String, V>,
+    names: &[String],
+) -> Result<Vec<&'a mut V>, SyncError> {
+    let wanted: BTreeMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.as_str(), i))
+        .collect();
+    let mut found: Vec<Option<&'a mut V>> = names.iter().map(|_| None).collect();
+    for (name, value) in map.iter_mut() {
+        if let Some(&i) = wanted.get(name.as_str()) {
+            found[i] = Some(value);
+        }
+    }
+    names
+        .iter()
+        .zip(found)
+        .map(|(name, value)| {
+            value.ok_or_else(|| {
+                SyncError::Local(format!("document {name} is not held, or named twice"))
+            })
+        })
+        .collect()
 }

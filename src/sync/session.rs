@@ -15,18 +15,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::sync::{Message, State, SyncDoc};
+use automerge::sync::{State, SyncDoc};
 use automerge::{Change, ChangeHash};
 
-use super::chunks::{changes_in, check_have, guarded, with_changes};
+use super::chunks::{changes_in, guarded, with_changes};
 use super::frame::Frame;
-use super::verdicts::verdicts;
 use super::whole::{self, Outcome};
 use super::{OLDEST_VERSION, PROTOCOL_VERSION, Replica, SyncError};
 use crate::model::DocId;
-use crate::trust::removal::unanswered;
-use crate::trust::signed_change::{ChangeSignature, Standing};
-use crate::trust::{Certificate, DeviceId, TrustError, sha256};
+use crate::trust::signed_change::ChangeSignature;
+use crate::trust::{Certificate, DeviceId, sha256};
+
+mod incoming;
 
 /// A session handles at most this many frames.
 pub const MAX_FRAMES: u64 = 100_000;
@@ -123,6 +123,10 @@ pub struct Session {
     installed: BTreeMap<String, Vec<ChangeHash>>,
     /// The first signature received for each change, per document.
     signatures: BTreeMap<String, BTreeMap<[u8; 32], ChangeSignature>>,
+    /// The heads each document had when Automerge was last asked for its
+    /// message, while its sync state has not changed since: asked again, it
+    /// would answer the same `None` (see [`Session::generate_sync`]).
+    asked_at: BTreeMap<String, Vec<ChangeHash>>,
     stats: Stats,
     batch_bytes: usize,
 }
@@ -149,6 +153,7 @@ impl Session {
             rounds: BTreeMap::new(),
             held: BTreeSet::new(),
             signatures: BTreeMap::new(),
+            asked_at: BTreeMap::new(),
             installed: BTreeMap::new(),
             to_send_whole: Default::default(),
             peer_received: 0,
@@ -250,6 +255,78 @@ impl Session {
             }
         };
         Ok(self.sent(out))
+    }
+
+    /// Handle frames that arrived together, in order, as [`Self::handle`]
+    /// would one after the other; returns the frames to send. A run of
+    /// `Sync` frames for distinct documents is handled at once, with its
+    /// documents applied on every core (`incoming`), and answered once:
+    /// each document's next message then says all that its frame changed,
+    /// and frames for other documents in between change nothing of it.
+    /// Frames after the one that ends the session are left unread, as
+    /// `handle` would leave them.
+    pub fn handle_all(
+        &mut self,
+        replica: &mut dyn Replica,
+        frames: Vec<Frame>,
+    ) -> Result<Vec<Frame>, SyncError> {
+        let mut out = Vec::new();
+        let mut frames = frames.into_iter().peekable();
+        while let Some(frame) = frames.next() {
+            if self.done {
+                break;
+            }
+            let Frame::Sync {
+                doc,
+                message,
+                signatures,
+            } = frame
+            else {
+                out.extend(self.handle(replica, frame)?);
+                continue;
+            };
+            if self.phase != Phase::Syncing || frames.peek().is_none() {
+                let frame = Frame::Sync {
+                    doc,
+                    message,
+                    signatures,
+                };
+                out.extend(self.handle(replica, frame)?);
+                continue;
+            }
+            let mut run = vec![(doc, message, signatures)];
+            while let Some(Frame::Sync { doc, .. }) = frames.peek() {
+                if run.iter().any(|(name, _, _)| name == doc) {
+                    break;
+                }
+                let Some(Frame::Sync {
+                    doc,
+                    message,
+                    signatures,
+                }) = frames.next()
+                else {
+                    break;
+                };
+                run.push((doc, message, signatures));
+            }
+            self.count_received(run.len() as u64)?;
+            self.on_syncs(replica, run)?;
+            let answer = self.reply(replica)?;
+            out.extend(self.sent(answer));
+        }
+        Ok(out)
+    }
+
+    /// Count `n` content frames received.
+    fn count_received(&mut self, n: u64) -> Result<(), SyncError> {
+        self.frames += n;
+        if self.frames > MAX_FRAMES {
+            return Err(SyncError::Protocol(format!(
+                "more than {MAX_FRAMES} frames in one session"
+            )));
+        }
+        self.content_received += n;
+        Ok(())
     }
 
     fn sent(&mut self, out: Vec<Frame>) -> Vec<Frame> {
@@ -379,6 +456,7 @@ impl Session {
             {
                 peer_is_behind(&mut state, their_heads);
             }
+            self.asked_at.remove(&name);
             self.states.insert(name, state);
         }
         self.reply(replica)
@@ -419,6 +497,7 @@ impl Session {
                         docs.push(doc);
                     }
                     None => {
+                        self.asked_at.remove(&name);
                         self.states.insert(name, State::new());
                     }
                 }
@@ -467,6 +546,7 @@ impl Session {
             if !self.waiting.remove(&doc.doc) {
                 continue;
             }
+            self.asked_at.remove(&doc.doc);
             // Something of it may have arrived meanwhile (`serve` runs
             // several sessions on one store): it goes change by change.
             if replica.heads(&doc.doc)?.is_empty() {
@@ -523,6 +603,14 @@ impl Session {
     /// A sync message for each document exchanged change by change that
     /// has one to send.
     ///
+    /// Automerge is asked only for a document whose heads or sync state
+    /// changed since it was last asked (`asked_at`). Once it has answered
+    /// (a message, which leaves the state in flight, or none), it would
+    /// answer `None` again for the same document and state, but only after
+    /// building a Bloom filter and looking for changes to send: with 20
+    /// documents in play, every frame of a catch-up cost each side about
+    /// 20 such calls for the one document that frame was about.
+    ///
     /// Once the changes of one step fill a batch (`batch_bytes`), the other
     /// documents wait for the next step: a peer behind on every document
     /// would otherwise get all that it lacks built in one step
@@ -545,6 +633,11 @@ impl Session {
                 continue;
             };
             let doc = replica.doc(&name)?;
+            let heads = doc.get_heads();
+            if self.asked_at.get(&name) == Some(&heads) {
+                continue;
+            }
+            self.asked_at.insert(name.clone(), heads);
             // A peer whose last sync names a change we do not hold (it
             // remembers one we dropped) gets a reset from Automerge on every
             // call, in flight or not: send it once per message received.
@@ -620,233 +713,6 @@ impl Session {
         Ok(out)
     }
 
-    fn on_sync(
-        &mut self,
-        replica: &mut dyn Replica,
-        name: &str,
-        message: &[u8],
-        signatures: Vec<([u8; 32], Vec<u8>)>,
-    ) -> Result<(), SyncError> {
-        if DocId::parse(name).is_none() {
-            return Err(SyncError::Protocol(format!(
-                "'{name}' is not a document name"
-            )));
-        }
-        if self.closed.contains(name) {
-            return Ok(());
-        }
-        self.waiting.remove(name);
-        let rounds = self.rounds.entry(name.to_string()).or_default();
-        *rounds += 1;
-        if *rounds > MAX_ROUNDS_PER_DOC {
-            self.closed.insert(name.to_string());
-            return Ok(());
-        }
-        let message = guarded(|| Message::decode(message).map_err(|e| e.to_string()))
-            .map_err(|e| SyncError::Refused(format!("undecodable sync message for {name}: {e}")))?;
-        check_have(&message).map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
-        let changes =
-            changes_in(&message).map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
-        // Per document: the same change (same author, content and history)
-        // can exist in two documents, each with its own signature. Only the
-        // changes this frame carries get one.
-        let carried: BTreeSet<[u8; 32]> = changes.iter().map(|c| c.hash().0).collect();
-        let signed = self.signatures.entry(name.to_string()).or_default();
-        for (hash, sig) in signatures {
-            if !carried.contains(&hash) {
-                continue;
-            }
-            let sig: [u8; 64] = sig
-                .try_into()
-                .map_err(|_| SyncError::Refused("a signature is not 64 bytes".into()))?;
-            // The first signature listed for a change is the one it is
-            // checked against and stored with: a later frame cannot swap it.
-            signed.entry(hash).or_insert(ChangeSignature(sig));
-        }
-        let offered = changes.len();
-        self.unanswered.insert(name.to_string(), 0);
-        let quiet = self.quiet.entry(name.to_string()).or_default();
-        *quiet = if offered > 0 { 0 } else { *quiet + 1 };
-        if *quiet > MAX_QUIET_MESSAGES {
-            self.closed.insert(name.to_string());
-            return Ok(());
-        }
-        let mut accepted: Vec<Change> = Vec::with_capacity(changes.len());
-        let mut held_again = 0;
-        let signatures = changes
-            .iter()
-            .map(|change| {
-                let hash = change.hash();
-                signed.get(&hash.0).copied().ok_or_else(|| {
-                    SyncError::Refused(format!("change {hash} of {name} is unsigned"))
-                })
-            })
-            .collect::<Result<Vec<ChangeSignature>, SyncError>>()?;
-        let verdicts = verdicts(replica.membership(), name, &changes, &signatures);
-        for (change, verdict) in changes.into_iter().zip(verdicts) {
-            let hash = change.hash();
-            let late = matches!(verdict, Ok(Standing::AfterRemoval));
-            match verdict {
-                Ok(Standing::Current) => accepted.push(change),
-                Ok(Standing::AfterRemoval) | Err(TrustError::ChangeRefused { .. }) => {
-                    if self.held.insert((name.to_string(), hash.0)) {
-                        self.stats.held_back += 1;
-                    } else {
-                        held_again += 1;
-                    }
-                    if late
-                        && self.late.values().map(BTreeMap::len).sum::<usize>()
-                            < MAX_LATE_KEPT_ASIDE
-                    {
-                        self.late
-                            .entry(name.to_string())
-                            .or_default()
-                            .entry(hash.0)
-                            .or_insert(change);
-                    }
-                }
-                Err(e) => return Err(SyncError::Refused(format!("{name}: {e}"))),
-            }
-        }
-        let waiting = self
-            .out_of_order
-            .get(name)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let builds_on = !accepted.is_empty() || !waiting.is_empty();
-        if let Some(late) = self.late.get_mut(name).filter(|late| !late.is_empty())
-            && builds_on
-        {
-            // A removed member's later change that an accepted change builds
-            // on stays after all (`trust::removal`), also when that change
-            // came earlier and waits for it.
-            let dropped = unanswered(late.values(), accepted.iter().chain(waiting));
-            let kept: Vec<[u8; 32]> = late
-                .keys()
-                .filter(|h| !dropped.contains(*h))
-                .copied()
-                .collect();
-            let mut admitted = Vec::with_capacity(kept.len() + accepted.len());
-            for hash in kept {
-                if let Some(change) = late.remove(&hash) {
-                    self.stats.held_back = self.stats.held_back.saturating_sub(1);
-                    admitted.push(change);
-                }
-            }
-            if !admitted.is_empty() {
-                admitted.append(&mut accepted);
-                accepted = admitted;
-            }
-        }
-        if offered > 0 && held_again == offered {
-            // The peer keeps offering only what we hold back: leave this
-            // document for now, or the rounds would never end.
-            self.closed.insert(name.to_string());
-            return Ok(());
-        }
-        let doc = replica.doc(name)?;
-        let accepted = self.in_causal_order(name, doc, accepted);
-        let message = with_changes(message, &accepted);
-        let state = self.states.entry(name.to_string()).or_default();
-        // What is new here, told from the changes handed over rather than
-        // asked of Automerge afterwards (which rebuilds every change).
-        let mut seen = BTreeSet::new();
-        let new: Vec<Change> = accepted
-            .into_iter()
-            .filter(|c| seen.insert(c.hash()) && doc.get_change_meta_by_hash(&c.hash()).is_none())
-            .collect();
-        guarded(|| {
-            doc.sync()
-                .receive_sync_message(state, message)
-                .map_err(|e| e.to_string())
-        })
-        .map_err(|e| SyncError::Refused(format!("{name}: {e}")))?;
-        let mut signed = Vec::with_capacity(new.len());
-        for change in new {
-            if doc.get_change_meta_by_hash(&change.hash()).is_none() {
-                // Not applied after all: it stays out of the log too.
-                continue;
-            }
-            let sig = self
-                .signatures
-                .get(name)
-                .and_then(|signed| signed.get(&change.hash().0))
-                .copied()
-                .ok_or_else(|| {
-                    SyncError::Local(format!(
-                        "applied change {} lost its signature",
-                        change.hash()
-                    ))
-                })?;
-            signed.push((sig, change));
-        }
-        self.stats.received_changes += signed.len();
-        if !signed.is_empty() {
-            replica.persist(name, &signed)?;
-        }
-        Ok(())
-    }
-
-    /// The dependencies of the changes kept aside for `name` that are
-    /// neither in `doc` nor kept aside themselves.
-    fn missing_for(&self, name: &str, doc: &mut automerge::AutoCommit) -> Vec<ChangeHash> {
-        let Some(waiting) = self.out_of_order.get(name) else {
-            return Vec::new();
-        };
-        let aside: BTreeSet<ChangeHash> = waiting.iter().map(|c| c.hash()).collect();
-        let mut missing = BTreeSet::new();
-        for change in waiting {
-            for dep in change.deps() {
-                if !aside.contains(dep) && doc.get_change_meta_by_hash(dep).is_none() {
-                    missing.insert(*dep);
-                }
-            }
-        }
-        missing.into_iter().collect()
-    }
-
-    /// The changes (with those kept aside earlier in this session) whose
-    /// dependencies are all in `doc` or among them; the others are kept aside
-    /// until theirs arrive. Automerge would otherwise queue a change with
-    /// missing dependencies inside the document, beyond this session, and
-    /// apply it later without its signature at hand.
-    fn in_causal_order(
-        &mut self,
-        name: &str,
-        doc: &mut automerge::AutoCommit,
-        accepted: Vec<Change>,
-    ) -> Vec<Change> {
-        let mut pending = self.out_of_order.remove(name).unwrap_or_default();
-        pending.extend(accepted);
-        let mut ready: Vec<Change> = Vec::with_capacity(pending.len());
-        let mut here: BTreeSet<[u8; 32]> = BTreeSet::new();
-        loop {
-            let progress = ready.len();
-            let mut rest = Vec::new();
-            for change in pending {
-                let applicable = change
-                    .deps()
-                    .iter()
-                    .all(|d| here.contains(&d.0) || doc.get_change_meta_by_hash(d).is_some());
-                if applicable {
-                    here.insert(change.hash().0);
-                    ready.push(change);
-                } else {
-                    rest.push(change);
-                }
-            }
-            pending = rest;
-            if ready.len() == progress || pending.is_empty() {
-                break;
-            }
-        }
-        if !pending.is_empty() {
-            pending.truncate(MAX_LATE_KEPT_ASIDE);
-            self.out_of_order.insert(name.to_string(), pending);
-        }
-        ready
-    }
-
     fn on_idle(
         &mut self,
         replica: &mut dyn Replica,
@@ -859,6 +725,7 @@ impl Session {
             for state in self.states.values_mut() {
                 state.in_flight = false;
             }
+            self.asked_at.clear();
         }
         let out = self.generate(replica)?;
         if !out.is_empty() {

@@ -1051,6 +1051,11 @@ impl Replica for Recording<'_> {
         self.calls.push(format!("doc {name}"));
         self.inner.doc(name)
     }
+    fn docs_mut(&mut self, names: &[String]) -> Result<Vec<&mut automerge::AutoCommit>, SyncError> {
+        self.calls
+            .extend(names.iter().map(|name| format!("doc {name}")));
+        self.inner.docs_mut(names)
+    }
     fn heads(&mut self, name: &str) -> Result<Vec<ChangeHash>, SyncError> {
         self.inner.heads(name)
     }

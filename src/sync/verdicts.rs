@@ -28,11 +28,30 @@ pub fn verdicts(
     changes: &[Change],
     signatures: &[ChangeSignature],
 ) -> Vec<Result<Standing, TrustError>> {
-    let pairs: Vec<(&Change, &ChangeSignature)> = changes.iter().zip(signatures).collect();
-    in_order(
+    verdicts_by_doc(membership, &[(doc, changes, signatures)])
+        .pop()
+        .unwrap_or_default()
+}
+
+/// [`verdicts`] for several documents' changes at once, all on every core:
+/// one list of verdicts per document, in order.
+pub fn verdicts_by_doc(
+    membership: &Membership,
+    docs: &[(&str, &[Change], &[ChangeSignature])],
+) -> Vec<Vec<Result<Standing, TrustError>>> {
+    let pairs: Vec<(&str, &Change, &ChangeSignature)> = docs
+        .iter()
+        .flat_map(|(doc, changes, signatures)| {
+            changes
+                .iter()
+                .zip(signatures.iter())
+                .map(|(c, s)| (*doc, c, s))
+        })
+        .collect();
+    let mut all = in_order(
         pairs,
         PARALLEL_FROM,
-        |(change, sig)| verdict(membership, doc, change, sig),
+        |(doc, change, sig)| verdict(membership, doc, change, sig),
         // A thread that failed refuses its share: still one verdict per
         // change, in order.
         |_| {
@@ -43,6 +62,14 @@ pub fn verdicts(
             })
         },
     )
+    .into_iter();
+    docs.iter()
+        .map(|(_, changes, signatures)| {
+            all.by_ref()
+                .take(changes.len().min(signatures.len()))
+                .collect()
+        })
+        .collect()
 }
 
 fn verdict(

@@ -1,0 +1,214 @@
+//! Frames that arrive together (`Session::handle_all`), and what a session
+//! asks Automerge for between frames (`Session::generate_sync`).
+
+use automerge::ChangeHash;
+
+use super::harness::{Rng, sync_pair};
+use super::memory::MemoryReplica;
+use super::{Frame, Session, SyncError};
+use crate::trust::fixture::{TestCommunity as Community, community};
+use crate::trust::{DeviceId, SecretKey};
+
+const DOCS: [&str; 4] = [
+    "response-00a1",
+    "response-00a2",
+    "response-00a3",
+    "response-00a4",
+];
+
+fn replica(c: &Community, i: usize) -> MemoryReplica {
+    MemoryReplica::new(
+        c.id,
+        c.certs.clone(),
+        SecretKey::from_bytes(c.devices[i].to_bytes()),
+        [i as u8; 8],
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn devices(c: &Community) -> (DeviceId, DeviceId) {
+    (
+        DeviceId(c.devices[0].public()),
+        DeviceId(c.devices[1].public()),
+    )
+}
+
+/// A and B share every document of `DOCS`, then A writes `more` changes to
+/// each: B is behind on all of them.
+fn behind_on_every_doc(c: &Community, more: i64) -> (MemoryReplica, MemoryReplica) {
+    let (da, db) = devices(c);
+    let (mut a, mut b) = (replica(c, 0), replica(c, 1));
+    for doc in DOCS {
+        a.write(doc, "first", 0).unwrap_or_else(|e| panic!("{e}"));
+    }
+    sync_pair(&mut a, da, &mut b, db, &mut Rng(5)).unwrap_or_else(|e| panic!("{e}"));
+    for doc in DOCS {
+        for i in 0..more {
+            a.write(doc, &format!("k{i}"), i)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    (a, b)
+}
+
+/// Both sessions to the end, each side handling all that the other sent in
+/// the last round at once; `b_got` sees each round B handles, `b_sent`
+/// what B answers it.
+fn together(
+    (sa, a): (&mut Session, &mut MemoryReplica),
+    (sb, b): (&mut Session, &mut MemoryReplica),
+    b_round: &mut dyn FnMut(&[Frame], &[Frame]),
+) {
+    let mut to_b = sa.start(a);
+    let mut to_a = sb.start(b);
+    for _ in 0..100 {
+        if sa.is_done() && sb.is_done() {
+            return;
+        }
+        let got = std::mem::take(&mut to_b);
+        let next_to_a = if sb.is_done() || got.is_empty() {
+            Vec::new()
+        } else {
+            let out = sb
+                .handle_all(b, got.clone())
+                .unwrap_or_else(|e| panic!("{e}"));
+            b_round(&got, &out);
+            out
+        };
+        let got = std::mem::take(&mut to_a);
+        if !sa.is_done() && !got.is_empty() {
+            to_b = sa.handle_all(a, got).unwrap_or_else(|e| panic!("{e}"));
+        }
+        to_a = next_to_a;
+    }
+    panic!("the session did not end");
+}
+
+fn syncs_with_changes(frames: &[Frame]) -> Vec<&str> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Sync {
+                doc, signatures, ..
+            } if !signatures.is_empty() => Some(doc.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn frames_for_several_documents_that_arrive_together_are_answered_once() {
+    let c = community(2);
+    let (da, db) = devices(&c);
+    let (mut a, mut b) = behind_on_every_doc(&c, 6);
+    let (mut sa, mut sb) = (Session::new(db), Session::new(da));
+    let mut runs = 0;
+    together((&mut sa, &mut a), (&mut sb, &mut b), &mut |got, answer| {
+        if syncs_with_changes(got).len() < 2 {
+            return;
+        }
+        runs += 1;
+        // One answer for the run: at most a message per document, and no
+        // `Idle` between them.
+        let mut answered: Vec<&str> = answer
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Sync { doc, .. } => Some(doc.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answered.len(), answer.len(), "{answer:?}");
+        answered.dedup();
+        assert_eq!(answered.len(), answer.len(), "{answer:?}");
+    });
+    assert_eq!(runs, 1, "A's four documents arrive in one round");
+    assert_eq!(sb.stats().received_changes, 24);
+    assert_eq!(sa.stats().sent_changes, 24);
+    assert_eq!(a.all_heads(), b.all_heads());
+    assert_eq!(a.all_values(), b.all_values());
+}
+
+/// Hello, certificates and heads, each side handling the other's frames one
+/// by one; returns A's first sync frames to B, and B's to A.
+fn to_first_syncs(
+    (sa, a): (&mut Session, &mut MemoryReplica),
+    (sb, b): (&mut Session, &mut MemoryReplica),
+) -> (Vec<Frame>, Vec<Frame>) {
+    let (mut to_b, mut to_a) = (sa.start(a), sb.start(b));
+    for _ in 0..3 {
+        let mut next_to_a = Vec::new();
+        for frame in std::mem::take(&mut to_b) {
+            next_to_a.extend(sb.handle(b, frame).unwrap_or_else(|e| panic!("{e}")));
+        }
+        for frame in std::mem::take(&mut to_a) {
+            to_b.extend(sa.handle(a, frame).unwrap_or_else(|e| panic!("{e}")));
+        }
+        to_a = next_to_a;
+    }
+    (to_b, to_a)
+}
+
+#[test]
+fn a_frame_refused_among_others_keeps_what_the_frames_before_it_brought() {
+    let c = community(2);
+    let (da, db) = devices(&c);
+    let (mut a, mut b) = behind_on_every_doc(&c, 3);
+    let before = b.all_heads();
+    let (mut sa, mut sb) = (Session::new(db), Session::new(da));
+    let (mut frames, _) = to_first_syncs((&mut sa, &mut a), (&mut sb, &mut b));
+    assert_eq!(syncs_with_changes(&frames), DOCS, "{frames:?}");
+    // The second document's changes come with a forged signature.
+    let Some(Frame::Sync { signatures, .. }) = frames.get_mut(1) else {
+        panic!("{frames:?}");
+    };
+    signatures[0].1[0] ^= 1;
+    let refused = sb.handle_all(&mut b, frames);
+    assert!(
+        matches!(refused, Err(SyncError::Refused(ref e)) if e.contains(DOCS[1])),
+        "{refused:?}"
+    );
+    let (ours, theirs) = (b.all_heads(), a.all_heads());
+    assert_eq!(ours[DOCS[0]], theirs[DOCS[0]], "the first frame is applied");
+    for doc in &DOCS[1..] {
+        assert_eq!(ours[*doc], before[*doc], "{doc} is untouched");
+    }
+    // Kept, with each change's signature: what a store writes durably.
+    let kept = b.changes_of(DOCS[0]);
+    assert_eq!(kept.len(), 4);
+    assert!(kept.iter().all(|(_, sig)| sig.is_some()), "{kept:?}");
+    assert_eq!(sb.stats().received_changes, 3);
+}
+
+#[test]
+fn a_change_written_during_a_session_reaches_the_peer_in_that_session() {
+    let c = community(2);
+    let (da, db) = devices(&c);
+    let (mut a, mut b) = behind_on_every_doc(&c, 2);
+    let (mut sa, mut sb) = (Session::new(db), Session::new(da));
+    // B has answered A's first messages when A writes again to a document
+    // whose message it has already sent (and whose sync state no frame
+    // changes from then on).
+    let (first, mut to_a) = to_first_syncs((&mut sa, &mut a), (&mut sb, &mut b));
+    let answer = sb.handle_all(&mut b, first);
+    to_a.extend(answer.unwrap_or_else(|e| panic!("{e}")));
+    a.write(DOCS[3], "written meanwhile", 7)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let written: Vec<ChangeHash> = a.all_heads()[DOCS[3]].clone();
+    let mut to_b = Vec::new();
+    for _ in 0..50 {
+        if sa.is_done() && sb.is_done() {
+            break;
+        }
+        if !to_a.is_empty() && !sa.is_done() {
+            let out = sa.handle_all(&mut a, std::mem::take(&mut to_a));
+            to_b.extend(out.unwrap_or_else(|e| panic!("{e}")));
+        }
+        if !to_b.is_empty() && !sb.is_done() {
+            let out = sb.handle_all(&mut b, std::mem::take(&mut to_b));
+            to_a.extend(out.unwrap_or_else(|e| panic!("{e}")));
+        }
+    }
+    assert!(sa.is_done() && sb.is_done(), "the session did not end");
+    assert_eq!(b.all_heads()[DOCS[3]], written);
+    assert_eq!(a.all_values(), b.all_values());
+}
