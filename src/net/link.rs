@@ -1,8 +1,8 @@
 //! Running a sync session over a QUIC connection.
 //!
 //! A writer task owns the send stream, so reading never waits on writing
-//! (two large frames crossing cannot deadlock). Every read has an idle
-//! timeout. The side that reads the last frame closes the connection; the
+//! (two large frames crossing cannot deadlock). Every wait for the peer's
+//! next frame has an idle timeout. The side that reads the last frame closes the connection; the
 //! side that wrote it waits for that close, because closing right after
 //! writing can lose the last bytes.
 
@@ -11,11 +11,14 @@ use std::time::Duration;
 use iroh::Endpoint;
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::access::StoreAccess;
 use super::wire::{read_frame, write_frame};
 use super::{CONNECT_TIMEOUT, PeerTicket, SYNC_ALPN};
+use crate::sync::frame::MAX_FRAME;
 use crate::sync::{Frame, Session, Stats, SyncError};
 use crate::trust::DeviceId;
 
@@ -80,10 +83,18 @@ impl PeerReport {
     }
 }
 
-/// Frames read ahead of the session at most, and so handled in one step.
-/// Each is at most a few MiB (a batch of changes, or whole documents), and
-/// the peer sends little more than that before it hears back.
+/// Frames handled in one step at most.
 const READ_AHEAD: usize = 8;
+
+/// KiB of frames read ahead of the session at most (the largest frame).
+const READ_AHEAD_KIB: usize = MAX_FRAME / 1024;
+
+/// A frame read (with its size on the wire), or why none could be; and its
+/// room in the read-ahead budget, given back once it is handled.
+type Arrived = (
+    Result<(Frame, usize), SyncError>,
+    Option<OwnedSemaphorePermit>,
+);
 
 /// Bytes received by every sync session of this process, for a progress
 /// line (`cli::progress`).
@@ -118,16 +129,24 @@ pub async fn drive(
     for f in first {
         let _ = tx.send(f);
     }
-    // What arrives is read while the session handles what came before, so
-    // that frames that arrived together are handled together
-    // (`Session::handle_all`). The reader never times out: silence counts
-    // only while the session waits for it, not while the session is busy.
-    let (frames_tx, mut frames_rx) = mpsc::channel::<Result<(Frame, usize), SyncError>>(READ_AHEAD);
+    // Frames that arrived while the session handled the last ones (QUIC
+    // holds them) are read and handled together (`Session::handle_all`). The
+    // reader never times out: silence counts only while the session waits
+    // for a frame, not while it is busy. What is read and not yet handled
+    // holds at most `READ_AHEAD_BYTES` (plus the frame being read), so a
+    // peer cannot make a session hold more than twice the largest frame.
+    let budget = Arc::new(Semaphore::new(READ_AHEAD_KIB));
+    let (frames_tx, mut frames_rx) = mpsc::unbounded_channel::<Arrived>();
     let reader = async {
         loop {
             let next = read_frame(recv).await;
+            let kib = next.as_ref().map_or(0, |(_, n)| n.div_ceil(1024));
+            let held = budget
+                .clone()
+                .acquire_many_owned(kib.min(READ_AHEAD_KIB) as u32)
+                .await;
             let failed = next.is_err();
-            if frames_tx.send(next).await.is_err() || failed {
+            if held.is_err() || frames_tx.send((next, held.ok())).is_err() || failed {
                 break;
             }
         }
@@ -141,10 +160,13 @@ pub async fn drive(
             let wait = idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
             let first = match tokio::time::timeout(wait, frames_rx.recv()).await {
                 Ok(Some(next)) => next,
-                Ok(None) | Err(_) => Err(SyncError::Protocol(format!(
-                    "the peer was silent for {} s, or the session passed its deadline",
-                    wait.as_secs()
-                ))),
+                Ok(None) | Err(_) => (
+                    Err(SyncError::Protocol(format!(
+                        "the peer was silent for {} s, or the session passed its deadline",
+                        wait.as_secs()
+                    ))),
+                    None,
+                ),
             };
             let mut arrived = vec![first];
             while arrived.len() < READ_AHEAD
@@ -153,10 +175,13 @@ pub async fn drive(
                 arrived.push(next);
             }
             // The frames read before a failure are handled, then it ends
-            // the session.
+            // the session. Their room in the budget is given back once the
+            // step is over.
             let mut frames = Vec::with_capacity(arrived.len());
+            let mut held = Vec::with_capacity(arrived.len());
             let mut failed = None;
-            for next in arrived {
+            for (next, room) in arrived {
+                held.push(room);
                 match next {
                     Ok((frame, n)) => {
                         received += n as u64;
@@ -170,10 +195,16 @@ pub async fn drive(
                     }
                 }
             }
+            if frames.is_empty()
+                && let Some(e) = failed
+            {
+                return Err(e);
+            }
             // The store is held for this step only, never while waiting.
             let handled = access
                 .with(|replica| handle_and_send(session, replica, frames, &tx))
                 .and_then(|wrote| wrote);
+            drop(held);
             tracing::debug!("handled it");
             match handled {
                 Ok(wrote) => {
@@ -325,21 +356,24 @@ async fn run_session(
     report
 }
 
-/// Handle `frames` and hand what they answer to the writer, then the
-/// frames the session reads ahead (`Session::send_ahead`), each as soon as
-/// it is ready: the writer task writes it while the next is read, and the
-/// peer checks it meanwhile. Returns whether anything was written.
+/// Handle `frames` and hand what they answer to the writer (also the
+/// answers to the frames before one that failed), then the frames the
+/// session reads ahead (`Session::send_ahead`), each as soon as it is
+/// ready: the writer task writes it while the next is read, and the peer
+/// checks it meanwhile. Returns whether the last frame handled was
+/// answered.
 fn handle_and_send(
     session: &mut Session,
     replica: &mut dyn crate::sync::Replica,
     frames: Vec<Frame>,
     tx: &mpsc::UnboundedSender<Frame>,
 ) -> Result<bool, SyncError> {
-    let out = session.handle_all(replica, frames)?;
-    let wrote = !out.is_empty();
+    let mut out = Vec::new();
+    let handled = session.handle_all(replica, frames, &mut out);
     for f in out {
         let _ = tx.send(f);
     }
+    let wrote = handled?;
     while let Some(next) = session.send_ahead(replica)? {
         let _ = tx.send(next);
     }

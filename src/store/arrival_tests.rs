@@ -168,8 +168,7 @@ fn ana_device(g: &Grown) -> DeviceId {
 
 /// Ana's community opened again, as a replica with nothing loaded.
 fn ahead_replica(g: &Grown) -> StoreReplica {
-    let store = CommunityStore::open(g.ahead.dir(), g.ahead.id()).unwrap_or_else(|e| panic!("{e}"));
-    StoreReplica::new(store, NOW)
+    ahead_replica_of(&g.ahead)
 }
 
 /// Document `name`'s heads, loading it if need be.
@@ -417,4 +416,57 @@ fn a_document_not_held_is_never_handed_on_as_if_it_existed() {
     let taken = replica.take_loaded([&absent, &g.discussion]);
     assert!(taken.borrow().contains_key(&held(&g.discussion)));
     assert!(!taken.borrow().contains_key(&held(&absent)));
+}
+
+#[test]
+fn heads_read_from_files_are_read_again_once_loaded_documents_are_forgotten() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let home = Home::new(root.path().join("ana"));
+    let ana = home.init("Ana").unwrap_or_else(|e| panic!("{e}"));
+    let store = home
+        .create_community(&ana, "Net", "testing", NOW)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ws = store.workspace(&ana, NOW, true);
+    let response = ws
+        .open_response(NewResponse {
+            kind: ResponseKind::Development,
+            title: "Policy".into(),
+            summary: "Something happened.".into(),
+            source: None,
+            requester: None,
+            questions: Vec::new(),
+            due: None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (thread, _) = ws
+        .start_thread(&response, "Views", Some("First."))
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .persist(&mut ws, &ana)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = format!("response-{response}");
+    let mut replica = ahead_replica_of(&store);
+    let read = replica
+        .heads_all(std::slice::from_ref(&name))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!read[0].is_empty());
+    assert!(replica.loaded_docs().is_empty(), "read from files");
+    // Another path writes to the discussion (as `serve` records receipts
+    // beside its sessions), then the replica forgets what it loaded.
+    let mut ws = store.workspace(&ana, NOW, true);
+    ws.post(&response, &thread, "Second.", None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .persist(&mut ws, &ana)
+        .unwrap_or_else(|e| panic!("{e}"));
+    replica.forget_loaded();
+    let again = replica.heads(&name).unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(again, read[0], "the heads read before the write");
+    assert_eq!(again, heads_of(&mut replica, &name));
+}
+
+/// `store`'s community opened again, as a replica with nothing loaded.
+fn ahead_replica_of(store: &CommunityStore) -> StoreReplica {
+    let store = CommunityStore::open(store.dir(), store.id()).unwrap_or_else(|e| panic!("{e}"));
+    StoreReplica::new(store, NOW)
 }

@@ -49,6 +49,11 @@ pub struct StoreReplica {
     /// Documents whose log grew past [`COMPACT_AT_BYTES`], to fold
     /// ([`Replica::compact_grown`]).
     grown: BTreeSet<String>,
+    /// Heads of documents not loaded, as read from their files: a session
+    /// asks for every document's heads twice (to send them, then to compare
+    /// with the peer's), and reading them means hashing each snapshot.
+    /// Dropped when the document is loaded, or the loaded ones forgotten.
+    file_heads: BTreeMap<String, Vec<ChangeHash>>,
 }
 
 impl StoreReplica {
@@ -60,6 +65,7 @@ impl StoreReplica {
             now,
             first_heads: Default::default(),
             grown: BTreeSet::new(),
+            file_heads: BTreeMap::new(),
         }
     }
 
@@ -144,6 +150,7 @@ impl StoreReplica {
     /// this device wrote to them through another path).
     pub fn forget_loaded(&mut self) {
         self.docs.clear();
+        self.file_heads.clear();
     }
 
     /// The names of the documents loaded so far.
@@ -162,6 +169,7 @@ impl StoreReplica {
         self.first_heads
             .entry(name.to_string())
             .or_insert_with(|| loaded.doc.get_heads());
+        self.file_heads.remove(name);
         self.docs.insert(name.to_string(), loaded);
     }
 
@@ -263,12 +271,41 @@ impl Replica for StoreReplica {
     }
 
     fn heads(&mut self, name: &str) -> Result<Vec<ChangeHash>, SyncError> {
-        if !self.docs.contains_key(name)
-            && let Some(heads) = self.store.doc_heads(name)
-        {
-            return Ok(heads);
+        if !self.docs.contains_key(name) {
+            if let Some(heads) = self.file_heads.get(name) {
+                return Ok(heads.clone());
+            }
+            if let Some(heads) = self.store.doc_heads(name) {
+                self.file_heads.insert(name.to_string(), heads.clone());
+                return Ok(heads);
+            }
         }
         Ok(self.doc(name)?.get_heads())
+    }
+
+    fn heads_all(&mut self, names: &[String]) -> Result<Vec<Vec<ChangeHash>>, SyncError> {
+        // Those to read from files, on every core.
+        let unread: Vec<&String> = names
+            .iter()
+            .filter(|name| {
+                !self.docs.contains_key(*name)
+                    && !self.file_heads.contains_key(*name)
+                    && DocId::parse(name).is_some()
+            })
+            .collect();
+        let store = &self.store;
+        let read = crate::sync::parallel::in_order(
+            unread.clone(),
+            8,
+            |name| store.doc_heads(name),
+            |_| None,
+        );
+        for (name, heads) in unread.into_iter().zip(read) {
+            if let Some(heads) = heads {
+                self.file_heads.insert(name.clone(), heads);
+            }
+        }
+        names.iter().map(|name| self.heads(name)).collect()
     }
 
     fn whole(&mut self, name: &str) -> Result<Option<WholeDoc>, SyncError> {
@@ -331,6 +368,7 @@ impl Replica for StoreReplica {
             }
             // Arrived whole: everything in it is new here.
             self.first_heads.insert(name.clone(), Vec::new());
+            self.file_heads.remove(&name);
             self.docs.insert(name, loaded);
         }
         result

@@ -227,7 +227,9 @@ fn run_pair_with(
         if arrived.is_empty() {
             continue;
         }
-        out.extend(session.handle_all(replica, arrived)?);
+        let mut answer = Vec::new();
+        session.handle_all(replica, arrived, &mut answer)?;
+        out.extend(answer);
         // As `net::link` does; or not, as a driver that never reads
         // ahead would not.
         if rng.chance(80) {

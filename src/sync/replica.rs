@@ -41,6 +41,11 @@ pub trait Replica {
         Ok(self.doc(name)?.get_heads())
     }
 
+    /// [`Self::heads`] of each of `names`, in order (a replica that reads
+    /// them from files reads them on every core).
+    fn heads_all(&mut self, names: &[String]) -> Result<Vec<Vec<ChangeHash>>, SyncError> {
+        names.iter().map(|name| self.heads(name)).collect()
+    }
     /// Load `names` now, on every core, because the session is about to
     /// read each of them (by default nothing: [`Self::doc`] loads on
     /// demand). A document that fails to load here is left to `doc`, which

@@ -258,63 +258,61 @@ impl Session {
     }
 
     /// Handle frames that arrived together, in order, as [`Self::handle`]
-    /// would one after the other; returns the frames to send. A run of
+    /// would one after the other, adding what they answer to `out` (also
+    /// when a frame fails: the answers to those before it stand). A run of
     /// `Sync` frames for distinct documents is handled at once, with its
     /// documents applied on every core (`incoming`), and answered once:
     /// each document's next message then says all that its frame changed,
     /// and frames for other documents in between change nothing of it.
     /// Frames after the one that ends the session are left unread, as
-    /// `handle` would leave them.
+    /// `handle` would leave them. Returns whether the last frame handled
+    /// (or run) was answered.
     pub fn handle_all(
         &mut self,
         replica: &mut dyn Replica,
         frames: Vec<Frame>,
-    ) -> Result<Vec<Frame>, SyncError> {
-        let mut out = Vec::new();
+        out: &mut Vec<Frame>,
+    ) -> Result<bool, SyncError> {
+        let mut answered = false;
         let mut frames = frames.into_iter().peekable();
         while let Some(frame) = frames.next() {
             if self.done {
                 break;
             }
-            let Frame::Sync {
-                doc,
-                message,
-                signatures,
-            } = frame
-            else {
-                out.extend(self.handle(replica, frame)?);
-                continue;
-            };
-            if self.phase != Phase::Syncing || frames.peek().is_none() {
-                let frame = Frame::Sync {
+            let answer = match frame {
+                Frame::Sync {
                     doc,
                     message,
                     signatures,
-                };
-                out.extend(self.handle(replica, frame)?);
-                continue;
-            }
-            let mut run = vec![(doc, message, signatures)];
-            while let Some(Frame::Sync { doc, .. }) = frames.peek() {
-                if run.iter().any(|(name, _, _)| name == doc) {
-                    break;
+                } if self.phase == Phase::Syncing
+                    && matches!(frames.peek(), Some(Frame::Sync { doc: next, .. }) if *next != doc) =>
+                {
+                    let mut run = vec![(doc, message, signatures)];
+                    while let Some(Frame::Sync { doc, .. }) = frames.peek() {
+                        if run.iter().any(|(name, _, _)| name == doc) {
+                            break;
+                        }
+                        let Some(Frame::Sync {
+                            doc,
+                            message,
+                            signatures,
+                        }) = frames.next()
+                        else {
+                            break;
+                        };
+                        run.push((doc, message, signatures));
+                    }
+                    self.count_received(run.len() as u64)?;
+                    self.on_syncs(replica, run)?;
+                    let answer = self.reply(replica)?;
+                    self.sent(answer)
                 }
-                let Some(Frame::Sync {
-                    doc,
-                    message,
-                    signatures,
-                }) = frames.next()
-                else {
-                    break;
-                };
-                run.push((doc, message, signatures));
-            }
-            self.count_received(run.len() as u64)?;
-            self.on_syncs(replica, run)?;
-            let answer = self.reply(replica)?;
-            out.extend(self.sent(answer));
+                frame => self.handle(replica, frame)?,
+            };
+            answered = !answer.is_empty();
+            out.extend(answer);
         }
-        Ok(out)
+        Ok(answered)
     }
 
     /// Count `n` content frames received.
@@ -389,11 +387,13 @@ impl Session {
                 self.peer.short()
             )));
         }
-        let mut docs = Vec::new();
-        for name in replica.doc_names()? {
-            let heads = replica.heads(&name)?.iter().map(|h| h.0).collect();
-            docs.push((name, heads));
-        }
+        let names = replica.doc_names()?;
+        let heads = replica.heads_all(&names)?;
+        let docs = names
+            .into_iter()
+            .zip(heads)
+            .map(|(name, heads)| (name, heads.iter().map(|h| h.0).collect()))
+            .collect();
         self.phase = Phase::AwaitHeads;
         Ok(vec![Frame::Heads { docs }])
     }
@@ -413,15 +413,17 @@ impl Session {
         let theirs: BTreeMap<String, Vec<[u8; 32]>> = theirs.into_iter().collect();
         let mut names: BTreeSet<String> = replica.doc_names()?.into_iter().collect();
         names.extend(theirs.keys().cloned());
+        if let Some(name) = names.iter().find(|name| DocId::parse(name).is_none()) {
+            return Err(SyncError::Protocol(format!(
+                "'{name}' is not a document name"
+            )));
+        }
+        let names: Vec<String> = names.into_iter().collect();
+        let all_ours = replica.heads_all(&names)?;
         // The documents exchanged change by change, with the peer's heads.
         let mut exchanged = Vec::new();
-        for name in names {
-            if DocId::parse(&name).is_none() {
-                return Err(SyncError::Protocol(format!(
-                    "'{name}' is not a document name"
-                )));
-            }
-            let mut ours: Vec<[u8; 32]> = replica.heads(&name)?.iter().map(|h| h.0).collect();
+        for (name, ours) in names.into_iter().zip(all_ours) {
+            let mut ours: Vec<[u8; 32]> = ours.iter().map(|h| h.0).collect();
             let mut other = theirs.get(&name).cloned().unwrap_or_default();
             ours.sort();
             other.sort();

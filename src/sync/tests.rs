@@ -1029,9 +1029,9 @@ fn the_first_whole_frame_leaves_alone_and_the_window_fills_ahead() {
 
 /// A replica that writes down which documents are loaded ahead and which
 /// are read, and remembers a (blank) sync state for every document.
-struct Recording<'a> {
-    inner: &'a mut MemoryReplica,
-    calls: Vec<String>,
+pub(super) struct Recording<'a> {
+    pub(super) inner: &'a mut MemoryReplica,
+    pub(super) calls: Vec<String>,
 }
 
 impl Replica for Recording<'_> {
@@ -1052,8 +1052,7 @@ impl Replica for Recording<'_> {
         self.inner.doc(name)
     }
     fn docs_mut(&mut self, names: &[String]) -> Result<Vec<&mut automerge::AutoCommit>, SyncError> {
-        self.calls
-            .extend(names.iter().map(|name| format!("doc {name}")));
+        self.calls.push(format!("docs {}", names.join(",")));
         self.inner.docs_mut(names)
     }
     fn heads(&mut self, name: &str) -> Result<Vec<ChangeHash>, SyncError> {

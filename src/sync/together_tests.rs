@@ -1,11 +1,10 @@
 //! Frames that arrive together (`Session::handle_all`), and what a session
 //! asks Automerge for between frames (`Session::generate_sync`).
 
-use automerge::ChangeHash;
-
 use super::harness::{Rng, sync_pair};
 use super::memory::MemoryReplica;
-use super::{Frame, Session, SyncError};
+use super::tests::Recording;
+use super::{Frame, Replica, Session, SyncError};
 use crate::trust::fixture::{TestCommunity as Community, community};
 use crate::trust::{DeviceId, SecretKey};
 
@@ -51,12 +50,21 @@ fn behind_on_every_doc(c: &Community, more: i64) -> (MemoryReplica, MemoryReplic
     (a, b)
 }
 
+/// `frames` handled together by `session`: what it answers.
+fn all(session: &mut Session, replica: &mut dyn Replica, frames: Vec<Frame>) -> Vec<Frame> {
+    let mut out = Vec::new();
+    session
+        .handle_all(replica, frames, &mut out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    out
+}
+
 /// Both sessions to the end, each side handling all that the other sent in
-/// the last round at once; `b_got` sees each round B handles, `b_sent`
-/// what B answers it.
+/// the last round at once; `b_round` sees each round B handles and what B
+/// answers it.
 fn together(
-    (sa, a): (&mut Session, &mut MemoryReplica),
-    (sb, b): (&mut Session, &mut MemoryReplica),
+    (sa, a): (&mut Session, &mut dyn Replica),
+    (sb, b): (&mut Session, &mut dyn Replica),
     b_round: &mut dyn FnMut(&[Frame], &[Frame]),
 ) {
     let mut to_b = sa.start(a);
@@ -69,15 +77,13 @@ fn together(
         let next_to_a = if sb.is_done() || got.is_empty() {
             Vec::new()
         } else {
-            let out = sb
-                .handle_all(b, got.clone())
-                .unwrap_or_else(|e| panic!("{e}"));
+            let out = all(sb, b, got.clone());
             b_round(&got, &out);
             out
         };
         let got = std::mem::take(&mut to_a);
         if !sa.is_done() && !got.is_empty() {
-            to_b = sa.handle_all(a, got).unwrap_or_else(|e| panic!("{e}"));
+            to_b = all(sa, a, got);
         }
         to_a = next_to_a;
     }
@@ -97,31 +103,43 @@ fn syncs_with_changes(frames: &[Frame]) -> Vec<&str> {
 }
 
 #[test]
-fn frames_for_several_documents_that_arrive_together_are_answered_once() {
+fn frames_for_several_documents_that_arrive_together_are_applied_at_once_and_answered_once() {
     let c = community(2);
     let (da, db) = devices(&c);
     let (mut a, mut b) = behind_on_every_doc(&c, 6);
     let (mut sa, mut sb) = (Session::new(db), Session::new(da));
+    let mut recording = Recording {
+        inner: &mut b,
+        calls: Vec::new(),
+    };
     let mut runs = 0;
-    together((&mut sa, &mut a), (&mut sb, &mut b), &mut |got, answer| {
-        if syncs_with_changes(got).len() < 2 {
-            return;
-        }
-        runs += 1;
-        // One answer for the run: at most a message per document, and no
-        // `Idle` between them.
-        let mut answered: Vec<&str> = answer
-            .iter()
-            .filter_map(|f| match f {
-                Frame::Sync { doc, .. } => Some(doc.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(answered.len(), answer.len(), "{answer:?}");
-        answered.dedup();
-        assert_eq!(answered.len(), answer.len(), "{answer:?}");
-    });
+    together(
+        (&mut sa, &mut a),
+        (&mut sb, &mut recording),
+        &mut |got, answer| {
+            if syncs_with_changes(got).len() < 2 {
+                return;
+            }
+            runs += 1;
+            // One answer for the run: at most a message per document, and
+            // no `Idle` among them.
+            let mut answered: Vec<&str> = answer
+                .iter()
+                .filter_map(|f| match f {
+                    Frame::Sync { doc, .. } => Some(doc.as_str()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(answered.len(), answer.len(), "{answer:?}");
+            answered.sort();
+            answered.dedup();
+            assert_eq!(answered.len(), answer.len(), "{answer:?}");
+        },
+    );
     assert_eq!(runs, 1, "A's four documents arrive in one round");
+    // The four documents were applied together (each on a core).
+    let together = format!("docs {}", DOCS.join(","));
+    assert!(recording.calls.contains(&together), "{:?}", recording.calls);
     assert_eq!(sb.stats().received_changes, 24);
     assert_eq!(sa.stats().sent_changes, 24);
     assert_eq!(a.all_heads(), b.all_heads());
@@ -162,7 +180,7 @@ fn a_frame_refused_among_others_keeps_what_the_frames_before_it_brought() {
         panic!("{frames:?}");
     };
     signatures[0].1[0] ^= 1;
-    let refused = sb.handle_all(&mut b, frames);
+    let refused = sb.handle_all(&mut b, frames, &mut Vec::new());
     assert!(
         matches!(refused, Err(SyncError::Refused(ref e)) if e.contains(DOCS[1])),
         "{refused:?}"
@@ -180,35 +198,42 @@ fn a_frame_refused_among_others_keeps_what_the_frames_before_it_brought() {
 }
 
 #[test]
-fn a_change_written_during_a_session_reaches_the_peer_in_that_session() {
+fn a_change_written_during_a_session_goes_with_the_next_answer_about_any_document() {
     let c = community(2);
     let (da, db) = devices(&c);
     let (mut a, mut b) = behind_on_every_doc(&c, 2);
     let (mut sa, mut sb) = (Session::new(db), Session::new(da));
-    // B has answered A's first messages when A writes again to a document
-    // whose message it has already sent (and whose sync state no frame
-    // changes from then on).
     let (first, mut to_a) = to_first_syncs((&mut sa, &mut a), (&mut sb, &mut b));
-    let answer = sb.handle_all(&mut b, first);
-    to_a.extend(answer.unwrap_or_else(|e| panic!("{e}")));
+    to_a.extend(all(&mut sb, &mut b, first));
+    // A has sent its message for the last document, whose sync state no
+    // frame about the first document changes, when it writes to it.
     a.write(DOCS[3], "written meanwhile", 7)
         .unwrap_or_else(|e| panic!("{e}"));
-    let written: Vec<ChangeHash> = a.all_heads()[DOCS[3]].clone();
-    let mut to_b = Vec::new();
+    let about_first = to_a
+        .iter()
+        .position(|f| matches!(f, Frame::Sync { doc, .. } if doc == DOCS[0]))
+        .unwrap_or_else(|| panic!("{to_a:?}"));
+    let frame = to_a.remove(about_first);
+    let mut to_b = all(&mut sa, &mut a, vec![frame]);
+    assert_eq!(
+        syncs_with_changes(&to_b),
+        [DOCS[3]],
+        "the new change leaves with the answer: {to_b:?}"
+    );
     for _ in 0..50 {
         if sa.is_done() && sb.is_done() {
             break;
         }
         if !to_a.is_empty() && !sa.is_done() {
-            let out = sa.handle_all(&mut a, std::mem::take(&mut to_a));
-            to_b.extend(out.unwrap_or_else(|e| panic!("{e}")));
+            let out = all(&mut sa, &mut a, std::mem::take(&mut to_a));
+            to_b.extend(out);
         }
         if !to_b.is_empty() && !sb.is_done() {
-            let out = sb.handle_all(&mut b, std::mem::take(&mut to_b));
-            to_a.extend(out.unwrap_or_else(|e| panic!("{e}")));
+            let out = all(&mut sb, &mut b, std::mem::take(&mut to_b));
+            to_a.extend(out);
         }
     }
     assert!(sa.is_done() && sb.is_done(), "the session did not end");
-    assert_eq!(b.all_heads()[DOCS[3]], written);
+    assert_eq!(a.all_heads(), b.all_heads());
     assert_eq!(a.all_values(), b.all_values());
 }
