@@ -52,8 +52,8 @@ pub fn verdicts_by_doc(
         pairs,
         PARALLEL_FROM,
         |(doc, change, sig)| verdict(membership, doc, change, sig),
-        // A thread that failed refuses its share: still one verdict per
-        // change, in order.
+        // A check that failed (panicked) refuses its change: still one
+        // verdict per change, in order.
         |_| {
             Err(TrustError::ChangeRefused {
                 change: String::new(),
