@@ -210,13 +210,12 @@ fn arrived(access: &Shared, identity: &Identity, received: usize) -> String {
                 return String::new();
             }
             let loaded = replica.copies(arrived.keys());
-            let (counts, receipts) =
+            let (counts, _receipts) =
                 super::inbox::after_arrival(replica.store(), identity, &arrived, loaded, now);
-            if receipts > 0 {
-                // Written beside the loaded documents: read them again, so
-                // that the next push carries the receipts.
-                replica.forget_loaded();
-            }
+            // Receipts are written beside the loaded documents (some, even
+            // when writing them failed): read them again, and their heads,
+            // so that the next push carries the receipts.
+            replica.forget_loaded();
             format!("; arrived: {}", counts.sentence())
         })
         .unwrap_or_default()

@@ -133,8 +133,8 @@ pub async fn drive(
     // holds them) are read and handled together (`Session::handle_all`). The
     // reader never times out: silence counts only while the session waits
     // for a frame, not while it is busy. What is read and not yet handled
-    // holds at most `READ_AHEAD_BYTES` (plus the frame being read), so a
-    // peer cannot make a session hold more than twice the largest frame.
+    // holds at most `READ_AHEAD_KIB` (plus the frame being read), so a peer
+    // cannot make a session hold more than twice the largest frame's bytes.
     let budget = Arc::new(Semaphore::new(READ_AHEAD_KIB));
     let (frames_tx, mut frames_rx) = mpsc::unbounded_channel::<Arrived>();
     let reader = async {

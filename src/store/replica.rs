@@ -341,6 +341,11 @@ impl Replica for StoreReplica {
     /// Each document is saved, attested and written on every core (a
     /// frame of whole documents was checked the same way).
     fn install_all(&mut self, docs: Vec<(String, Verified)>) -> Result<(), SyncError> {
+        // Their heads as read from files (none) no longer hold, whatever
+        // happens to each below.
+        for (name, _) in &docs {
+            self.file_heads.remove(name);
+        }
         let store = &self.store;
         let installed = crate::sync::parallel::in_order(
             docs,
@@ -368,7 +373,6 @@ impl Replica for StoreReplica {
             }
             // Arrived whole: everything in it is new here.
             self.first_heads.insert(name.clone(), Vec::new());
-            self.file_heads.remove(&name);
             self.docs.insert(name, loaded);
         }
         result
