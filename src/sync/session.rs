@@ -259,7 +259,9 @@ impl Session {
 
     /// Handle frames that arrived together, in order, as [`Self::handle`]
     /// would one after the other, adding what they answer to `out` (also
-    /// when a frame fails: the answers to those before it stand). A run of
+    /// when a frame fails: the answers to those before it stand). Whole
+    /// documents that came in several frames are checked and kept on every
+    /// core together. A run of
     /// `Sync` frames for distinct documents is handled at once, with its
     /// documents applied on every core (`incoming`), and answered once:
     /// each document's next message then says all that its frame changed,
@@ -304,6 +306,25 @@ impl Session {
                     }
                     self.count_received(run.len() as u64)?;
                     self.on_syncs(replica, run)?;
+                    let answer = self.reply(replica)?;
+                    self.sent(answer)
+                }
+                Frame::Whole { mut docs }
+                    if self.phase == Phase::Syncing
+                        && matches!(frames.peek(), Some(Frame::Whole { .. })) =>
+                {
+                    // Their documents are checked and kept on every core
+                    // together, as if they had come in one frame.
+                    let mut count = 1;
+                    while let Some(Frame::Whole { .. }) = frames.peek() {
+                        let Some(Frame::Whole { docs: more }) = frames.next() else {
+                            break;
+                        };
+                        docs.extend(more);
+                        count += 1;
+                    }
+                    self.count_received(count)?;
+                    self.on_whole(replica, docs)?;
                     let answer = self.reply(replica)?;
                     self.sent(answer)
                 }

@@ -237,3 +237,33 @@ fn a_change_written_during_a_session_goes_with_the_next_answer_about_any_documen
     assert_eq!(a.all_heads(), b.all_heads());
     assert_eq!(a.all_values(), b.all_values());
 }
+
+#[test]
+fn whole_documents_from_frames_that_arrive_together_are_kept_together_and_answered_once() {
+    let c = community(2);
+    let (da, db) = devices(&c);
+    let (mut a, mut b) = (replica(&c, 0), replica(&c, 1));
+    for doc in DOCS {
+        a.write(doc, "first", 0).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // One document per `Whole` frame, all four in flight at once (with
+    // the certificates and heads).
+    let mut sa = Session::with_whole_frames(db, 1, 8);
+    let mut sb = Session::new(da);
+    let (mut to_b, _) = to_first_syncs((&mut sa, &mut a), (&mut sb, &mut b));
+    while let Some(next) = sa.send_ahead(&mut a).unwrap_or_else(|e| panic!("{e}")) {
+        to_b.push(next);
+    }
+    let wholes = to_b
+        .iter()
+        .filter(|f| matches!(f, Frame::Whole { .. }))
+        .count();
+    assert_eq!(wholes, DOCS.len(), "{to_b:?}");
+    let answer = all(&mut sb, &mut b, to_b);
+    assert!(
+        matches!(answer[..], [Frame::Idle { received }] if received == 2 + DOCS.len() as u64),
+        "one answer for the four frames: {answer:?}"
+    );
+    assert_eq!(sb.stats().received_changes, DOCS.len());
+    assert_eq!(a.all_heads(), b.all_heads());
+}
