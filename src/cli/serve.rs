@@ -210,12 +210,17 @@ fn arrived(access: &Shared, identity: &Identity, received: usize) -> String {
                 return String::new();
             }
             let loaded = replica.copies(arrived.keys());
-            let (counts, _receipts) =
+            let (counts, receipts) =
                 super::inbox::after_arrival(replica.store(), identity, &arrived, loaded, now);
-            // Receipts are written beside the loaded documents (some, even
-            // when writing them failed): read them again, and their heads,
-            // so that the next push carries the receipts.
-            replica.forget_loaded();
+            if receipts > 0 {
+                // Written beside the loaded documents: read them again, so
+                // that the next push carries the receipts.
+                replica.forget_loaded();
+            } else {
+                // Some may have been written before writing them failed:
+                // heads read from files before no longer hold.
+                replica.forget_file_heads();
+            }
             format!("; arrived: {}", counts.sentence())
         })
         .unwrap_or_default()

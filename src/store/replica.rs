@@ -153,6 +153,13 @@ impl StoreReplica {
         self.file_heads.clear();
     }
 
+    /// Drop the heads read from files of documents not loaded, to read them
+    /// again (after this device may have written to them through another
+    /// path).
+    pub fn forget_file_heads(&mut self) {
+        self.file_heads.clear();
+    }
+
     /// The names of the documents loaded so far.
     pub fn loaded_docs(&self) -> Vec<String> {
         self.docs.keys().cloned().collect()

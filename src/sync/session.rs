@@ -239,7 +239,7 @@ impl Session {
                     signatures,
                 },
             ) => {
-                self.on_sync(replica, &doc, &message, signatures)?;
+                self.on_syncs(replica, vec![(doc, message, signatures)])?;
                 self.reply(replica)?
             }
             (Phase::Syncing, Frame::Whole { docs }) => {

@@ -47,22 +47,8 @@ struct Judged {
 }
 
 impl Session {
-    /// One `Sync` frame.
-    pub(super) fn on_sync(
-        &mut self,
-        replica: &mut dyn Replica,
-        name: &str,
-        message: &[u8],
-        signatures: Vec<([u8; 32], Vec<u8>)>,
-    ) -> Result<(), SyncError> {
-        self.on_syncs(
-            replica,
-            vec![(name.to_string(), message.to_vec(), signatures)],
-        )
-    }
-
-    /// `Sync` frames for distinct documents, in order, as [`Self::on_sync`]
-    /// one after the other would handle them. A failure stops the frames
+    /// `Sync` frames for distinct documents (often just one), in order, as
+    /// one after the other would be handled. A failure stops the frames
     /// after it; every document applied before is kept durably all the
     /// same, then the first failure is returned.
     pub(super) fn on_syncs(
