@@ -11,8 +11,10 @@ use std::sync::Arc;
 use super::community::COMPACT_AT_BYTES;
 use super::doclog::DocFiles;
 use super::frame::{self, SNAPSHOT_MAGIC};
+use super::identity::Identity;
 use super::replica::StoreReplica;
 use super::{CommunityStore, Home, attestation};
+use crate::ids::ObjectId;
 use crate::model::response::NewResponse;
 use crate::model::views::ResponseKind;
 use crate::sync::harness::{Rng, sync_replicas};
@@ -60,14 +62,15 @@ struct Grown {
     discussion: String,
 }
 
-fn grown() -> Grown {
-    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let home = Home::new(root.path().join("ana"));
+/// Ana's community in `root`, with one response and one discussion thread
+/// in it: Ana, her store, the response and the thread.
+fn with_discussion(root: &Path) -> (Identity, CommunityStore, ObjectId, ObjectId) {
+    let home = Home::new(root.join("ana"));
     let ana = home.init("Ana").unwrap_or_else(|e| panic!("{e}"));
-    let ahead = home
+    let store = home
         .create_community(&ana, "Net", "testing", NOW)
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut ws = ahead.workspace(&ana, NOW, true);
+    let mut ws = store.workspace(&ana, NOW, true);
     let response = ws
         .open_response(NewResponse {
             kind: ResponseKind::Development,
@@ -82,9 +85,15 @@ fn grown() -> Grown {
     let (thread, _) = ws
         .start_thread(&response, "Views", Some("First."))
         .unwrap_or_else(|e| panic!("{e}"));
-    ahead
+    store
         .persist(&mut ws, &ana)
         .unwrap_or_else(|e| panic!("{e}"));
+    (ana, store, response, thread)
+}
+
+fn grown() -> Grown {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (ana, ahead, response, thread) = with_discussion(root.path());
     let behind = root.path().join("behind");
     copy_dir(ahead.dir(), &behind);
     std::fs::write(behind.join("actor"), "00000000000000b0").unwrap_or_else(|e| panic!("{e}"));
@@ -421,29 +430,7 @@ fn a_document_not_held_is_never_handed_on_as_if_it_existed() {
 #[test]
 fn heads_read_from_files_are_read_again_once_loaded_documents_are_forgotten() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let home = Home::new(root.path().join("ana"));
-    let ana = home.init("Ana").unwrap_or_else(|e| panic!("{e}"));
-    let store = home
-        .create_community(&ana, "Net", "testing", NOW)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut ws = store.workspace(&ana, NOW, true);
-    let response = ws
-        .open_response(NewResponse {
-            kind: ResponseKind::Development,
-            title: "Policy".into(),
-            summary: "Something happened.".into(),
-            source: None,
-            requester: None,
-            questions: Vec::new(),
-            due: None,
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (thread, _) = ws
-        .start_thread(&response, "Views", Some("First."))
-        .unwrap_or_else(|e| panic!("{e}"));
-    store
-        .persist(&mut ws, &ana)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (ana, store, response, thread) = with_discussion(root.path());
     let name = format!("response-{response}");
     let mut replica = ahead_replica_of(&store);
     let read = replica

@@ -11,13 +11,14 @@ use super::harness::{
     Faults, Rng, STALLED, run_pair, sync_pair, sync_pair_faulty, sync_pair_tampered,
 };
 use super::memory::MemoryReplica;
+use super::together_tests::syncs_with_changes;
 use super::{Frame, Replica, Session, SyncError, whole};
 use crate::trust::signed_change::ChangeSignature;
 use crate::trust::{CertBody, Certificate, DeviceId, MemberId, SecretKey, VerifiedCert};
 
 use crate::trust::fixture::{TestCommunity as Community, community};
 
-fn replica(c: &Community, i: usize) -> MemoryReplica {
+pub(super) fn replica(c: &Community, i: usize) -> MemoryReplica {
     MemoryReplica::new(
         c.id,
         c.certs.clone(),
@@ -1222,20 +1223,11 @@ fn a_peer_behind_on_many_documents_gets_them_a_batch_per_step() {
     // document at most, and the session still ends with B holding all.
     let mut sa = Session::with_batch_bytes(db, 1);
     let mut sb = Session::new(da);
-    let docs_with_changes = |frames: &[Frame]| {
-        frames
-            .iter()
-            .filter_map(|f| match f {
-                Frame::Sync {
-                    doc, signatures, ..
-                } if !signatures.is_empty() => Some(doc.clone()),
-                _ => None,
-            })
-            .collect::<std::collections::BTreeSet<String>>()
-            .len()
-    };
     in_rounds(&mut sa, &mut a, &mut sb, &mut b, &mut |out| {
-        let carrying = docs_with_changes(out);
+        let carrying = syncs_with_changes(out)
+            .into_iter()
+            .collect::<std::collections::BTreeSet<&str>>()
+            .len();
         assert!(carrying <= 1, "{carrying} documents' changes in one step");
     });
     assert!(sa.is_done() && sb.is_done(), "the session did not end");

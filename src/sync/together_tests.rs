@@ -3,10 +3,10 @@
 
 use super::harness::{Rng, sync_pair};
 use super::memory::MemoryReplica;
-use super::tests::Recording;
+use super::tests::{Recording, replica};
 use super::{Frame, Replica, Session, SyncError};
+use crate::trust::DeviceId;
 use crate::trust::fixture::{TestCommunity as Community, community};
-use crate::trust::{DeviceId, SecretKey};
 
 const DOCS: [&str; 4] = [
     "response-00a1",
@@ -14,16 +14,6 @@ const DOCS: [&str; 4] = [
     "response-00a3",
     "response-00a4",
 ];
-
-fn replica(c: &Community, i: usize) -> MemoryReplica {
-    MemoryReplica::new(
-        c.id,
-        c.certs.clone(),
-        SecretKey::from_bytes(c.devices[i].to_bytes()),
-        [i as u8; 8],
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-}
 
 fn devices(c: &Community) -> (DeviceId, DeviceId) {
     (
@@ -90,7 +80,8 @@ fn together(
     panic!("the session did not end");
 }
 
-fn syncs_with_changes(frames: &[Frame]) -> Vec<&str> {
+/// The documents of the `Sync` frames among `frames` that carry changes.
+pub(super) fn syncs_with_changes(frames: &[Frame]) -> Vec<&str> {
     frames
         .iter()
         .filter_map(|f| match f {
