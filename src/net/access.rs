@@ -2,8 +2,8 @@
 //!
 //! A session spends most of its life waiting on the network. `serve` runs
 //! many sessions at once, so a session holds the store only while it handles
-//! the frames that have arrived, never while it waits: a silent or slow peer then delays nobody.
-//! [`StoreAccess`] is that contract. [`Exclusive`] serves a command that holds
+//! the frames that have arrived, never while it waits: a silent or slow peer
+//! then delays nobody. [`StoreAccess`] is that contract. [`Exclusive`] serves a command that holds
 //! the home's lock for its whole (short) run; [`Shared`] serves `serve`, which
 //! takes the home's lock for each step and reloads what other `convene`
 //! commands wrote in between.

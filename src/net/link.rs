@@ -2,17 +2,16 @@
 //!
 //! A writer task owns the send stream, so reading never waits on writing
 //! (two large frames crossing cannot deadlock). Every wait for the peer's
-//! next frame has an idle timeout. The side that reads the last frame closes the connection; the
-//! side that wrote it waits for that close, because closing right after
-//! writing can lose the last bytes.
+//! next frame has an idle timeout. The side that reads the last frame
+//! closes the connection; the side that wrote it waits for that close,
+//! because closing right after writing can lose the last bytes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use iroh::Endpoint;
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use serde::Serialize;
-use std::sync::Arc;
-
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::access::StoreAccess;

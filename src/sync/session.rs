@@ -208,15 +208,7 @@ impl Session {
         replica: &mut dyn Replica,
         frame: Frame,
     ) -> Result<Vec<Frame>, SyncError> {
-        self.frames += 1;
-        if self.frames > MAX_FRAMES {
-            return Err(SyncError::Protocol(format!(
-                "more than {MAX_FRAMES} frames in one session"
-            )));
-        }
-        if frame.is_content() {
-            self.content_received += 1;
-        }
+        self.count_received(1, u64::from(frame.is_content()))?;
         let out = match (self.phase, frame) {
             (_, Frame::Refuse { reason }) => return Err(SyncError::RefusedByPeer(reason)),
             (
@@ -304,7 +296,8 @@ impl Session {
                         };
                         run.push((doc, message, signatures));
                     }
-                    self.count_received(run.len() as u64)?;
+                    let count = run.len() as u64;
+                    self.count_received(count, count)?;
                     self.on_syncs(replica, run)?;
                     let answer = self.reply(replica)?;
                     self.sent(answer)
@@ -323,7 +316,7 @@ impl Session {
                         docs.extend(more);
                         count += 1;
                     }
-                    self.count_received(count)?;
+                    self.count_received(count, count)?;
                     self.on_whole(replica, docs)?;
                     let answer = self.reply(replica)?;
                     self.sent(answer)
@@ -336,15 +329,16 @@ impl Session {
         Ok(answered)
     }
 
-    /// Count `n` content frames received.
-    fn count_received(&mut self, n: u64) -> Result<(), SyncError> {
-        self.frames += n;
+    /// Count `frames` frames received, `content` of them content frames;
+    /// a session refuses more than [`MAX_FRAMES`].
+    fn count_received(&mut self, frames: u64, content: u64) -> Result<(), SyncError> {
+        self.frames += frames;
         if self.frames > MAX_FRAMES {
             return Err(SyncError::Protocol(format!(
                 "more than {MAX_FRAMES} frames in one session"
             )));
         }
-        self.content_received += n;
+        self.content_received += content;
         Ok(())
     }
 

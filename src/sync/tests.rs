@@ -2,8 +2,6 @@
 //! partitions and reconnections; every run must end with identical heads and
 //! values everywhere, and bad input must be refused with nothing applied.
 
-use std::collections::BTreeMap;
-
 use automerge::ChangeHash;
 
 use super::frame::decode;
@@ -14,7 +12,7 @@ use super::memory::MemoryReplica;
 use super::together_tests::syncs_with_changes;
 use super::{Frame, Replica, Session, SyncError, whole};
 use crate::trust::signed_change::ChangeSignature;
-use crate::trust::{CertBody, Certificate, DeviceId, MemberId, SecretKey, VerifiedCert};
+use crate::trust::{Certificate, DeviceId, SecretKey, VerifiedCert};
 
 use crate::trust::fixture::{TestCommunity as Community, community};
 
@@ -324,22 +322,7 @@ fn another_communitys_peer_is_refused() {
 /// The founder's removal of member `i`, keeping the changes `kept` of
 /// the community document.
 fn removal(c: &Community, i: usize, kept: Vec<ChangeHash>) -> Certificate {
-    let mut cutoff = BTreeMap::new();
-    cutoff.insert(
-        "community".to_string(),
-        kept.iter().map(|h| h.to_string()).collect(),
-    );
-    Certificate::issue(
-        &c.id,
-        &CertBody::Revoke {
-            member: MemberId(c.members[i].public()),
-            reason: "left".into(),
-            by: MemberId(c.founder.public()),
-            at: 5,
-            cutoff,
-        },
-        &[&c.founder],
-    )
+    c.removal(i, "community", kept.iter().map(|h| h.to_string()).collect())
 }
 
 /// Founder A, member B and member M; M wrote "before", which A holds, then

@@ -16,10 +16,7 @@ const DOCS: [&str; 4] = [
 ];
 
 fn devices(c: &Community) -> (DeviceId, DeviceId) {
-    (
-        DeviceId(c.devices[0].public()),
-        DeviceId(c.devices[1].public()),
-    )
+    (c.device(0), c.device(1))
 }
 
 /// A and B share every document of `DOCS`, then A writes `more` changes to

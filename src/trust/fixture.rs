@@ -31,10 +31,10 @@ impl TestCommunity {
         DeviceId(self.devices[i].public())
     }
 
-    /// The membership after the founder removed member `i`, keeping of its
-    /// changes to document `doc` those with the hex hashes `kept`.
-    pub fn membership_without(&self, i: usize, doc: &str, kept: Vec<String>) -> Membership {
-        let revoke = Certificate::issue(
+    /// The founder's removal of member `i`, keeping of its changes to
+    /// document `doc` those with the hex hashes `kept`.
+    pub fn removal(&self, i: usize, doc: &str, kept: Vec<String>) -> Certificate {
+        Certificate::issue(
             &self.id,
             &CertBody::Revoke {
                 member: MemberId(self.members[i].public()),
@@ -44,7 +44,12 @@ impl TestCommunity {
                 cutoff: std::collections::BTreeMap::from([(doc.to_string(), kept)]),
             },
             &[&self.founder],
-        );
+        )
+    }
+
+    /// The membership after [`Self::removal`] of member `i`.
+    pub fn membership_without(&self, i: usize, doc: &str, kept: Vec<String>) -> Membership {
+        let revoke = self.removal(i, doc, kept);
         let mut certs = self.certs.clone();
         certs.push(revoke.verify(&self.id).unwrap_or_else(|e| panic!("{e}")));
         Membership::build(self.id, &certs).unwrap_or_else(|e| panic!("{e}"))
