@@ -12,7 +12,7 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT, ReadDoc};
 
 use super::doc::{self, DocId};
-use super::views::{DraftView, MemberRef};
+use super::views::{DraftView, MemberRef, StanceView};
 use super::workspace::heads_hex;
 use super::{ModelError, Result, Workspace};
 use crate::ids::{ObjectId, resolve_prefix};
@@ -223,6 +223,17 @@ impl Workspace {
 
     /// Everything about one draft, with the stances taken on it.
     pub fn draft_view(&mut self, entry: &DraftEntry) -> Result<DraftView> {
+        let stances = self.stances_on(&entry.response, &entry.id)?;
+        self.draft_view_with(entry, stances)
+    }
+
+    /// One draft's view with `stances`, the stances on it already read
+    /// ([`Workspace::stances_on`]).
+    pub(super) fn draft_view_with(
+        &mut self,
+        entry: &DraftEntry,
+        stances: Vec<StanceView>,
+    ) -> Result<DraftView> {
         Ok(DraftView {
             id: entry.id.to_string(),
             response: entry.response.to_string(),
@@ -230,7 +241,7 @@ impl Workspace {
             body: self.draft_text(&entry.id)?,
             authors: self.draft_authors(&entry.id)?,
             version: self.draft_version(&entry.id)?,
-            stances: self.stances_on(&entry.response, &entry.id)?,
+            stances,
             at: entry.at,
         })
     }

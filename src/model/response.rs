@@ -10,6 +10,7 @@ use automerge::transaction::Transactable;
 use automerge::{ObjId, ObjType, ROOT};
 
 use super::doc::{self, DocId};
+use super::stance::DraftStance;
 use super::views::{MemberRef, ResponseKind, ResponseSummary, ResponseView, Status};
 use super::{ModelError, Result, Workspace};
 use crate::ids::{ObjectId, resolve_prefix};
@@ -301,9 +302,18 @@ impl Workspace {
             name: m.name_of(&opener),
         };
         let threads = self.threads(id)?;
+        // The stances are read once for all drafts, not once per draft.
+        let entries = self.draft_entries(id)?;
+        let mut stances = match entries.is_empty() {
+            true => Vec::new(),
+            false => self.all_stances(id)?,
+        };
         let mut drafts = Vec::new();
-        for d in self.draft_entries(id)? {
-            drafts.push(self.draft_view(&d)?);
+        for d in entries {
+            let on: Vec<DraftStance>;
+            (on, stances) = stances.into_iter().partition(|s| s.draft == d.id);
+            let on = on.into_iter().map(|s| s.view).collect();
+            drafts.push(self.draft_view_with(&d, on)?);
         }
         Ok(ResponseView {
             id: id.to_string(),

@@ -618,6 +618,63 @@ fn the_inbox_lists_what_arrived_since_the_marks() {
 }
 
 #[test]
+fn show_lists_under_each_draft_the_stances_taken_on_it() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let first = w.ok("Ana", |ws| ws.new_draft(&rid, "First", "Monthly.\n"));
+    let second = w.ok("Ana", |ws| ws.new_draft(&rid, "Second", "Quarterly.\n"));
+    for (who, draft, stance) in [
+        ("Bo", &first, Stance::Support),
+        ("Cy", &second, Stance::Object),
+        ("Bo", &second, Stance::Reservations),
+    ] {
+        let entry = w.ok(who, |ws| ws.resolve_draft(draft.as_str()));
+        w.ok(who, |ws| ws.take_stance(&entry, stance, Some("Because.")));
+    }
+    let view = w.ok("Ana", |ws| ws.show(&rid));
+    let on = |id: &ObjectId| -> Vec<(MemberId, Stance)> {
+        let draft = view.drafts.iter().find(|d| d.id == id.as_str());
+        let stances = draft.map(|d| d.stances.as_slice()).unwrap_or_default();
+        stances.iter().map(|s| (s.member, s.stance)).collect()
+    };
+    assert_eq!(on(&first), [(w.id("Bo"), Stance::Support)]);
+    assert_eq!(on(&second).len(), 2, "Cy's objection and Bo's reservations");
+    // The same stances as each draft's own view.
+    for draft in [&first, &second] {
+        let entry = w.ok("Ana", |ws| ws.resolve_draft(draft.as_str()));
+        let alone = w.ok("Ana", |ws| ws.draft_view(&entry));
+        let alone: Vec<(MemberId, Stance)> =
+            alone.stances.iter().map(|s| (s.member, s.stance)).collect();
+        assert_eq!(on(draft), alone);
+    }
+}
+
+#[test]
+fn a_discussion_marked_at_heads_this_device_does_not_hold_counts_as_unseen() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let (tid, _) = w.ok("Ana", |ws| ws.start_thread(&rid, "T", Some("Ana's view")));
+    w.ok("Bo", |ws| ws.post(&rid, &tid, "Bo's view", None));
+    let read = marks_now(&w);
+    assert_eq!(news(&w, "Ana", read.clone()).counts().comments, 0);
+
+    // One of the heads was dropped since (a removed member's change): the
+    // discussion cannot be read as it was, so all of it is news again.
+    let mut dropped = read;
+    if let Some(heads) = dropped.get_mut(&DocId::Response(rid.clone()).name()) {
+        heads.push(automerge::ChangeHash([7; 32]));
+    }
+    let inbox = news(&w, "Ana", dropped);
+    assert_eq!(inbox.responses.len(), 1);
+    let comments: Vec<&str> = inbox.responses[0]
+        .comments
+        .iter()
+        .map(|c| c.author_name.as_str())
+        .collect();
+    assert_eq!(comments, ["Bo"]);
+}
+
+#[test]
 fn a_member_counts_once_per_draft_however_their_key_is_spelt() {
     use automerge::ObjType;
     use automerge::transaction::Transactable;
