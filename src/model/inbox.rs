@@ -40,7 +40,7 @@ pub struct AtMarks<L> {
 }
 
 impl<L: DocLoader> AtMarks<L> {
-    /// Documents of `inner` forked at `marks`. A document the marks do not
+    /// Documents of `inner` as they were at `marks`. A document the marks do not
     /// name is as it is now if `unmarked_as_now` (the marks list only what
     /// changed), else it did not exist then (the marks list everything).
     pub fn new(inner: L, marks: Marks, unmarked_as_now: bool) -> Self {
@@ -73,8 +73,11 @@ impl<L: DocLoader> DocLoader for AtMarks<L> {
             // which reading at heads does not scope: rebuild it at the marks.
             DocId::Draft(_) => Ok(doc.fork_at(heads).ok()),
             // Every other view reads through `ReadDoc`, which an isolated
-            // document answers as of `heads`, without replaying its history
-            // as `fork_at` does (a discussion of 500 comments: ms, not tens).
+            // document answers as of `heads`, and searches history only up
+            // to them (`Workspace::history_of`): no replay of the history as
+            // `fork_at` does (a discussion of 500 comments: ms, not tens).
+            // The store and sync never leave changes queued in a document,
+            // so the heads held are exactly those applied.
             DocId::Community | DocId::Response(_) => {
                 doc.isolate(heads);
                 Ok(Some(doc))

@@ -1399,6 +1399,45 @@ fn what_arrived_is_counted_from_the_responses_it_touched_alone() {
 }
 
 #[test]
+fn news_reads_a_stance_of_earlier_builds_from_the_history_before_the_marks() {
+    use automerge::ObjType;
+    use automerge::transaction::Transactable;
+
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let did = w.ok("Fa", |ws| ws.new_draft(&rid, "D", "Text"));
+    let cy = w.id("Cy");
+    let old_build_stance = |stance: Stance| {
+        let entry = w.ok("Cy", |ws| ws.resolve_draft(did.as_str()));
+        w.ok("Cy", |ws| {
+            ws.write_stance(&entry, format!("{did}:{cy}"), stance, None, "stance".into())
+        });
+    };
+    // Cy supports under the fixed key of earlier builds; Bo overwrites it.
+    old_build_stance(Stance::Support);
+    w.ok("Bo", |ws| {
+        let stances = ws.discussion_map(&rid, "stances")?;
+        let doc = ws.write(&DocId::Response(rid.clone()))?;
+        let fake = doc.put_object(&stances, format!("{did}:{cy}"), ObjType::Map)?;
+        doc.put(&fake, "stance", "object")?;
+        super::doc::commit(doc, "in Cy's place".into(), 5_000);
+        Ok(())
+    });
+    let read = marks_now(&w);
+    // After the marks, Cy writes again: the news is a change of stance.
+    // (Cy's later map, found in a history that runs past the marks, has
+    // no fields yet as of the marks.)
+    old_build_stance(Stance::Reservations);
+    let inbox = news(&w, "Ana", read);
+    let stances: Vec<(MemberId, Stance, Option<Stance>)> = inbox.responses[0]
+        .stances
+        .iter()
+        .map(|s| (s.member, s.stance, s.previous))
+        .collect();
+    assert_eq!(stances, [(cy, Stance::Reservations, Some(Stance::Support))]);
+}
+
+#[test]
 fn a_stance_under_the_fixed_key_of_earlier_builds_is_found_in_history_once_overwritten() {
     use automerge::ObjType;
     use automerge::transaction::Transactable;

@@ -6,7 +6,7 @@
 //! new local changes back with [`Workspace::take_new_changes`] so the store
 //! can sign and persist them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 
@@ -278,7 +278,9 @@ impl Workspace {
             .unwrap_or_default())
     }
 
-    /// Every change of a document with its author, oldest first.
+    /// Every change of a document with its author, oldest first, up to
+    /// the document's heads: a document read as of earlier heads
+    /// (`super::inbox::AtMarks`) also holds the changes after them.
     pub fn history_of(&mut self, id: &DocId) -> Result<Vec<(ChangeHash, MemberId)>> {
         if !self.load(id)? {
             return Ok(Vec::new());
@@ -286,11 +288,23 @@ impl Workspace {
         let Some(open) = self.docs.get_mut(id) else {
             return Ok(Vec::new());
         };
-        let membership = &self.membership;
-        Ok(open
-            .doc
-            .get_changes_meta(&[])
+        let heads = open.doc.get_heads();
+        let changes = open.doc.get_changes_meta(&[]);
+        let deps: HashMap<ChangeHash, &[ChangeHash]> = changes
             .iter()
+            .map(|c| (c.hash, c.deps.as_slice()))
+            .collect();
+        let mut upto = HashSet::new();
+        let mut next = heads;
+        while let Some(hash) = next.pop() {
+            if upto.insert(hash) {
+                next.extend(deps.get(&hash).copied().unwrap_or_default());
+            }
+        }
+        let membership = &self.membership;
+        Ok(changes
+            .iter()
+            .filter(|c| upto.contains(&c.hash))
             .filter_map(|c| {
                 let device = crate::trust::signed_change::device_of_actor(c.actor.to_bytes())?;
                 Some((c.hash, membership.owner_of(&device)?.id))
