@@ -427,9 +427,12 @@ pub fn compact_folding(
 ) -> Result<()> {
     // Without the changes Automerge holds back for missing history: they
     // were never written to the log, and saved they would make the snapshot
-    // fail to load ("history that is missing") for good.
+    // fail to load ("history that is missing") for good. Not deflated:
+    // compressing was a twentieth of a join's CPU, for snapshots 2 to 2.7
+    // times smaller (docs/performance.md, eighth round); Automerge loads
+    // both, so snapshots written deflated by earlier builds still load.
     let saved = loaded.doc.save_with_options(automerge::SaveOptions {
-        deflate: true,
+        deflate: false,
         retain_orphans: false,
     });
     let mut table = Vec::with_capacity(loaded.signatures.len() * SIG_ENTRY);
