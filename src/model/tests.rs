@@ -1398,79 +1398,66 @@ fn what_arrived_is_counted_from_the_responses_it_touched_alone() {
     assert_eq!(arrived, everything);
 }
 
-#[test]
-fn news_reads_a_stance_of_earlier_builds_from_the_history_before_the_marks() {
+/// Cy's stance on `did` as earlier builds wrote it: under `<draft>:<member>`.
+fn old_build_stance(w: &World, did: &ObjectId, stance: Stance) {
+    let cy = w.id("Cy");
+    let entry = w.ok("Cy", |ws| ws.resolve_draft(did.as_str()));
+    w.ok("Cy", |ws| {
+        ws.write_stance(&entry, format!("{did}:{cy}"), stance, None, "stance".into())
+    });
+}
+
+/// Bo's modified client replaces Cy's stance on `did` (under the fixed key
+/// of earlier builds) with a map of his own.
+fn overwrite_cys_old_build_stance(w: &World, rid: &ObjectId, did: &ObjectId) {
     use automerge::ObjType;
     use automerge::transaction::Transactable;
 
-    let w = World::new();
-    let rid = w.ok("Ana", |ws| ws.open_response(request()));
-    let did = w.ok("Fa", |ws| ws.new_draft(&rid, "D", "Text"));
     let cy = w.id("Cy");
-    let old_build_stance = |stance: Stance| {
-        let entry = w.ok("Cy", |ws| ws.resolve_draft(did.as_str()));
-        w.ok("Cy", |ws| {
-            ws.write_stance(&entry, format!("{did}:{cy}"), stance, None, "stance".into())
-        });
-    };
-    // Cy supports under the fixed key of earlier builds; Bo overwrites it.
-    old_build_stance(Stance::Support);
     w.ok("Bo", |ws| {
-        let stances = ws.discussion_map(&rid, "stances")?;
+        let stances = ws.discussion_map(rid, "stances")?;
         let doc = ws.write(&DocId::Response(rid.clone()))?;
         let fake = doc.put_object(&stances, format!("{did}:{cy}"), ObjType::Map)?;
         doc.put(&fake, "stance", "object")?;
         super::doc::commit(doc, "in Cy's place".into(), 5_000);
         Ok(())
     });
+}
+
+#[test]
+fn news_reads_a_stance_of_earlier_builds_from_the_history_before_the_marks() {
+    let w = World::new();
+    let rid = w.ok("Ana", |ws| ws.open_response(request()));
+    let did = w.ok("Fa", |ws| ws.new_draft(&rid, "D", "Text"));
+    old_build_stance(&w, &did, Stance::Support);
+    overwrite_cys_old_build_stance(&w, &rid, &did);
     let read = marks_now(&w);
     // After the marks, Cy writes again: the news is a change of stance.
     // (Cy's later map, found in a history that runs past the marks, has
     // no fields yet as of the marks.)
-    old_build_stance(Stance::Reservations);
+    old_build_stance(&w, &did, Stance::Reservations);
     let inbox = news(&w, "Ana", read);
     let stances: Vec<(MemberId, Stance, Option<Stance>)> = inbox.responses[0]
         .stances
         .iter()
         .map(|s| (s.member, s.stance, s.previous))
         .collect();
+    let cy = w.id("Cy");
     assert_eq!(stances, [(cy, Stance::Reservations, Some(Stance::Support))]);
 }
 
 #[test]
 fn a_stance_under_the_fixed_key_of_earlier_builds_is_found_in_history_once_overwritten() {
-    use automerge::ObjType;
-    use automerge::transaction::Transactable;
-
     let w = World::new();
     let rid = w.ok("Ana", |ws| ws.open_response(request()));
     let did = w.ok("Fa", |ws| ws.new_draft(&rid, "D", "Text"));
-    let cy = w.id("Cy");
-    // Cy's stance as earlier builds wrote it: under `<draft>:<member>`.
-    let entry = w.ok("Cy", |ws| ws.resolve_draft(did.as_str()));
-    w.ok("Cy", |ws| {
-        ws.write_stance(
-            &entry,
-            format!("{did}:{cy}"),
-            Stance::Support,
-            None,
-            "stance".into(),
-        )
-    });
-    // Bo's modified client replaces it with a map of his own.
-    w.ok("Bo", |ws| {
-        let stances = ws.discussion_map(&rid, "stances")?;
-        let doc = ws.write(&DocId::Response(rid.clone()))?;
-        let fake = doc.put_object(&stances, format!("{did}:{cy}"), ObjType::Map)?;
-        doc.put(&fake, "stance", "object")?;
-        super::doc::commit(doc, "in Cy's place".into(), 5_000);
-        Ok(())
-    });
+    old_build_stance(&w, &did, Stance::Support);
+    overwrite_cys_old_build_stance(&w, &rid, &did);
     let shown = w.ok("Ana", |ws| ws.show(&rid));
     let stances: Vec<(MemberId, Stance)> = shown.drafts[0]
         .stances
         .iter()
         .map(|s| (s.member, s.stance))
         .collect();
-    assert_eq!(stances, [(cy, Stance::Support)]);
+    assert_eq!(stances, [(w.id("Cy"), Stance::Support)]);
 }
