@@ -6,7 +6,7 @@
 //! new local changes back with [`Workspace::take_new_changes`] so the store
 //! can sign and persist them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 
@@ -290,21 +290,15 @@ impl Workspace {
         };
         let heads = open.doc.get_heads();
         let changes = open.doc.get_changes_meta(&[]);
-        let deps: HashMap<ChangeHash, &[ChangeHash]> = changes
+        let graph: BTreeMap<[u8; 32], Vec<[u8; 32]>> = changes
             .iter()
-            .map(|c| (c.hash, c.deps.as_slice()))
+            .map(|c| (c.hash.0, c.deps.iter().map(|d| d.0).collect()))
             .collect();
-        let mut upto = HashSet::new();
-        let mut next = heads;
-        while let Some(hash) = next.pop() {
-            if upto.insert(hash) {
-                next.extend(deps.get(&hash).copied().unwrap_or_default());
-            }
-        }
+        let upto = crate::trust::removal::reachable(&graph, heads.iter().map(|h| &h.0));
         let membership = &self.membership;
         Ok(changes
             .iter()
-            .filter(|c| upto.contains(&c.hash))
+            .filter(|c| upto.contains(&c.hash.0))
             .filter_map(|c| {
                 let device = crate::trust::signed_change::device_of_actor(c.actor.to_bytes())?;
                 Some((c.hash, membership.owner_of(&device)?.id))

@@ -52,7 +52,7 @@ impl LateChanges {
 
     /// The late changes that no change that stays builds on.
     pub fn dropped(&self) -> BTreeSet<Hash> {
-        let kept = late_changes_kept(&self.late, &self.kept_deps);
+        let kept = reachable(&self.late, &self.kept_deps);
         self.late
             .keys()
             .filter(|h| !kept.contains(*h))
@@ -76,23 +76,25 @@ pub fn unanswered<'a>(
     changes.dropped()
 }
 
-/// The later changes (`late`: hash → its dependencies) that stay, given the
-/// dependencies of every change that stays on its own (`kept_deps`): those
-/// reachable from `kept_deps` through `late` changes.
-pub fn late_changes_kept<'a>(
-    late: &BTreeMap<Hash, Vec<Hash>>,
-    kept_deps: impl IntoIterator<Item = &'a Hash>,
+/// The changes of `graph` (hash → its dependencies) reachable from `from`
+/// through `graph`'s changes, `from`'s own included. With the late changes
+/// as the graph and the dependencies of every change that stays on its own
+/// as `from`: the late changes that stay. With a document's changes and
+/// its heads: the history up to those heads.
+pub fn reachable<'a>(
+    graph: &BTreeMap<Hash, Vec<Hash>>,
+    from: impl IntoIterator<Item = &'a Hash>,
 ) -> BTreeSet<Hash> {
-    let mut kept = BTreeSet::new();
-    let mut todo: Vec<Hash> = kept_deps.into_iter().copied().collect();
+    let mut found = BTreeSet::new();
+    let mut todo: Vec<Hash> = from.into_iter().copied().collect();
     while let Some(hash) = todo.pop() {
-        if let Some(deps) = late.get(&hash)
-            && kept.insert(hash)
+        if let Some(deps) = graph.get(&hash)
+            && found.insert(hash)
         {
             todo.extend(deps.iter().copied());
         }
     }
-    kept
+    found
 }
 
 #[cfg(test)]
@@ -115,9 +117,9 @@ mod tests {
             (h(5), vec![h(0)]),
         ]
         .into();
-        let kept = late_changes_kept(&late, &[h(2), h(0)]);
+        let kept = reachable(&late, &[h(2), h(0)]);
         assert_eq!(kept, [h(1), h(2)].into());
-        assert!(late_changes_kept(&late, &[h(0)]).is_empty());
+        assert!(reachable(&late, &[h(0)]).is_empty());
     }
 
     proptest! {
@@ -143,7 +145,7 @@ mod tests {
                 .map(|n| (h(*n), deps.get(&h(*n)).cloned().unwrap_or_default()))
                 .collect();
             let roots: Vec<Hash> = roots.into_iter().map(h).collect();
-            let kept = late_changes_kept(&late, &roots);
+            let kept = reachable(&late, &roots);
             for k in &kept {
                 prop_assert!(late.contains_key(k));
                 for d in &late[k] {
