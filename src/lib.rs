@@ -15,6 +15,7 @@ mod forgery;
 pub mod ids;
 pub mod model;
 pub mod net;
+pub mod parallel;
 #[cfg(test)]
 mod sim;
 pub mod store;

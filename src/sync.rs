@@ -13,7 +13,6 @@ pub mod frame;
 #[cfg(test)]
 pub mod harness;
 pub mod memory;
-pub mod parallel;
 pub mod replica;
 pub mod session;
 pub mod verdicts;

@@ -50,16 +50,23 @@ pub fn news(
     unmarked_as_now: bool,
     now: i64,
 ) -> anyhow::Result<Inbox> {
-    let (mut ws, mut then) = now_and_then(
-        store,
-        identity,
-        marks,
-        unmarked_as_now,
-        now,
-        LoadedDocs::default(),
-        false,
-    );
-    Ok(ws.news_since(&mut then, Some(identity.member_id()))?)
+    let docs = LoadedDocs::default();
+    let pair = || {
+        now_and_then(
+            store,
+            identity,
+            marks.clone(),
+            unmarked_as_now,
+            now,
+            docs.clone(),
+            false,
+        )
+    };
+    Ok(Workspace::news_on_every_core(
+        pair,
+        Some(identity.member_id()),
+        None,
+    )?)
 }
 
 /// The community now and at `marks`, two workspaces that read each
@@ -252,17 +259,18 @@ pub fn after_arrival(
         .collect();
     // The receipts are written through the same loads: every document
     // read here has its torn log tail cut first (the write lock is held).
-    let (mut ws, mut then) = now_and_then(
-        store,
-        identity,
-        arrived.clone(),
-        true,
-        now,
-        loaded.clone(),
-        true,
-    );
-    let counts = ws
-        .arrived_since(&mut then, Some(identity.member_id()), &changed)
+    let pair = || {
+        now_and_then(
+            store,
+            identity,
+            arrived.clone(),
+            true,
+            now,
+            loaded.clone(),
+            true,
+        )
+    };
+    let counts = Workspace::news_on_every_core(pair, Some(identity.member_id()), Some(&changed))
         .map(|news| news.counts())
         .unwrap_or_else(|e| {
             tracing::warn!("could not tell what arrived: {e}");

@@ -341,31 +341,102 @@ impl Workspace {
         reader: Option<MemberId>,
         only: Option<&BTreeSet<ObjectId>>,
     ) -> Result<Inbox> {
+        let mut inbox = Inbox::default();
+        for (id, was_listed) in self.responses_to_compare(then, only)? {
+            let news = self.news_of_one(then, &id, was_listed, reader, only.is_none())?;
+            inbox.responses.extend(news);
+        }
+        Ok(inbox)
+    }
+
+    /// [`Self::news_since`] (`changed` absent) or [`Self::arrived_since`],
+    /// with the responses read on every core: a pair of workspaces, now and
+    /// then, made by `now_and_then` for each thread (each caches what it
+    /// read, which cannot be shared), over loads they share
+    /// (`super::shared_loads`). The same news, in the same order, in about
+    /// half the time on two cores: telling what a sync brought reads every
+    /// response it touched twice, comment by comment.
+    pub fn news_on_every_core(
+        now_and_then: impl Fn() -> (Workspace, Workspace) + Sync,
+        reader: Option<MemberId>,
+        changed: Option<&BTreeSet<DocId>>,
+    ) -> Result<Inbox> {
+        let (mut now, mut then) = now_and_then();
+        let only = match changed {
+            Some(changed) => now.touched_by(&mut then, changed)?,
+            None => None,
+        };
+        let everything = only.is_none();
+        let responses = now.responses_to_compare(&mut then, only.as_ref())?;
+        let names: Vec<ObjectId> = responses.iter().map(|(id, _)| id.clone()).collect();
+        // The pair is dropped on this thread before the others start: the
+        // loads they share already hold the community document it read.
+        drop((now, then));
+        let read = crate::parallel::in_order_with(
+            responses,
+            2,
+            &now_and_then,
+            |(now, then), (id, was_listed)| {
+                now.news_of_one(then, &id, was_listed, reader, everything)
+            },
+            |i| {
+                Err(super::ModelError::Invalid(format!(
+                    "reading the news of response {} failed",
+                    names[i]
+                )))
+            },
+        );
+        let mut inbox = Inbox::default();
+        for news in read {
+            inbox.responses.extend(news?);
+        }
+        Ok(inbox)
+    }
+
+    /// The responses to compare, most recently opened first, each with
+    /// whether `then` listed it: those in `only` (all when `None`).
+    fn responses_to_compare(
+        &mut self,
+        then: &mut Workspace,
+        only: Option<&BTreeSet<ObjectId>>,
+    ) -> Result<Vec<(ObjectId, bool)>> {
         let was_listed: BTreeSet<ObjectId> = then.index()?.into_iter().map(|e| e.id).collect();
         let mut index = self.index()?;
         index.sort_by_key(|e| std::cmp::Reverse((e.at, e.seq)));
-        let mut inbox = Inbox::default();
-        for entry in index {
-            if only.is_some_and(|only| !only.contains(&entry.id)) {
-                continue;
-            }
-            let now = self.show(&entry.id)?;
-            let before = match was_listed.contains(&entry.id) {
-                true => then.show(&entry.id).ok(),
-                false => None,
-            };
-            let news = response_news(&now, before.as_ref(), reader, self.now());
-            let counted = news.new
-                || news.published
-                || !news.comments.is_empty()
-                || !news.drafts.is_empty()
-                || !news.stances.is_empty()
-                || !news.amendments.is_empty();
-            if counted || (news.due.is_some() && only.is_none()) {
-                inbox.responses.push(news);
-            }
-        }
-        Ok(inbox)
+        Ok(index
+            .into_iter()
+            .filter(|entry| only.is_none_or(|only| only.contains(&entry.id)))
+            .map(|entry| {
+                let listed = was_listed.contains(&entry.id);
+                (entry.id, listed)
+            })
+            .collect())
+    }
+
+    /// The news of response `id` between `then` and now, if it has any to
+    /// tell; deadlines count as news only when reading `everything` (they
+    /// are no arrival).
+    fn news_of_one(
+        &mut self,
+        then: &mut Workspace,
+        id: &ObjectId,
+        was_listed: bool,
+        reader: Option<MemberId>,
+        everything: bool,
+    ) -> Result<Option<ResponseNews>> {
+        let now = self.show(id)?;
+        let before = match was_listed {
+            true => then.show(id).ok(),
+            false => None,
+        };
+        let news = response_news(&now, before.as_ref(), reader, self.now());
+        let counted = news.new
+            || news.published
+            || !news.comments.is_empty()
+            || !news.drafts.is_empty()
+            || !news.stances.is_empty()
+            || !news.amendments.is_empty();
+        Ok((counted || (news.due.is_some() && everything)).then_some(news))
     }
 }
 

@@ -7,11 +7,12 @@
 //! session holds) can be put in first.
 //!
 //! A workspace works on its copy: what one workspace writes, the others
-//! sharing the loads do not see.
+//! sharing the loads do not see. The documents read are shared across
+//! threads, so that workspaces on every core read news together
+//! (`Workspace::news_on_every_core`).
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use automerge::AutoCommit;
 
@@ -20,8 +21,41 @@ use super::doc::DocId;
 use super::workspace::{DocLoader, LoadError};
 use crate::ids::ObjectId;
 
-/// Documents read once, shared by the [`SharedLoads`] loaders made with it.
-pub type LoadedDocs = Rc<RefCell<BTreeMap<DocId, AutoCommit>>>;
+/// Documents read once, shared by the [`SharedLoads`] loaders made with it
+/// (a handle: clones share the same documents).
+#[derive(Clone, Default)]
+pub struct LoadedDocs(Arc<Mutex<BTreeMap<DocId, AutoCommit>>>);
+
+impl LoadedDocs {
+    /// Shared documents, starting with `docs`.
+    pub fn new(docs: BTreeMap<DocId, AutoCommit>) -> Self {
+        LoadedDocs(Arc::new(Mutex::new(docs)))
+    }
+
+    /// A copy of document `id`, if it was read.
+    pub fn copy(&self, id: &DocId) -> Option<AutoCommit> {
+        self.docs().get(id).cloned()
+    }
+
+    /// Whether document `id` was read.
+    pub fn holds(&self, id: &DocId) -> bool {
+        self.docs().contains_key(id)
+    }
+
+    /// Keep a copy of `doc`, read as document `id` (one read before it on
+    /// another thread stays).
+    pub fn keep(&self, id: &DocId, doc: &AutoCommit) {
+        self.docs().entry(id.clone()).or_insert_with(|| doc.clone());
+    }
+
+    fn docs(&self) -> MutexGuard<'_, BTreeMap<DocId, AutoCommit>> {
+        // A thread that panicked while holding the lock left the map whole:
+        // every change to it is one insert.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// A loader that reads through `inner` only what no loader sharing `docs`
 /// has read yet.
@@ -39,18 +73,18 @@ impl<L: DocLoader> SharedLoads<L> {
 
 impl<L: DocLoader> DocLoader for SharedLoads<L> {
     fn load(&mut self, id: &DocId) -> Result<Option<AutoCommit>, LoadError> {
-        if let Some(doc) = self.docs.borrow().get(id) {
-            return Ok(Some(doc.clone()));
+        if let Some(doc) = self.docs.copy(id) {
+            return Ok(Some(doc));
         }
         let loaded = self.inner.load(id)?;
         if let Some(doc) = &loaded {
-            self.docs.borrow_mut().insert(id.clone(), doc.clone());
+            self.docs.keep(id, doc);
         }
         Ok(loaded)
     }
 
     fn exists(&mut self, id: &DocId) -> Result<bool, LoadError> {
-        if self.docs.borrow().contains_key(id) {
+        if self.docs.holds(id) {
             return Ok(true);
         }
         self.inner.exists(id)
@@ -63,6 +97,9 @@ impl<L: DocLoader> DocLoader for SharedLoads<L> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
     use super::*;
     use automerge::transaction::Transactable;
     use automerge::{ROOT, ReadDoc};
@@ -131,7 +168,7 @@ mod tests {
         let loads = Rc::new(RefCell::new(0));
         let id = DocId::Draft(ObjectId::random());
         let docs = LoadedDocs::default();
-        docs.borrow_mut().insert(id.clone(), AutoCommit::new());
+        docs.keep(&id, &AutoCommit::new());
         let mut loader = SharedLoads::new(
             Counting {
                 loads: loads.clone(),

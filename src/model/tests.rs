@@ -21,20 +21,34 @@ struct MemoryLoader(Shared);
 
 impl DocLoader for MemoryLoader {
     fn load(&mut self, id: &DocId) -> Result<Option<AutoCommit>, LoadError> {
-        let docs = self.0.borrow();
-        let Some(changes) = docs.get(id) else {
-            return Ok(None);
-        };
-        let mut doc = AutoCommit::new();
-        let parsed: Vec<Change> = changes
-            .iter()
-            .filter_map(|c| Change::from_bytes(c.clone()).ok())
-            .collect();
-        doc.apply_changes(parsed).map_err(|e| LoadError {
-            message: e.to_string(),
-            integrity: true,
-        })?;
-        Ok(Some(doc))
+        self.0
+            .borrow()
+            .get(id)
+            .map(|changes| built(changes))
+            .transpose()
+    }
+}
+
+/// A document built from its changes.
+fn built(changes: &[Vec<u8>]) -> Result<AutoCommit, LoadError> {
+    let mut doc = AutoCommit::new();
+    let parsed: Vec<Change> = changes
+        .iter()
+        .filter_map(|c| Change::from_bytes(c.clone()).ok())
+        .collect();
+    doc.apply_changes(parsed).map_err(|e| LoadError {
+        message: e.to_string(),
+        integrity: true,
+    })?;
+    Ok(doc)
+}
+
+/// [`MemoryLoader`] over a copy of the documents, which threads can share.
+struct FrozenLoader(std::sync::Arc<BTreeMap<DocId, Vec<Vec<u8>>>>);
+
+impl DocLoader for FrozenLoader {
+    fn load(&mut self, id: &DocId) -> Result<Option<AutoCommit>, LoadError> {
+        self.0.get(id).map(|changes| built(changes)).transpose()
     }
 }
 
@@ -1352,6 +1366,92 @@ fn arrivals(w: &World, who: &str, before: &super::inbox::Marks) -> (String, Stri
         arrived.counts().sentence(),
         read,
     )
+}
+
+#[test]
+fn news_read_on_every_core_is_the_news_read_on_one() {
+    let w = World::new();
+    // Enough responses that every thread reads some.
+    let mut opened = Vec::new();
+    for i in 0..6 {
+        let rid = w.ok("Ana", |ws| ws.open_response(request()));
+        let (tid, opening) = w.ok("Ana", |ws| {
+            ws.start_thread(&rid, &format!("T{i}"), Some("Opening"))
+        });
+        let opening = opening.unwrap_or_else(|| panic!("the thread has no opening comment"));
+        let draft = w.ok("Ana", |ws| ws.new_draft(&rid, "D", "We support it.\n"));
+        opened.push((rid, tid, opening, draft));
+    }
+    let before = marks_now(&w);
+    for (i, (rid, tid, opening, draft)) in opened.iter().enumerate() {
+        if i % 3 == 2 {
+            continue; // left quiet
+        }
+        w.ok("Bo", |ws| {
+            ws.post(rid, tid, &format!("Bo on {i}"), Some(opening.as_str()))
+        });
+        w.ok("Cy", |ws| ws.post(rid, tid, "Cy's view", None));
+        // Ana's own words are not news to her.
+        w.ok("Ana", |ws| ws.post(rid, tid, "A note", None));
+        let entry = w.ok("Cy", |ws| ws.resolve_draft(draft.as_str()));
+        w.ok("Cy", |ws| ws.take_stance(&entry, Stance::Support, None));
+    }
+    w.ok("Fa", |ws| ws.open_response(request()));
+    let now = marks_now(&w);
+    let changed: super::inbox::Marks = now
+        .keys()
+        .filter(|name| before.get(*name) != now.get(*name))
+        .map(|name| (name.clone(), before.get(name).cloned().unwrap_or_default()))
+        .collect();
+    let changed_ids: std::collections::BTreeSet<DocId> =
+        changed.keys().filter_map(|n| DocId::parse(n)).collect();
+
+    let frozen = std::sync::Arc::new(w.shared.borrow().clone());
+    let membership = w.membership.clone();
+    let at = w.now;
+    let pair = || {
+        let now = Workspace::new(
+            membership.clone(),
+            Box::new(FrozenLoader(frozen.clone())),
+            at,
+        );
+        let then_loader =
+            super::inbox::AtMarks::new(FrozenLoader(frozen.clone()), changed.clone(), true);
+        let then = Workspace::new(membership.clone(), Box::new(then_loader), at);
+        (now, then)
+    };
+    let reader = Some(w.id("Ana"));
+    let json = |inbox: &super::inbox::Inbox| {
+        serde_json::to_string(inbox).unwrap_or_else(|e| panic!("{e}"))
+    };
+    // What arrived, and everything since the marks.
+    let (mut now_ws, mut then_ws) = pair();
+    let one = now_ws
+        .arrived_since(&mut then_ws, reader, &changed_ids)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let every = Workspace::news_on_every_core(pair, reader, Some(&changed_ids))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json(&every), json(&one));
+    assert_eq!(
+        every.counts().sentence(),
+        "1 new response, 8 comments, 4 stances",
+        "{}",
+        json(&every)
+    );
+    assert_eq!(every.responses.len(), 5);
+    let replies_to_ana = every
+        .responses
+        .iter()
+        .flat_map(|r| &r.comments)
+        .filter(|c| c.reply_to_you)
+        .count();
+    assert_eq!(replies_to_ana, 4);
+    let (mut now_ws, mut then_ws) = pair();
+    let one = now_ws
+        .news_since(&mut then_ws, reader)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let every = Workspace::news_on_every_core(pair, reader, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json(&every), json(&one));
 }
 
 #[test]

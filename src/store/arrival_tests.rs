@@ -420,11 +420,11 @@ fn a_document_not_held_is_never_handed_on_as_if_it_existed() {
     }
     let held = |name: &String| DocId::parse(name).unwrap_or_else(|| panic!("{name}"));
     let copies = replica.copies([&absent, &g.discussion]);
-    assert!(copies.borrow().contains_key(&held(&g.discussion)));
-    assert!(!copies.borrow().contains_key(&held(&absent)));
+    assert!(copies.holds(&held(&g.discussion)));
+    assert!(!copies.holds(&held(&absent)));
     let taken = replica.take_loaded([&absent, &g.discussion]);
-    assert!(taken.borrow().contains_key(&held(&g.discussion)));
-    assert!(!taken.borrow().contains_key(&held(&absent)));
+    assert!(taken.holds(&held(&g.discussion)));
+    assert!(!taken.holds(&held(&absent)));
 }
 
 #[test]

@@ -126,7 +126,7 @@ impl StoreReplica {
                 Some((DocId::parse(name)?, loaded.doc.clone()))
             })
             .collect();
-        std::rc::Rc::new(std::cell::RefCell::new(copies))
+        crate::model::shared_loads::LoadedDocs::new(copies)
     }
 
     /// The loaded documents among `names`, taken out of the replica (for a
@@ -143,7 +143,7 @@ impl StoreReplica {
                 Some((id, loaded.doc))
             })
             .collect();
-        std::rc::Rc::new(std::cell::RefCell::new(taken))
+        crate::model::shared_loads::LoadedDocs::new(taken)
     }
 
     /// Drop the loaded documents, to read them again from disk (after
@@ -261,7 +261,7 @@ impl Replica for StoreReplica {
             .filter(|name| !self.docs.contains_key(*name) && DocId::parse(name).is_some())
             .collect();
         let (store, now) = (&self.store, self.now);
-        let loaded = crate::sync::parallel::in_order(
+        let loaded = crate::parallel::in_order(
             missing.clone(),
             2,
             |name| match store.load_doc(name, true, now) {
@@ -301,12 +301,8 @@ impl Replica for StoreReplica {
             })
             .collect();
         let store = &self.store;
-        let read = crate::sync::parallel::in_order(
-            unread.clone(),
-            8,
-            |name| store.doc_heads(name),
-            |_| None,
-        );
+        let read =
+            crate::parallel::in_order(unread.clone(), 8, |name| store.doc_heads(name), |_| None);
         for (name, heads) in unread.into_iter().zip(read) {
             if let Some(heads) = heads {
                 self.file_heads.insert(name.clone(), heads);
@@ -354,7 +350,7 @@ impl Replica for StoreReplica {
             self.file_heads.remove(name);
         }
         let store = &self.store;
-        let installed = crate::sync::parallel::in_order(
+        let installed = crate::parallel::in_order(
             docs,
             2,
             |(name, Verified { doc, signatures })| {
@@ -454,7 +450,7 @@ impl Replica for StoreReplica {
         let store = &self.store;
         // The session applied the changes it persisted to each loaded
         // document before handing them over, so each holds exactly its files.
-        let folded = crate::sync::parallel::in_order(
+        let folded = crate::parallel::in_order(
             names.iter().zip(loaded).collect(),
             2,
             |(name, loaded)| store.compact_doc(name, loaded).map_err(|e| e.to_string()),

@@ -12,7 +12,7 @@
 use automerge::Change;
 
 use super::chunks::guarded;
-use super::parallel::in_order;
+use crate::parallel::in_order;
 use crate::trust::ownership::check_ownership;
 use crate::trust::signed_change::{ChangeSignature, Standing, verify_signed};
 use crate::trust::{Membership, TrustError};

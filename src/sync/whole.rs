@@ -36,8 +36,8 @@ use automerge::{AutoCommit, Change, ReadDoc};
 
 use super::SyncError;
 use super::chunks::{decode_chunks, guarded};
-use super::parallel::in_order;
 use super::verdicts::verdicts;
+use crate::parallel::in_order;
 use crate::trust::signed_change::{ChangeSignature, Standing};
 use crate::trust::{Membership, TrustError};
 

@@ -143,7 +143,7 @@ pub fn verify(
 /// thousands of changes: the process keeps the keys it decompressed (a
 /// pure function of the bytes, so the cache changes no outcome). One cache
 /// for all threads: checking runs on threads started for each batch
-/// (`crate::sync::parallel`), which a cache per thread would start empty.
+/// (`crate::parallel`), which a cache per thread would start empty.
 fn verifying_key(public: &[u8; 32]) -> Option<VerifyingKey> {
     use std::collections::HashMap;
     use std::sync::{OnceLock, RwLock};

@@ -16,11 +16,11 @@ use automerge::sync::{Message, State, SyncDoc};
 use automerge::{AutoCommit, Change, ChangeHash};
 
 use super::super::chunks::{changes_in, check_have, guarded, with_changes};
-use super::super::parallel::in_order;
 use super::super::verdicts::verdicts_by_doc;
 use super::super::{Replica, SyncError};
 use super::{MAX_LATE_KEPT_ASIDE, MAX_QUIET_MESSAGES, MAX_ROUNDS_PER_DOC, Session};
 use crate::model::DocId;
+use crate::parallel::in_order;
 use crate::trust::TrustError;
 use crate::trust::removal::unanswered;
 use crate::trust::signed_change::{ChangeSignature, Standing};

@@ -6,7 +6,8 @@
 //! on one thread per core therefore gives exactly what one thread would, in
 //! the same order, in a fraction of the time. Each thread takes the next
 //! item left as soon as it is free, so one large document does not leave
-//! the other cores idle behind it.
+//! the other cores idle behind it. The news of a sync is read the same way,
+//! a response per item, each thread with its own workspaces.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -23,15 +24,35 @@ pub fn in_order<T: Send, R: Send>(
     work: impl Fn(T) -> R + Sync,
     failed: impl Fn(usize) -> R,
 ) -> Vec<R> {
+    in_order_with(items, from, || (), |_, item| work(item), failed)
+}
+
+/// [`in_order`] where each thread works with its own `S`, made by `state`
+/// when the thread takes its first item and kept for the next ones (what
+/// cannot be shared between threads, such as a workspace that caches what
+/// it read). After a panic the thread makes a fresh one: the old one may be
+/// half-way through a change.
+pub fn in_order_with<T: Send, R: Send, S>(
+    items: Vec<T>,
+    from: usize,
+    state: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, T) -> R + Sync,
+    failed: impl Fn(usize) -> R,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if items.len() < from.max(2) || threads < 2 {
-        return items.into_iter().map(work).collect();
+        let mut mine = None;
+        return items
+            .into_iter()
+            .map(|item| work(mine.get_or_insert_with(&state), item))
+            .collect();
     }
     let count = items.len();
     let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
     let results: Vec<Mutex<Option<R>>> = (0..count).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let run = || {
+        let mut mine = None;
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(slot) = slots.get(i) else {
@@ -41,9 +62,15 @@ pub fn in_order<T: Send, R: Send>(
                 Ok(mut slot) => slot.take(),
                 Err(poisoned) => poisoned.into_inner().take(),
             };
+            let Some(item) = item else {
+                continue;
+            };
+            let done = catch_unwind(AssertUnwindSafe(|| {
+                work(mine.get_or_insert_with(&state), item)
+            }));
             // An item whose work panics is left without a result.
-            let Some(Ok(result)) = item.map(|item| catch_unwind(AssertUnwindSafe(|| work(item))))
-            else {
+            let Ok(result) = done else {
+                mine = None;
                 continue;
             };
             match results[i].lock() {
@@ -87,6 +114,44 @@ mod tests {
             assert_eq!(in_order(items.clone(), 2, |i| i * i + 1, |_| 0), expected);
             assert_eq!(in_order(items, 64, |i| i * i + 1, |_| 0), expected);
         }
+    }
+
+    #[test]
+    fn each_thread_keeps_its_own_state_from_one_item_to_the_next() {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let made = AtomicUsize::new(0);
+        let items: Vec<u64> = (0..200).collect();
+        // A state is (its number, items its thread took so far).
+        let out = in_order_with(
+            items,
+            2,
+            || (made.fetch_add(1, Ordering::Relaxed), 0_usize),
+            |(state, taken), i| {
+                *taken += 1;
+                (i * 2, *state, *taken)
+            },
+            |_| (0, usize::MAX, 0),
+        );
+        let made = made.into_inner();
+        assert!(
+            (1..=threads).contains(&made),
+            "{made} states, {threads} threads"
+        );
+        let values: Vec<u64> = out.iter().map(|(v, _, _)| *v).collect();
+        assert_eq!(values, (0..200).map(|i| i * 2).collect::<Vec<_>>());
+        // Each state counted 1, 2, 3... in the order its thread took items:
+        // it was kept, and never shared.
+        let mut counts: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (_, state, taken) in &out {
+            counts.entry(*state).or_default().push(*taken);
+        }
+        let mut total = 0;
+        for taken in counts.values_mut() {
+            taken.sort();
+            assert_eq!(*taken, (1..=taken.len()).collect::<Vec<_>>());
+            total += taken.len();
+        }
+        assert_eq!(total, 200);
     }
 
     #[test]
