@@ -155,6 +155,45 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_whose_work_failed_starts_again_with_a_fresh_state() {
+        if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+            // One core: the work runs here, and its panic is the caller's.
+            return;
+        }
+        let made = AtomicUsize::new(0);
+        let failing = [3, 10, 11, 40];
+        // A state is (its number, items its thread took so far); a failing
+        // item counts itself, then panics.
+        let out = in_order_with(
+            (0..60).collect::<Vec<u64>>(),
+            2,
+            || (made.fetch_add(1, Ordering::Relaxed), 0_usize),
+            |(state, taken), i| {
+                *taken += 1;
+                if failing.contains(&i) {
+                    panic!("{i}");
+                }
+                Some((*state, *taken))
+            },
+            |_| None,
+        );
+        let mut counts: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (i, result) in out.iter().enumerate() {
+            assert_eq!(result.is_none(), failing.contains(&(i as u64)), "item {i}");
+            if let Some((state, taken)) = result {
+                counts.entry(*state).or_default().push(*taken);
+            }
+        }
+        // A state kept after its item failed would count on from the failed
+        // item, and leave a gap.
+        for taken in counts.values_mut() {
+            taken.sort();
+            assert_eq!(*taken, (1..=taken.len()).collect::<Vec<_>>());
+        }
+        assert!(made.into_inner() > failing.len());
+    }
+
+    #[test]
     fn an_item_whose_work_fails_gives_its_failure_and_the_others_their_results() {
         if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
             // One core: the work runs here, and its panic is the caller's.

@@ -368,6 +368,11 @@ impl Workspace {
         };
         let everything = only.is_none();
         let responses = now.responses_to_compare(&mut then, only.as_ref())?;
+        if responses.len() < 2 {
+            // One response (a sync that touched one discussion): this pair
+            // reads it (the index it read is kept).
+            return now.news_of(&mut then, reader, only.as_ref());
+        }
         let names: Vec<ObjectId> = responses.iter().map(|(id, _)| id.clone()).collect();
         // The pair is dropped on this thread before the others start: the
         // loads they share already hold the community document it read.

@@ -22,19 +22,22 @@ use super::workspace::{DocLoader, LoadError};
 use crate::ids::ObjectId;
 
 /// Documents read once, shared by the [`SharedLoads`] loaders made with it
-/// (a handle: clones share the same documents).
+/// (a handle: clones share the same documents). The lock is held only to
+/// find or add a document, never while one is read or copied.
 #[derive(Clone, Default)]
-pub struct LoadedDocs(Arc<Mutex<BTreeMap<DocId, AutoCommit>>>);
+pub struct LoadedDocs(Arc<Mutex<BTreeMap<DocId, Arc<AutoCommit>>>>);
 
 impl LoadedDocs {
     /// Shared documents, starting with `docs`.
     pub fn new(docs: BTreeMap<DocId, AutoCommit>) -> Self {
-        LoadedDocs(Arc::new(Mutex::new(docs)))
+        let docs = docs.into_iter().map(|(id, doc)| (id, Arc::new(doc)));
+        LoadedDocs(Arc::new(Mutex::new(docs.collect())))
     }
 
     /// A copy of document `id`, if it was read.
     pub fn copy(&self, id: &DocId) -> Option<AutoCommit> {
-        self.docs().get(id).cloned()
+        let shared = self.docs().get(id).cloned();
+        shared.map(|doc| AutoCommit::clone(&doc))
     }
 
     /// Whether document `id` was read.
@@ -45,10 +48,11 @@ impl LoadedDocs {
     /// Keep a copy of `doc`, read as document `id` (one read before it on
     /// another thread stays).
     pub fn keep(&self, id: &DocId, doc: &AutoCommit) {
-        self.docs().entry(id.clone()).or_insert_with(|| doc.clone());
+        let copy = Arc::new(doc.clone());
+        self.docs().entry(id.clone()).or_insert(copy);
     }
 
-    fn docs(&self) -> MutexGuard<'_, BTreeMap<DocId, AutoCommit>> {
+    fn docs(&self) -> MutexGuard<'_, BTreeMap<DocId, Arc<AutoCommit>>> {
         // A thread that panicked while holding the lock left the map whole:
         // every change to it is one insert.
         self.0

@@ -43,12 +43,27 @@ fn built(changes: &[Vec<u8>]) -> Result<AutoCommit, LoadError> {
     Ok(doc)
 }
 
-/// [`MemoryLoader`] over a copy of the documents, which threads can share.
-struct FrozenLoader(std::sync::Arc<BTreeMap<DocId, Vec<Vec<u8>>>>);
+/// Documents read per document, by loaders on any thread.
+type ReadCounts = std::sync::Arc<std::sync::Mutex<BTreeMap<DocId, usize>>>;
+
+/// [`MemoryLoader`] over a copy of the documents, which threads can share,
+/// counting what it reads.
+struct FrozenLoader {
+    docs: std::sync::Arc<BTreeMap<DocId, Vec<Vec<u8>>>>,
+    reads: ReadCounts,
+}
 
 impl DocLoader for FrozenLoader {
     fn load(&mut self, id: &DocId) -> Result<Option<AutoCommit>, LoadError> {
-        self.0.get(id).map(|changes| built(changes)).transpose()
+        if let Ok(mut reads) = self.reads.lock() {
+            *reads.entry(id.clone()).or_default() += 1;
+        }
+        self.docs.get(id).map(|changes| built(changes)).transpose()
+    }
+
+    /// Whether a document is here, without reading it (as the store does).
+    fn exists(&mut self, id: &DocId) -> Result<bool, LoadError> {
+        Ok(self.docs.contains_key(id))
     }
 }
 
@@ -1370,7 +1385,9 @@ fn arrivals(w: &World, who: &str, before: &super::inbox::Marks) -> (String, Stri
 
 #[test]
 fn news_read_on_every_core_is_the_news_read_on_one() {
-    let w = World::new();
+    let mut w = World::new();
+    // 2027-01-13T12:00:00Z: every request is due in two days.
+    w.now = 1_799_841_600;
     // Enough responses that every thread reads some.
     let mut opened = Vec::new();
     for i in 0..6 {
@@ -1384,6 +1401,11 @@ fn news_read_on_every_core_is_the_news_read_on_one() {
     }
     let before = marks_now(&w);
     for (i, (rid, tid, opening, draft)) in opened.iter().enumerate() {
+        if i == 2 {
+            // Touched, with no news for Ana: listed only for its deadline,
+            // which is no arrival.
+            w.ok("Ana", |ws| ws.post(rid, tid, "Only mine", None));
+        }
         if i % 3 == 2 {
             continue; // left quiet
         }
@@ -1409,14 +1431,18 @@ fn news_read_on_every_core_is_the_news_read_on_one() {
     let frozen = std::sync::Arc::new(w.shared.borrow().clone());
     let membership = w.membership.clone();
     let at = w.now;
-    let pair = || {
-        let now = Workspace::new(
-            membership.clone(),
-            Box::new(FrozenLoader(frozen.clone())),
-            at,
-        );
-        let then_loader =
-            super::inbox::AtMarks::new(FrozenLoader(frozen.clone()), changed.clone(), true);
+    // Pairs of workspaces as `convene sync` makes them, reading through
+    // loads they share: `reads` counts what reaches the documents.
+    let pairs = |shared: &super::shared_loads::LoadedDocs, reads: &ReadCounts| {
+        let loader = || {
+            let inner = FrozenLoader {
+                docs: frozen.clone(),
+                reads: reads.clone(),
+            };
+            super::shared_loads::SharedLoads::new(inner, shared.clone())
+        };
+        let now = Workspace::new(membership.clone(), Box::new(loader()), at);
+        let then_loader = super::inbox::AtMarks::new(loader(), changed.clone(), true);
         let then = Workspace::new(membership.clone(), Box::new(then_loader), at);
         (now, then)
     };
@@ -1424,13 +1450,21 @@ fn news_read_on_every_core_is_the_news_read_on_one() {
     let json = |inbox: &super::inbox::Inbox| {
         serde_json::to_string(inbox).unwrap_or_else(|e| panic!("{e}"))
     };
-    // What arrived, and everything since the marks.
-    let (mut now_ws, mut then_ws) = pair();
+    let read_once = |reads: &ReadCounts| {
+        let reads = reads.lock().map(|r| r.clone()).unwrap_or_default();
+        assert!(reads.values().all(|n| *n == 1), "{reads:?}");
+    };
+    // What arrived: the responses it touched, and no deadline.
+    let (shared, reads) = Default::default();
+    let (mut now_ws, mut then_ws) = pairs(&shared, &reads);
     let one = now_ws
         .arrived_since(&mut then_ws, reader, &changed_ids)
         .unwrap_or_else(|e| panic!("{e}"));
-    let every = Workspace::news_on_every_core(pair, reader, Some(&changed_ids))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (shared, reads) = Default::default();
+    let every =
+        Workspace::news_on_every_core(|| pairs(&shared, &reads), reader, Some(&changed_ids))
+            .unwrap_or_else(|e| panic!("{e}"));
+    read_once(&reads);
     assert_eq!(json(&every), json(&one));
     assert_eq!(
         every.counts().sentence(),
@@ -1446,12 +1480,20 @@ fn news_read_on_every_core_is_the_news_read_on_one() {
         .filter(|c| c.reply_to_you)
         .count();
     assert_eq!(replies_to_ana, 4);
-    let (mut now_ws, mut then_ws) = pair();
+    // Everything since the marks: the quiet responses too, for their
+    // deadline.
+    let (shared, reads) = Default::default();
+    let (mut now_ws, mut then_ws) = pairs(&shared, &reads);
     let one = now_ws
         .news_since(&mut then_ws, reader)
         .unwrap_or_else(|e| panic!("{e}"));
-    let every = Workspace::news_on_every_core(pair, reader, None).unwrap_or_else(|e| panic!("{e}"));
+    let (shared, reads) = Default::default();
+    let every = Workspace::news_on_every_core(|| pairs(&shared, &reads), reader, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    read_once(&reads);
     assert_eq!(json(&every), json(&one));
+    assert_eq!(every.responses.len(), 7);
+    assert!(every.responses.iter().all(|r| r.due.is_some()));
 }
 
 #[test]
