@@ -190,13 +190,14 @@ fn acknowledge(
     now: i64,
     loaded: LoadedDocs,
 ) -> anyhow::Result<usize> {
+    // Nothing reads `loaded` after the receipts.
     let mut ws = store.workspace_with(identity, now, true, |loader| {
-        Box::new(SharedLoads::new(loader, loaded))
+        Box::new(SharedLoads::last(loader, loaded))
     });
     if ws.writer().is_err() {
         return Ok(0);
     }
-    let mut written = 0;
+    let mut entries = Vec::new();
     for name in arrived.keys() {
         let Some(crate::model::DocId::Draft(draft)) = crate::model::DocId::parse(name) else {
             continue;
@@ -205,8 +206,9 @@ fn acknowledge(
         let Ok(entry) = ws.resolve_draft(draft.as_str()) else {
             continue;
         };
-        written += usize::from(ws.acknowledge(&entry)?);
+        entries.push(entry);
     }
+    let written = ws.acknowledge_all(&entries)?;
     store.persist(&mut ws, identity)?;
     Ok(written)
 }

@@ -15,6 +15,8 @@
 //! receipt that counts. Receipts are visible to every member; docs/guide.md
 //! says so.
 
+use std::collections::btree_map::Entry;
+
 use automerge::ObjType;
 use automerge::transaction::Transactable;
 
@@ -35,10 +37,33 @@ impl Workspace {
     /// draft. Returns false (and writes nothing) if the acting member's
     /// receipt or stance already names that version.
     pub fn acknowledge(&mut self, entry: &DraftEntry) -> Result<bool> {
+        let stances = self.all_stances(&entry.response)?;
+        self.acknowledge_among(entry, &stances)
+    }
+
+    /// [`Workspace::acknowledge`] each of `entries`, reading each
+    /// response's stances once (a join acknowledges every draft). Returns
+    /// how many receipts were written.
+    pub fn acknowledge_all(&mut self, entries: &[DraftEntry]) -> Result<usize> {
+        let mut stances: std::collections::BTreeMap<ObjectId, Vec<DraftStance>> =
+            Default::default();
+        let mut written = 0;
+        for entry in entries {
+            // A receipt changes no stance: those read stay current.
+            let among = match stances.entry(entry.response.clone()) {
+                Entry::Occupied(read) => read.into_mut(),
+                Entry::Vacant(unread) => unread.insert(self.all_stances(&entry.response)?),
+            };
+            written += usize::from(self.acknowledge_among(entry, among)?);
+        }
+        Ok(written)
+    }
+
+    /// [`Workspace::acknowledge`], given the response's stances.
+    fn acknowledge_among(&mut self, entry: &DraftEntry, stances: &[DraftStance]) -> Result<bool> {
         let me = self.writer()?.id;
         let version = self.draft_version(&entry.id)?;
-        let stances = self.all_stances(&entry.response)?;
-        if version.is_empty() || self.seen_version(entry, &me, &stances)? == Some(version.clone()) {
+        if version.is_empty() || self.seen_version(entry, &me, stances)? == Some(version.clone()) {
             return Ok(false);
         }
         let now = self.now;

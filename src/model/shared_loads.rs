@@ -40,6 +40,13 @@ impl LoadedDocs {
         shared.map(|doc| AutoCommit::clone(&doc))
     }
 
+    /// Document `id`, if it was read, taken out: no copy is made unless
+    /// another handle still shares it.
+    pub fn take(&self, id: &DocId) -> Option<AutoCommit> {
+        let shared = self.docs().remove(id)?;
+        Some(Arc::try_unwrap(shared).unwrap_or_else(|still| AutoCommit::clone(&still)))
+    }
+
     /// Whether document `id` was read.
     pub fn holds(&self, id: &DocId) -> bool {
         self.docs().contains_key(id)
@@ -66,22 +73,45 @@ impl LoadedDocs {
 pub struct SharedLoads<L> {
     inner: L,
     docs: LoadedDocs,
+    /// The last to read `docs`: take documents out instead of copying them,
+    /// and keep none of what `inner` reads.
+    last: bool,
 }
 
 impl<L: DocLoader> SharedLoads<L> {
     /// Load through `inner`, sharing what is read in `docs`.
     pub fn new(inner: L, docs: LoadedDocs) -> Self {
-        SharedLoads { inner, docs }
+        SharedLoads {
+            inner,
+            docs,
+            last: false,
+        }
+    }
+
+    /// [`SharedLoads::new`] for the last workspace to read `docs` (receipts
+    /// after a sync): it takes what it reads out of them, since nobody reads
+    /// them after it. Copying a discussion and freeing the copies cost as
+    /// much as reading what arrived did.
+    pub fn last(inner: L, docs: LoadedDocs) -> Self {
+        SharedLoads {
+            inner,
+            docs,
+            last: true,
+        }
     }
 }
 
 impl<L: DocLoader> DocLoader for SharedLoads<L> {
     fn load(&mut self, id: &DocId) -> Result<Option<AutoCommit>, LoadError> {
-        if let Some(doc) = self.docs.copy(id) {
+        let held = match self.last {
+            true => self.docs.take(id),
+            false => self.docs.copy(id),
+        };
+        if let Some(doc) = held {
             return Ok(Some(doc));
         }
         let loaded = self.inner.load(id)?;
-        if let Some(doc) = &loaded {
+        if let (Some(doc), false) = (&loaded, self.last) {
             self.docs.keep(id, doc);
         }
         Ok(loaded)
@@ -181,5 +211,33 @@ mod tests {
         );
         assert!(matches!(loader.load(&id), Ok(Some(_))));
         assert_eq!(*loads.borrow(), 0);
+    }
+
+    #[test]
+    fn the_last_reader_takes_what_was_read_and_keeps_nothing() {
+        let loads = Rc::new(RefCell::new(0));
+        let held = DocId::Draft(ObjectId::random());
+        let docs = LoadedDocs::default();
+        let mut doc = AutoCommit::new();
+        assert!(doc.put(ROOT, "name", "held").is_ok());
+        docs.keep(&held, &doc);
+        let mut last = SharedLoads::last(
+            Counting {
+                loads: loads.clone(),
+            },
+            docs.clone(),
+        );
+        let Ok(Some(taken)) = last.load(&held) else {
+            panic!("the document should load");
+        };
+        assert_eq!(*loads.borrow(), 0, "read again instead of taken");
+        let name = taken.get(ROOT, "name").ok().flatten();
+        assert_eq!(name.map(|(v, _)| v.to_string()), Some("\"held\"".into()));
+        assert!(!docs.holds(&held), "taken, yet still held");
+        // Read through the inner loader: not kept for anyone after.
+        let other = DocId::Response(ObjectId::random());
+        assert!(matches!(last.load(&other), Ok(Some(_))));
+        assert_eq!(*loads.borrow(), 1);
+        assert!(!docs.holds(&other));
     }
 }

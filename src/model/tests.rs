@@ -1384,6 +1384,43 @@ fn arrivals(w: &World, who: &str, before: &super::inbox::Marks) -> (String, Stri
 }
 
 #[test]
+fn receipts_for_several_drafts_at_once_are_those_one_by_one_would_write() {
+    let w = World::new();
+    let first = w.ok("Ana", |ws| ws.open_response(request()));
+    let second = w.ok("Ana", |ws| ws.open_response(request()));
+    let drafts = [
+        w.ok("Ana", |ws| ws.new_draft(&first, "A", "One.\n")),
+        w.ok("Ana", |ws| ws.new_draft(&first, "B", "Two.\n")),
+        w.ok("Ana", |ws| ws.new_draft(&second, "C", "Three.\n")),
+    ];
+    // Cy's stance on the second draft already names its version.
+    let entries: Vec<_> = drafts
+        .iter()
+        .map(|d| w.ok("Cy", |ws| ws.resolve_draft(d.as_str())))
+        .collect();
+    w.ok("Cy", |ws| {
+        ws.take_stance(&entries[1], Stance::Support, None)
+    });
+    let cy = w.id("Cy");
+    assert!(!w.ok("Ana", |ws| ws.has_seen_drafts(&first, &cy)));
+    assert!(!w.ok("Ana", |ws| ws.has_seen_drafts(&second, &cy)));
+
+    assert_eq!(w.ok("Cy", |ws| ws.acknowledge_all(&entries)), 2);
+    assert!(w.ok("Ana", |ws| ws.has_seen_drafts(&first, &cy)));
+    assert!(w.ok("Ana", |ws| ws.has_seen_drafts(&second, &cy)));
+    // Everything is acknowledged: nothing more to write, one by one or all.
+    assert_eq!(w.ok("Cy", |ws| ws.acknowledge_all(&entries)), 0);
+    for entry in &entries {
+        assert!(!w.ok("Cy", |ws| ws.acknowledge(entry)));
+    }
+    // A new version of one draft: one receipt.
+    w.ok("Ana", |ws| ws.edit_draft(&entries[2], "Three, revised.\n"));
+    assert!(!w.ok("Ana", |ws| ws.has_seen_drafts(&second, &cy)));
+    assert_eq!(w.ok("Cy", |ws| ws.acknowledge_all(&entries)), 1);
+    assert!(w.ok("Ana", |ws| ws.has_seen_drafts(&second, &cy)));
+}
+
+#[test]
 fn news_read_on_every_core_is_the_news_read_on_one() {
     let mut w = World::new();
     // 2027-01-13T12:00:00Z: every request is due in two days.
