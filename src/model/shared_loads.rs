@@ -7,11 +7,13 @@
 //! session holds) can be put in first.
 //!
 //! A workspace works on its copy: what one workspace writes, the others
-//! sharing the loads do not see. The documents read are shared across
+//! sharing the loads do not see. The last workspace to read them (the one
+//! that writes receipts after a sync) takes the documents out instead of
+//! copying them ([`SharedLoads::last`]). The documents read are shared across
 //! threads, so that workspaces on every core read news together
 //! (`Workspace::news_on_every_core`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use automerge::AutoCommit;
@@ -76,6 +78,8 @@ pub struct SharedLoads<L> {
     /// The last to read `docs`: take documents out instead of copying them,
     /// and keep none of what `inner` reads.
     last: bool,
+    /// What this loader took out of `docs`: it still exists.
+    taken: BTreeSet<DocId>,
 }
 
 impl<L: DocLoader> SharedLoads<L> {
@@ -85,6 +89,7 @@ impl<L: DocLoader> SharedLoads<L> {
             inner,
             docs,
             last: false,
+            taken: BTreeSet::new(),
         }
     }
 
@@ -97,6 +102,7 @@ impl<L: DocLoader> SharedLoads<L> {
             inner,
             docs,
             last: true,
+            taken: BTreeSet::new(),
         }
     }
 }
@@ -107,6 +113,9 @@ impl<L: DocLoader> DocLoader for SharedLoads<L> {
             true => self.docs.take(id),
             false => self.docs.copy(id),
         };
+        if self.last && held.is_some() {
+            self.taken.insert(id.clone());
+        }
         if let Some(doc) = held {
             return Ok(Some(doc));
         }
@@ -118,7 +127,7 @@ impl<L: DocLoader> DocLoader for SharedLoads<L> {
     }
 
     fn exists(&mut self, id: &DocId) -> Result<bool, LoadError> {
-        if self.docs.holds(id) {
+        if self.docs.holds(id) || self.taken.contains(id) {
             return Ok(true);
         }
         self.inner.exists(id)
@@ -234,6 +243,8 @@ mod tests {
         let name = taken.get(ROOT, "name").ok().flatten();
         assert_eq!(name.map(|(v, _)| v.to_string()), Some("\"held\"".into()));
         assert!(!docs.holds(&held), "taken, yet still held");
+        // Taken, it still exists, though the inner loader is never asked.
+        assert!(matches!(last.exists(&held), Ok(true)));
         // Read through the inner loader: not kept for anyone after.
         let other = DocId::Response(ObjectId::random());
         assert!(matches!(last.load(&other), Ok(Some(_))));
