@@ -341,9 +341,22 @@ impl Workspace {
         reader: Option<MemberId>,
         only: Option<&BTreeSet<ObjectId>>,
     ) -> Result<Inbox> {
+        let responses = self.responses_to_compare(then, only)?;
+        self.news_in_turn(then, responses, reader, only.is_none())
+    }
+
+    /// The news of `responses` (from [`Self::responses_to_compare`]), read
+    /// one after the other on this thread.
+    fn news_in_turn(
+        &mut self,
+        then: &mut Workspace,
+        responses: Vec<(ObjectId, bool)>,
+        reader: Option<MemberId>,
+        everything: bool,
+    ) -> Result<Inbox> {
         let mut inbox = Inbox::default();
-        for (id, was_listed) in self.responses_to_compare(then, only)? {
-            let news = self.news_of_one(then, &id, was_listed, reader, only.is_none())?;
+        for (id, was_listed) in responses {
+            let news = self.news_of_one(then, &id, was_listed, reader, everything)?;
             inbox.responses.extend(news);
         }
         Ok(inbox)
@@ -370,8 +383,8 @@ impl Workspace {
         let responses = now.responses_to_compare(&mut then, only.as_ref())?;
         if responses.len() < 2 {
             // One response (a sync that touched one discussion): this pair
-            // reads it (the index it read is kept).
-            return now.news_of(&mut then, reader, only.as_ref());
+            // reads it.
+            return now.news_in_turn(&mut then, responses, reader, everything);
         }
         let names: Vec<ObjectId> = responses.iter().map(|(id, _)| id.clone()).collect();
         // The pair is dropped on this thread before the others start: the

@@ -110,12 +110,11 @@ impl<L: DocLoader> SharedLoads<L> {
 impl<L: DocLoader> DocLoader for SharedLoads<L> {
     fn load(&mut self, id: &DocId) -> Result<Option<AutoCommit>, LoadError> {
         let held = match self.last {
-            true => self.docs.take(id),
+            true => self.docs.take(id).inspect(|_| {
+                self.taken.insert(id.clone());
+            }),
             false => self.docs.copy(id),
         };
-        if self.last && held.is_some() {
-            self.taken.insert(id.clone());
-        }
         if let Some(doc) = held {
             return Ok(Some(doc));
         }

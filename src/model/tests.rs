@@ -1605,13 +1605,20 @@ fn overwrite_cys_old_build_stance(w: &World, rid: &ObjectId, did: &ObjectId) {
     });
 }
 
-#[test]
-fn news_reads_a_stance_of_earlier_builds_from_the_history_before_the_marks() {
+/// A response with a draft, on which Cy supports under the fixed key of
+/// earlier builds, and Bo's client overwrote it: (world, response, draft).
+fn old_build_stance_overwritten() -> (World, ObjectId, ObjectId) {
     let w = World::new();
     let rid = w.ok("Ana", |ws| ws.open_response(request()));
     let did = w.ok("Fa", |ws| ws.new_draft(&rid, "D", "Text"));
     old_build_stance(&w, &did, Stance::Support);
     overwrite_cys_old_build_stance(&w, &rid, &did);
+    (w, rid, did)
+}
+
+#[test]
+fn news_reads_a_stance_of_earlier_builds_from_the_history_before_the_marks() {
+    let (w, _, did) = old_build_stance_overwritten();
     let read = marks_now(&w);
     // After the marks, Cy writes again: the news is a change of stance.
     // (Cy's later map, found in a history that runs past the marks, has
@@ -1629,11 +1636,7 @@ fn news_reads_a_stance_of_earlier_builds_from_the_history_before_the_marks() {
 
 #[test]
 fn a_stance_under_the_fixed_key_of_earlier_builds_is_found_in_history_once_overwritten() {
-    let w = World::new();
-    let rid = w.ok("Ana", |ws| ws.open_response(request()));
-    let did = w.ok("Fa", |ws| ws.new_draft(&rid, "D", "Text"));
-    old_build_stance(&w, &did, Stance::Support);
-    overwrite_cys_old_build_stance(&w, &rid, &did);
+    let (w, rid, _) = old_build_stance_overwritten();
     let shown = w.ok("Ana", |ws| ws.show(&rid));
     let stances: Vec<(MemberId, Stance)> = shown.drafts[0]
         .stances
