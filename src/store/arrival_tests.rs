@@ -457,3 +457,50 @@ fn ahead_replica_of(store: &CommunityStore) -> StoreReplica {
     let store = CommunityStore::open(store.dir(), store.id()).unwrap_or_else(|e| panic!("{e}"));
     StoreReplica::new(store, NOW)
 }
+
+#[test]
+fn a_draft_that_arrives_whole_is_kept_with_its_digest() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (ana, ahead, response, _) = with_discussion(root.path());
+    let mut ws = ahead.workspace(&ana, NOW, true);
+    let draft = ws
+        .new_draft(&response, "Reply", "Our first text.")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let entry = ws
+        .resolve_draft(draft.as_str())
+        .unwrap_or_else(|e| panic!("{e}"));
+    ws.edit_draft(&entry, "Our first text, amended.")
+        .unwrap_or_else(|e| panic!("{e}"));
+    ahead
+        .persist(&mut ws, &ana)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A device that holds nothing of the community's documents.
+    let behind = root.path().join("behind");
+    copy_dir(ahead.dir(), &behind);
+    std::fs::remove_dir_all(behind.join("docs")).unwrap_or_else(|e| panic!("{e}"));
+    let key = Arc::new(SecretKey::generate());
+    let device = DeviceId(key.public());
+    let store = CommunityStore::open(&behind, ahead.id())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_device(key);
+    let mut b = StoreReplica::new(store, NOW);
+    let mut a = ahead_replica_of(&ahead);
+    let ana_device = ana.device_id();
+    sync_replicas(&mut a, ana_device, &mut b, ana_device, &mut Rng(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = crate::model::DocId::Draft(draft).name();
+    let docs = b.store().docs_dir();
+    let digest = super::digest::read(
+        &DocFiles::new(&docs, &name),
+        &docs,
+        &device,
+        b.store().membership(),
+    )
+    .unwrap_or_else(|| panic!("no digest kept"));
+    assert_eq!(digest.text, "Our first text, amended.");
+    assert_eq!(digest.authors, vec![ana.member_id()]);
+    let mut held = b.doc(&name).unwrap_or_else(|e| panic!("{e}")).get_heads();
+    held.sort();
+    let held: Vec<String> = held.iter().map(|h| h.to_string()).collect();
+    assert_eq!(digest.heads, held);
+}

@@ -385,6 +385,24 @@ impl CommunityStore {
         doclog::compact_folding(&files, loaded, self.device.as_deref(), &self.id, fold)
     }
 
+    /// Keep the digest of draft `name`, verified and held as `doc`, for
+    /// the next command that reads it (`super::digest`), as a command that
+    /// loads a draft does; nothing without this device's key.
+    pub fn keep_draft_digest(&self, name: &str, doc: &mut automerge::AutoCommit) {
+        if let Some(device) = &self.device
+            && let Some(digest) = DraftDigest::of(doc, &self.membership)
+        {
+            digest::write(
+                &self.docs_dir(),
+                name,
+                device,
+                &self.membership,
+                digest::devices_of(doc),
+                &digest,
+            );
+        }
+    }
+
     /// Write document `name`'s history from `whole`, its changes rebuilt
     /// from the loaded document (`super::history::rebuilt`).
     pub fn keep_history(&self, name: &str, whole: &crate::sync::whole::WholeDoc) {

@@ -342,7 +342,9 @@ impl Replica for StoreReplica {
     }
 
     /// Each document is saved, attested and written on every core (a
-    /// frame of whole documents was checked the same way).
+    /// frame of whole documents was checked the same way), and a draft's
+    /// digest kept beside it: a newcomer's first `show` of a response would
+    /// otherwise load each of its drafts in full.
     fn install_all(&mut self, docs: Vec<(String, Verified)>) -> Result<(), SyncError> {
         // Their heads as read from files (none) no longer hold, whatever
         // happens to each below.
@@ -360,6 +362,10 @@ impl Replica for StoreReplica {
                     log_records: 0,
                 };
                 let written = store.install_doc(&name, &mut loaded);
+                if written.is_ok() && matches!(DocId::parse(&name), Some(DocId::Draft(_))) {
+                    // Read by the next `show` or `tally` without loading it.
+                    store.keep_draft_digest(&name, &mut loaded.doc);
+                }
                 Some((name, loaded, written))
             },
             |_| None,
