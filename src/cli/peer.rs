@@ -145,6 +145,7 @@ pub fn sync(
     drop(progress);
     let (arrived, loaded) = access.with(|replica| {
         let arrived = replica.arrivals();
+        replica.keep_draft_digests(&arrived);
         let loaded = replica.take_loaded(arrived.keys());
         (arrived, loaded)
     })?;

@@ -209,6 +209,7 @@ fn arrived(access: &Shared, identity: &Identity, received: usize) -> String {
             if arrived.is_empty() {
                 return String::new();
             }
+            replica.keep_draft_digests(&arrived);
             let loaded = replica.copies(arrived.keys());
             let (counts, receipts) =
                 super::inbox::after_arrival(replica.store(), identity, &arrived, loaded, now);

@@ -504,3 +504,53 @@ fn a_draft_that_arrives_whole_is_kept_with_its_digest() {
     let held: Vec<String> = held.iter().map(|h| h.to_string()).collect();
     assert_eq!(digest.heads, held);
 }
+
+#[test]
+fn a_draft_a_sync_changed_gets_its_digest_again_once_the_session_is_over() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (ana, ahead, response, _) = with_discussion(root.path());
+    let mut ws = ahead.workspace(&ana, NOW, true);
+    let draft = ws
+        .new_draft(&response, "Reply", "Our first text.")
+        .unwrap_or_else(|e| panic!("{e}"));
+    ahead
+        .persist(&mut ws, &ana)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Ana's other device, with her key, holds the draft as it was.
+    let behind_dir = root.path().join("behind");
+    copy_dir(ahead.dir(), &behind_dir);
+    let key = ahead.device().cloned().unwrap_or_else(|| panic!("no key"));
+    let behind = CommunityStore::open(&behind_dir, ahead.id())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_device(key);
+    let mut ws = ahead.workspace(&ana, NOW, true);
+    let entry = ws
+        .resolve_draft(draft.as_str())
+        .unwrap_or_else(|e| panic!("{e}"));
+    ws.edit_draft(&entry, "Our second text.")
+        .unwrap_or_else(|e| panic!("{e}"));
+    ahead
+        .persist(&mut ws, &ana)
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let mut b = StoreReplica::new(behind, NOW);
+    let mut a = ahead_replica_of(&ahead);
+    let device = ana.device_id();
+    sync_replicas(&mut a, device, &mut b, device, &mut Rng(6)).unwrap_or_else(|e| panic!("{e}"));
+    let name = crate::model::DocId::Draft(draft).name();
+    let docs = b.store().docs_dir();
+    let digest = |b: &StoreReplica| {
+        super::digest::read(
+            &DocFiles::new(&docs, &name),
+            &docs,
+            &device,
+            b.store().membership(),
+        )
+    };
+    assert_eq!(digest(&b), None, "no digest of the new version yet");
+    let arrived = b.arrivals();
+    assert!(arrived.contains_key(&name));
+    b.keep_draft_digests(&arrived);
+    let kept = digest(&b).unwrap_or_else(|| panic!("no digest kept"));
+    assert_eq!(kept.text, "Our second text.");
+}

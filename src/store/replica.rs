@@ -112,6 +112,33 @@ impl StoreReplica {
         arrived
     }
 
+    /// Keep the digest of each draft among `arrived` ([`Self::arrivals`])
+    /// that a session changed and holds loaded, on every core, as a
+    /// command that loads a draft does: the next `show` or `tally` then
+    /// reads it from its digest instead of loading it in full. (A draft
+    /// that arrived whole has its digest already: `install_all`.)
+    pub fn keep_draft_digests(&mut self, arrived: &crate::model::inbox::Marks) {
+        let names: Vec<String> = arrived
+            .iter()
+            .filter(|(name, before)| {
+                !before.is_empty()
+                    && matches!(DocId::parse(name), Some(DocId::Draft(_)))
+                    && self.docs.get(*name).is_some_and(|l| !is_placeholder(l))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        let Ok(loaded) = crate::sync::replica::entries_mut(&mut self.docs, &names) else {
+            return;
+        };
+        let store = &self.store;
+        crate::parallel::in_order(
+            names.iter().zip(loaded).collect(),
+            2,
+            |(name, loaded)| store.keep_draft_digest(name, &mut loaded.doc),
+            |_| (),
+        );
+    }
+
     /// Copies of the loaded documents among `names`, as they are on disk
     /// (everything received is appended before a session goes on), for the
     /// commands that read what arrived (`model::shared_loads`).
