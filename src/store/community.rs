@@ -385,22 +385,42 @@ impl CommunityStore {
         doclog::compact_folding(&files, loaded, self.device.as_deref(), &self.id, fold)
     }
 
-    /// Keep the digest of draft `name`, verified and held as `doc`, for
-    /// the next command that reads it (`super::digest`), as a command that
-    /// loads a draft does; nothing without this device's key.
-    pub fn keep_draft_digest(&self, name: &str, doc: &mut automerge::AutoCommit) {
-        if let Some(device) = &self.device
-            && let Some(digest) = DraftDigest::of(doc, &self.membership)
-        {
-            digest::write(
-                &self.docs_dir(),
-                name,
-                device,
-                &self.membership,
-                digest::devices_of(doc),
-                &digest,
-            );
+    /// Keep the digest of draft `name`, as a sync holds it (`doc`, every
+    /// change verified), for the next command that reads it
+    /// (`super::digest`), as a command that loads a draft does. Only when
+    /// `doc` is what its files hold (its heads are those read from them)
+    /// and every author is a current member
+    /// ([`digest::from_sync_allowed`]); nothing without this device's key.
+    /// Whether it was kept.
+    pub fn keep_draft_digest(&self, name: &str, doc: &mut automerge::AutoCommit) -> bool {
+        let Some(device) = &self.device else {
+            return false;
+        };
+        let devices = digest::devices_of(doc);
+        if !digest::from_sync_allowed(&self.membership, &devices) {
+            return false;
         }
+        let mut held = doc.get_heads();
+        held.sort();
+        let on_disk = self.doc_heads(name).map(|mut heads| {
+            heads.sort();
+            heads
+        });
+        if on_disk != Some(held) {
+            return false;
+        }
+        let Some(digest) = DraftDigest::of(doc, &self.membership) else {
+            return false;
+        };
+        digest::write(
+            &self.docs_dir(),
+            name,
+            device,
+            &self.membership,
+            devices,
+            &digest,
+        );
+        true
     }
 
     /// Write document `name`'s history from `whole`, its changes rebuilt

@@ -86,6 +86,21 @@ pub fn devices_of(doc: &mut automerge::AutoCommit) -> Vec<[u8; 32]> {
     devices.into_iter().collect()
 }
 
+/// Whether a digest may be taken from a draft a sync holds (rather than
+/// one a load gave): only if every device that made one of its changes is
+/// a device of a current member. A session may hold a removed member's
+/// later change that a load would drop (`trust::removal`: it stays only if
+/// a change that stays builds on it), and the heads read from the files
+/// would still name it; a load, which applies the removal's cut, writes
+/// the digest of such a draft instead.
+pub fn from_sync_allowed(membership: &Membership, devices: &[[u8; 32]]) -> bool {
+    devices.iter().all(|device| {
+        membership
+            .owner_of(&DeviceId(*device))
+            .is_some_and(|member| !member.removed)
+    })
+}
+
 /// The digest file of document `name`.
 pub fn path(docs_dir: &Path, name: &str) -> PathBuf {
     docs_dir.join(format!("{name}.digest"))
@@ -172,6 +187,17 @@ mod tests {
     use crate::trust::{CertBody, Certificate};
 
     const NOW: i64 = 1_790_000_000;
+
+    #[test]
+    fn a_sync_takes_no_digest_of_a_draft_with_a_removed_or_unknown_author() {
+        let c = crate::trust::fixture::community(3);
+        let devices = [c.device(0).0, c.device(2).0];
+        assert!(from_sync_allowed(&c.membership(), &devices));
+        let without = c.membership_without(2, "draft-00bb", Vec::new());
+        assert!(!from_sync_allowed(&without, &devices));
+        assert!(from_sync_allowed(&without, &devices[..1]));
+        assert!(!from_sync_allowed(&c.membership(), &[[7; 32]]));
+    }
 
     #[test]
     fn a_digest_serves_only_the_document_it_was_taken_from() {

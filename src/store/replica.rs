@@ -49,6 +49,9 @@ pub struct StoreReplica {
     /// Documents whose log grew past [`COMPACT_AT_BYTES`], to fold
     /// ([`Replica::compact_grown`]).
     grown: BTreeSet<String>,
+    /// The drafts whose digest this replica kept, with their heads then
+    /// ([`Self::keep_draft_digests`]).
+    digested: BTreeMap<String, Vec<ChangeHash>>,
     /// Heads of documents not loaded, as read from their files: a session
     /// asks for every document's heads twice (to send them, then to compare
     /// with the peer's), and reading them means hashing each snapshot.
@@ -65,6 +68,7 @@ impl StoreReplica {
             now,
             first_heads: Default::default(),
             grown: BTreeSet::new(),
+            digested: BTreeMap::new(),
             file_heads: BTreeMap::new(),
         }
     }
@@ -113,30 +117,44 @@ impl StoreReplica {
     }
 
     /// Keep the digest of each draft among `arrived` ([`Self::arrivals`])
-    /// that a session changed and holds loaded, on every core, as a
-    /// command that loads a draft does: the next `show` or `tally` then
-    /// reads it from its digest instead of loading it in full. (A draft
-    /// that arrived whole has its digest already: `install_all`.)
+    /// that the replica holds loaded, on every core, as a command that
+    /// loads a draft does: the next `show` or `tally` then reads it from
+    /// its digest instead of loading it in full. A draft whose digest was
+    /// kept at these heads already (arrived whole: `install_all`) is left
+    /// alone; one whose digest may not be taken from a sync
+    /// (`CommunityStore::keep_draft_digest`) gets none, as before.
     pub fn keep_draft_digests(&mut self, arrived: &crate::model::inbox::Marks) {
-        let names: Vec<String> = arrived
-            .iter()
-            .filter(|(name, before)| {
-                !before.is_empty()
-                    && matches!(DocId::parse(name), Some(DocId::Draft(_)))
-                    && self.docs.get(*name).is_some_and(|l| !is_placeholder(l))
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
+        let mut names = Vec::new();
+        for name in arrived.keys() {
+            if !matches!(DocId::parse(name), Some(DocId::Draft(_))) {
+                continue;
+            }
+            let Some(loaded) = self.docs.get_mut(name).filter(|l| !is_placeholder(l)) else {
+                continue;
+            };
+            if self.digested.get(name) != Some(&loaded.doc.get_heads()) {
+                names.push(name.clone());
+            }
+        }
         let Ok(loaded) = crate::sync::replica::entries_mut(&mut self.docs, &names) else {
             return;
         };
         let store = &self.store;
-        crate::parallel::in_order(
+        let kept = crate::parallel::in_order(
             names.iter().zip(loaded).collect(),
             2,
-            |(name, loaded)| store.keep_draft_digest(name, &mut loaded.doc),
-            |_| (),
+            |(name, loaded)| {
+                store
+                    .keep_draft_digest(name, &mut loaded.doc)
+                    .then(|| loaded.doc.get_heads())
+            },
+            |_| None,
         );
+        for (name, heads) in names.into_iter().zip(kept) {
+            if let Some(heads) = heads {
+                self.digested.insert(name, heads);
+            }
+        }
     }
 
     /// Copies of the loaded documents among `names`, as they are on disk
@@ -389,23 +407,26 @@ impl Replica for StoreReplica {
                     log_records: 0,
                 };
                 let written = store.install_doc(&name, &mut loaded);
-                if written.is_ok() && matches!(DocId::parse(&name), Some(DocId::Draft(_))) {
-                    // Read by the next `show` or `tally` without loading it.
-                    store.keep_draft_digest(&name, &mut loaded.doc);
-                }
-                Some((name, loaded, written))
+                // Read by the next `show` or `tally` without loading it.
+                let digested = written.is_ok()
+                    && matches!(DocId::parse(&name), Some(DocId::Draft(_)))
+                    && store.keep_draft_digest(&name, &mut loaded.doc);
+                Some((name, loaded, written, digested))
             },
             |_| None,
         );
         let mut result = Ok(());
         for one in installed {
-            let Some((name, loaded, written)) = one else {
+            let Some((name, mut loaded, written, digested)) = one else {
                 result = result.and(Err(Self::local("a thread installing documents failed")));
                 continue;
             };
             if let Err(e) = written {
                 result = result.and(Err(Self::local(e)));
                 continue;
+            }
+            if digested {
+                self.digested.insert(name.clone(), loaded.doc.get_heads());
             }
             // Arrived whole: everything in it is new here.
             self.first_heads.insert(name.clone(), Vec::new());

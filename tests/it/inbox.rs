@@ -175,3 +175,39 @@ fn serve_says_what_arrived_and_records_that_its_member_has_seen_the_draft() {
     bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
     assert!(silent(&bo));
 }
+
+/// The draft digest `home`'s device holds for draft `did`, if any still
+/// serves (its heads are the draft's files' and it is this device's).
+fn digest_text(home: &TestHome, did: &str) -> Option<String> {
+    use convene::model::DocLoader;
+    let store_home = convene::store::Home::new(home.path().to_path_buf());
+    let identity = store_home.identity().unwrap_or_else(|e| panic!("{e}"));
+    let store = store_home.resolve(None).unwrap_or_else(|e| panic!("{e}"));
+    let now = crate::common::NOW.parse().unwrap_or_else(|e| panic!("{e}"));
+    let id = convene::ids::ObjectId::parse(did).unwrap_or_else(|| panic!("bad id {did}"));
+    store
+        .loader(&identity, now)
+        .draft_digest(&id)
+        .map(|digest| digest.text)
+}
+
+#[test]
+fn sync_keeps_the_digest_of_each_draft_it_brought_or_changed() {
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let did = ana
+        .ok(&["draft", "new", &rid, "Reply", "-m", "First text."])
+        .id();
+    let server = Server::start(&ana);
+    let bo = joined(&ana, "Bo");
+    // The draft arrived whole in Bo's join: its digest came with it.
+    assert_eq!(digest_text(&bo, &did).as_deref(), Some("First text."));
+    drop(server);
+    ana.ok(&["draft", "edit", &did, "-m", "Second text."]);
+    let server = Server::start(&ana);
+    bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    // Changed by the sync: its digest is kept again for the new version.
+    assert_eq!(digest_text(&bo, &did).as_deref(), Some("Second text."));
+}
