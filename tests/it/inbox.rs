@@ -211,3 +211,34 @@ fn sync_keeps_the_digest_of_each_draft_it_brought_or_changed() {
     // Changed by the sync: its digest is kept again for the new version.
     assert_eq!(digest_text(&bo, &did).as_deref(), Some("Second text."));
 }
+
+#[test]
+fn sync_keeps_no_digest_of_a_draft_a_removed_member_wrote_in() {
+    let ana = TestHome::founded("Ana");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    let did = ana
+        .ok(&["draft", "new", &rid, "Reply", "-m", "First text."])
+        .id();
+    let server = Server::start(&ana);
+    let bo = joined(&ana, "Bo");
+    let cy = joined(&ana, "Cy");
+    bo.ok(&["draft", "edit", &did, "-m", "First text, and Bo's words."]);
+    bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    drop(server);
+    // Bo is removed (his words so far stay), and Ana edits again.
+    ana.ok(&["remove", "Bo", "--reason", "left"]);
+    ana.ok(&["draft", "edit", &did, "-m", "Ana's text, and Bo's words."]);
+    let server = Server::start(&ana);
+    cy.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    // A load writes that draft's digest, applying the removal; the sync
+    // does not. The draft reads the same either way.
+    assert_eq!(digest_text(&cy, &did), None);
+    let shown = cy.ok(&["--json", "draft", "show", &did]).json();
+    assert_eq!(shown["body"], "Ana's text, and Bo's words.", "{shown}");
+    assert_eq!(
+        digest_text(&cy, &did).as_deref(),
+        Some("Ana's text, and Bo's words.")
+    );
+}
