@@ -458,22 +458,53 @@ fn ahead_replica_of(store: &CommunityStore) -> StoreReplica {
     StoreReplica::new(store, NOW)
 }
 
-#[test]
-fn a_draft_that_arrives_whole_is_kept_with_its_digest() {
-    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (ana, ahead, response, _) = with_discussion(root.path());
-    let mut ws = ahead.workspace(&ana, NOW, true);
+/// Ana's community in `root` with one response and a draft of `text` on
+/// it: Ana, her store, and the draft's id.
+fn with_draft(root: &Path, text: &str) -> (Identity, CommunityStore, ObjectId) {
+    let (ana, store, response, _) = with_discussion(root);
+    let mut ws = store.workspace(&ana, NOW, true);
     let draft = ws
-        .new_draft(&response, "Reply", "Our first text.")
+        .new_draft(&response, "Reply", text)
         .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .persist(&mut ws, &ana)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (ana, store, draft)
+}
+
+/// Ana edits `draft` in `store` to `text`.
+fn edit_draft(ana: &Identity, store: &CommunityStore, draft: &ObjectId, text: &str) {
+    let mut ws = store.workspace(ana, NOW, true);
     let entry = ws
         .resolve_draft(draft.as_str())
         .unwrap_or_else(|e| panic!("{e}"));
-    ws.edit_draft(&entry, "Our first text, amended.")
+    ws.edit_draft(&entry, text)
         .unwrap_or_else(|e| panic!("{e}"));
-    ahead
-        .persist(&mut ws, &ana)
+    store
+        .persist(&mut ws, ana)
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The digest of document `name` that serves `device` in `replica`'s store.
+fn digest_in(
+    replica: &StoreReplica,
+    device: &DeviceId,
+    name: &str,
+) -> Option<crate::model::digest::DraftDigest> {
+    let docs = replica.store().docs_dir();
+    super::digest::read(
+        &DocFiles::new(&docs, name),
+        &docs,
+        device,
+        replica.store().membership(),
+    )
+}
+
+#[test]
+fn a_draft_that_arrives_whole_is_kept_with_its_digest() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (ana, ahead, draft) = with_draft(root.path(), "Our first text.");
+    edit_draft(&ana, &ahead, &draft, "Our first text, amended.");
     // A device that holds nothing of the community's documents.
     let behind = root.path().join("behind");
     copy_dir(ahead.dir(), &behind);
@@ -489,14 +520,7 @@ fn a_draft_that_arrives_whole_is_kept_with_its_digest() {
     sync_replicas(&mut a, ana_device, &mut b, ana_device, &mut Rng(5))
         .unwrap_or_else(|e| panic!("{e}"));
     let name = crate::model::DocId::Draft(draft).name();
-    let docs = b.store().docs_dir();
-    let digest = super::digest::read(
-        &DocFiles::new(&docs, &name),
-        &docs,
-        &device,
-        b.store().membership(),
-    )
-    .unwrap_or_else(|| panic!("no digest kept"));
+    let digest = digest_in(&b, &device, &name).unwrap_or_else(|| panic!("no digest kept"));
     assert_eq!(digest.text, "Our first text, amended.");
     assert_eq!(digest.authors, vec![ana.member_id()]);
     let mut held = b.doc(&name).unwrap_or_else(|e| panic!("{e}")).get_heads();
@@ -508,14 +532,7 @@ fn a_draft_that_arrives_whole_is_kept_with_its_digest() {
 #[test]
 fn a_draft_a_sync_changed_gets_its_digest_again_once_the_session_is_over() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (ana, ahead, response, _) = with_discussion(root.path());
-    let mut ws = ahead.workspace(&ana, NOW, true);
-    let draft = ws
-        .new_draft(&response, "Reply", "Our first text.")
-        .unwrap_or_else(|e| panic!("{e}"));
-    ahead
-        .persist(&mut ws, &ana)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (ana, ahead, draft) = with_draft(root.path(), "Our first text.");
     // Ana's other device, with her key, holds the draft as it was.
     let behind_dir = root.path().join("behind");
     copy_dir(ahead.dir(), &behind_dir);
@@ -523,34 +540,21 @@ fn a_draft_a_sync_changed_gets_its_digest_again_once_the_session_is_over() {
     let behind = CommunityStore::open(&behind_dir, ahead.id())
         .unwrap_or_else(|e| panic!("{e}"))
         .with_device(key);
-    let mut ws = ahead.workspace(&ana, NOW, true);
-    let entry = ws
-        .resolve_draft(draft.as_str())
-        .unwrap_or_else(|e| panic!("{e}"));
-    ws.edit_draft(&entry, "Our second text.")
-        .unwrap_or_else(|e| panic!("{e}"));
-    ahead
-        .persist(&mut ws, &ana)
-        .unwrap_or_else(|e| panic!("{e}"));
+    edit_draft(&ana, &ahead, &draft, "Our second text.");
 
     let mut b = StoreReplica::new(behind, NOW);
     let mut a = ahead_replica_of(&ahead);
     let device = ana.device_id();
     sync_replicas(&mut a, device, &mut b, device, &mut Rng(6)).unwrap_or_else(|e| panic!("{e}"));
     let name = crate::model::DocId::Draft(draft).name();
-    let docs = b.store().docs_dir();
-    let digest = |b: &StoreReplica| {
-        super::digest::read(
-            &DocFiles::new(&docs, &name),
-            &docs,
-            &device,
-            b.store().membership(),
-        )
-    };
-    assert_eq!(digest(&b), None, "no digest of the new version yet");
+    assert_eq!(
+        digest_in(&b, &device, &name),
+        None,
+        "no digest of the new version yet"
+    );
     let arrived = b.arrivals();
     assert!(arrived.contains_key(&name));
     b.keep_draft_digests(&arrived);
-    let kept = digest(&b).unwrap_or_else(|| panic!("no digest kept"));
+    let kept = digest_in(&b, &device, &name).unwrap_or_else(|| panic!("no digest kept"));
     assert_eq!(kept.text, "Our second text.");
 }

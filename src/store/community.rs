@@ -81,16 +81,15 @@ impl DocLoader for StoreLoader {
             message: e.to_string(),
         })?;
         // A draft loaded in full: keep its digest for the next command.
-        if let (DocId::Draft(_), Some(doc), Some(device)) = (id, doc.as_mut(), &self.device)
-            && let Some(digest) = DraftDigest::of(doc, &self.membership)
-        {
-            digest::write(
+        if let (DocId::Draft(_), Some(doc), Some(device)) = (id, doc.as_mut(), &self.device) {
+            let devices = digest::devices_of(doc);
+            digest::keep(
                 &self.docs_dir,
                 &files.name,
                 device,
                 &self.membership,
-                digest::devices_of(doc),
-                &digest,
+                devices,
+                doc,
             );
         }
         Ok(doc)
@@ -406,21 +405,15 @@ impl CommunityStore {
             heads.sort();
             heads
         });
-        if on_disk != Some(held) {
-            return false;
-        }
-        let Some(digest) = DraftDigest::of(doc, &self.membership) else {
-            return false;
-        };
-        digest::write(
-            &self.docs_dir(),
-            name,
-            device,
-            &self.membership,
-            devices,
-            &digest,
-        );
-        true
+        on_disk == Some(held)
+            && digest::keep(
+                &self.docs_dir(),
+                name,
+                device,
+                &self.membership,
+                devices,
+                doc,
+            )
     }
 
     /// Write document `name`'s history from `whole`, its changes rebuilt

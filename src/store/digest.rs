@@ -86,6 +86,23 @@ pub fn devices_of(doc: &mut automerge::AutoCommit) -> Vec<[u8; 32]> {
     devices.into_iter().collect()
 }
 
+/// Write the digest of draft `name`, loaded and verified as `doc`, made
+/// by `devices` ([`devices_of`]); whether it had one to write.
+pub fn keep(
+    docs_dir: &Path,
+    name: &str,
+    device: &SecretKey,
+    membership: &Membership,
+    devices: Vec<[u8; 32]>,
+    doc: &mut automerge::AutoCommit,
+) -> bool {
+    let Some(digest) = DraftDigest::of(doc, membership) else {
+        return false;
+    };
+    write(docs_dir, name, device, membership, devices, &digest);
+    true
+}
+
 /// Whether a digest may be taken from a draft a sync holds (rather than
 /// one a load gave): only if every device that made one of its changes is
 /// a device of a current member. A session may hold a removed member's

@@ -191,8 +191,9 @@ fn digest_text(home: &TestHome, did: &str) -> Option<String> {
         .map(|digest| digest.text)
 }
 
-#[test]
-fn sync_keeps_the_digest_of_each_draft_it_brought_or_changed() {
+/// Ana's community with a response and a draft of "First text." on it:
+/// Ana, and the draft's id.
+fn founded_with_a_draft() -> (TestHome, String) {
     let ana = TestHome::founded("Ana");
     let rid = ana
         .ok(&["open", "development", "Policy", "--summary", "s"])
@@ -200,6 +201,12 @@ fn sync_keeps_the_digest_of_each_draft_it_brought_or_changed() {
     let did = ana
         .ok(&["draft", "new", &rid, "Reply", "-m", "First text."])
         .id();
+    (ana, did)
+}
+
+#[test]
+fn sync_keeps_the_digest_of_each_draft_it_brought_or_changed() {
+    let (ana, did) = founded_with_a_draft();
     let server = Server::start(&ana);
     let bo = joined(&ana, "Bo");
     // The draft arrived whole in Bo's join: its digest came with it.
@@ -214,13 +221,7 @@ fn sync_keeps_the_digest_of_each_draft_it_brought_or_changed() {
 
 #[test]
 fn sync_keeps_no_digest_of_a_draft_a_removed_member_wrote_in() {
-    let ana = TestHome::founded("Ana");
-    let rid = ana
-        .ok(&["open", "development", "Policy", "--summary", "s"])
-        .id();
-    let did = ana
-        .ok(&["draft", "new", &rid, "Reply", "-m", "First text."])
-        .id();
+    let (ana, did) = founded_with_a_draft();
     let server = Server::start(&ana);
     let bo = joined(&ana, "Bo");
     let cy = joined(&ana, "Cy");
