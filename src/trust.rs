@@ -10,6 +10,8 @@ pub mod cert;
 #[cfg(test)]
 pub mod fixture;
 pub mod keys;
+#[cfg(test)]
+mod keys_tests;
 pub mod membership;
 pub mod ownership;
 pub mod removal;

@@ -20,7 +20,9 @@ use crate::model::DocId;
 use crate::sync::chunks::guarded;
 use crate::trust::ownership::check_ownership;
 use crate::trust::removal::unanswered;
-use crate::trust::signed_change::{ChangeSignature, Standing, decode_change, verify_signed};
+use crate::trust::signed_change::{
+    ChangeSignature, Standing, ToCheck, decode_change, verify_signed_all,
+};
 use crate::trust::{Certificate, Membership, TrustError};
 
 /// What an import did (`bundle import --json`).
@@ -211,20 +213,37 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
         let mut sigs = BTreeMap::new();
         let mut accepted = Vec::new();
         let mut late = Vec::new();
+        // The changes up to the first that cannot be read, their signatures
+        // checked together; a refused change before it is the error, as if
+        // each were checked as it is read.
+        let mut decoded = Vec::with_capacity(records.len());
+        let mut unreadable = None;
         for (i, (sig, bytes)) in records.into_iter().enumerate() {
-            let change = guarded(|| decode_change(bytes))
-                .map_err(|e| refused(store, format!("{name} change {i}: {e}")))?;
+            match guarded(|| decode_change(bytes)) {
+                Ok(change) => decoded.push((sig, change)),
+                Err(e) => {
+                    unreadable = Some(refused(store, format!("{name} change {i}: {e}")));
+                    break;
+                }
+            }
+        }
+        let hashes: Vec<[u8; 32]> = decoded.iter().map(|(_, c)| c.hash().0).collect();
+        let to_check: Vec<ToCheck<'_>> = decoded
+            .iter()
+            .zip(&hashes)
+            .map(|((sig, change), hash)| ToCheck {
+                doc: &name,
+                actor: change.actor_id().to_bytes(),
+                hash,
+                signature: sig,
+            })
+            .collect();
+        let verdicts = verify_signed_all(&membership, &to_check);
+        for ((sig, change), signed) in decoded.into_iter().zip(verdicts) {
             let hash = change.hash();
             // Every signature is checked, even for changes already held: an
             // altered bundle is refused whole.
-            let verdict = verify_signed(
-                &membership,
-                &name,
-                change.actor_id().to_bytes(),
-                &hash.0,
-                &sig,
-            )
-            .and_then(|(_, standing)| {
+            let verdict = signed.and_then(|(_, standing)| {
                 check_ownership(&membership, &name, &change).map(|_| standing)
             });
             if doc.get_change_meta_by_hash(&hash).is_some() {
@@ -246,6 +265,9 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
                 // refused with the whole bundle.
                 Err(e) => return Err(refused(store, format!("{name}: {e}"))),
             }
+        }
+        if let Some(e) = unreadable {
+            return Err(e);
         }
         if !late.is_empty() {
             // A removed member's later change stays only if a change that

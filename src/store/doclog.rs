@@ -21,8 +21,11 @@ use super::fsutil::{
 use super::{Result, StoreError};
 use super::{attestation, history};
 use crate::trust::removal::LateChanges;
-use crate::trust::signed_change::{ChangeSignature, check_author, decode_change, verify_signed};
-use crate::trust::{CommunityId, DeviceId, Membership, SecretKey};
+use crate::trust::signed_change::{
+    ChangeSignature, Standing, ToCheck, VerifiedChange, check_author, decode_change,
+    verify_signed_all,
+};
+use crate::trust::{CommunityId, DeviceId, Membership, SecretKey, TrustError};
 
 /// Bytes of a signature-table entry in a snapshot: hash (32) ‖ signature (64).
 const SIG_ENTRY: usize = 96;
@@ -135,21 +138,14 @@ pub fn load(
     // no other (a change hidden in a snapshot behind missing history would
     // otherwise be applied once the log supplies that history).
     let mut checked: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
-    // Verify one change read from disk (its signature unless `attested`) and
-    // note its standing.
-    let mut check = |path: &Path,
-                     actor: &[u8],
-                     hash: [u8; 32],
-                     deps: Vec<[u8; 32]>,
-                     sig: &ChangeSignature,
-                     attested: bool|
+    // Note the verdict on one change read from disk, in the order read: the
+    // first refused one refuses the file.
+    let mut note = |path: &Path,
+                    hash: [u8; 32],
+                    deps: Vec<[u8; 32]>,
+                    verdict: std::result::Result<(VerifiedChange, Standing), TrustError>|
      -> Result<()> {
-        let (_, standing) = if attested {
-            check_author(membership, &files.name, actor, &hash)
-        } else {
-            verify_signed(membership, &files.name, actor, &hash, sig)
-        }
-        .map_err(|e| refused(path, e))?;
+        let (_, standing) = verdict.map_err(|e| refused(path, e))?;
         checked.insert(hash);
         verified.add(hash, deps, standing);
         Ok(())
@@ -200,19 +196,36 @@ pub fn load(
                     "the snapshot holds changes whose history is missing",
                 ));
             }
-            for meta in doc.get_changes_meta(&[]) {
-                let hash = meta.hash.0;
-                let sig = signatures.get(&hash).ok_or_else(|| {
+            let metas = doc.get_changes_meta(&[]);
+            let mut signed = Vec::with_capacity(metas.len());
+            for meta in &metas {
+                let sig = signatures.get(&meta.hash.0).ok_or_else(|| {
                     StoreError::corrupt(
                         path,
                         format!(
                             "change {} has no signature",
-                            crate::ids::short(&hex::encode(hash))
+                            crate::ids::short(&hex::encode(meta.hash.0))
                         ),
                     )
                 })?;
+                signed.push(ToCheck {
+                    doc: &files.name,
+                    actor: meta.actor.to_bytes(),
+                    hash: &meta.hash.0,
+                    signature: sig,
+                });
+            }
+            let verdicts = if attested {
+                signed
+                    .iter()
+                    .map(|c| check_author(membership, c.doc, c.actor, c.hash))
+                    .collect()
+            } else {
+                verify_signed_all(membership, &signed)
+            };
+            for (meta, verdict) in metas.iter().zip(verdicts) {
                 let deps = meta.deps.iter().map(|d| d.0).collect();
-                check(path, meta.actor.to_bytes(), hash, deps, sig, attested)?;
+                note(path, meta.hash.0, deps, verdict)?;
             }
             doc
         }
@@ -235,29 +248,49 @@ pub fn load(
                 );
             }
         }
+        // The records up to the first damaged one, their signatures then
+        // checked together; a refused change before the damage is the
+        // error, as if each record were checked as it is read.
+        let mut damaged = None;
         logged.reserve(parsed.records.len());
         for (i, record) in parsed.records.iter().enumerate() {
             if record.len() <= 64 {
-                return Err(StoreError::corrupt(
+                damaged = Some(StoreError::corrupt(
                     path,
                     format!("record {i} is too short for a signed change"),
                 ));
+                break;
             }
             let mut sig = [0u8; 64];
             sig.copy_from_slice(&record[..64]);
-            let change = guarded(path, &format!("record {i} is not a change"), || {
+            match guarded(path, &format!("record {i} is not a change"), || {
                 decode_change(&record[64..])
-            })?;
+            }) {
+                Ok(change) => logged.push((ChangeSignature(sig), change)),
+                Err(e) => {
+                    damaged = Some(e);
+                    break;
+                }
+            }
+        }
+        let hashes: Vec<[u8; 32]> = logged.iter().map(|(_, c)| c.hash().0).collect();
+        let signed: Vec<ToCheck<'_>> = logged
+            .iter()
+            .zip(&hashes)
+            .map(|((sig, change), hash)| ToCheck {
+                doc: &files.name,
+                actor: change.actor_id().to_bytes(),
+                hash,
+                signature: sig,
+            })
+            .collect();
+        let verdicts = verify_signed_all(membership, &signed);
+        for (((_, change), hash), verdict) in logged.iter().zip(&hashes).zip(verdicts) {
             let deps = change.deps().iter().map(|d| d.0).collect();
-            check(
-                path,
-                change.actor_id().to_bytes(),
-                change.hash().0,
-                deps,
-                &ChangeSignature(sig),
-                false,
-            )?;
-            logged.push((ChangeSignature(sig), change));
+            note(path, *hash, deps, verdict)?;
+        }
+        if let Some(e) = damaged {
+            return Err(e);
         }
     }
 
@@ -643,6 +676,57 @@ mod tests {
             .collect();
         let without = Membership::build(c.id, &certs).unwrap_or_else(|e| panic!("{e}"));
         assert!(load(&files, &without, Some(&c.device(0)), false, 0).is_err());
+    }
+
+    #[test]
+    fn a_log_is_checked_in_order_its_first_refused_change_refusing_it() {
+        let c = community(3);
+        // 120 changes by three devices, checked together at load.
+        let records = |forged: Option<usize>, unreadable: Option<usize>| {
+            let mut doc = AutoCommit::new();
+            let mut records: Vec<(ChangeSignature, Vec<u8>)> = (0..120)
+                .map(|i| write(&c, i % 3, &mut doc, &format!("k{i}")))
+                .collect();
+            if let Some(at) = forged {
+                records[at].0.0[10] ^= 1;
+            }
+            if let Some(at) = unreadable {
+                records[at].1 = vec![0x85; 40];
+            }
+            records
+        };
+        let load_of = |records: Vec<(ChangeSignature, Vec<u8>)>| {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let files = DocFiles::new(dir.path(), "community");
+            append(&files, &records).unwrap_or_else(|e| panic!("{e}"));
+            load(&files, &c.membership(), None, false, 0).map(|l| l.map(|l| l.doc.length(ROOT)))
+        };
+        assert_eq!(load_of(records(None, None)).ok(), Some(Some(120)));
+        // One forged signature among them refuses the file, naming it.
+        let forged = load_of(records(Some(70), None));
+        assert!(
+            matches!(
+                &forged,
+                Err(StoreError::Refused {
+                    source: TrustError::BadSignature(_),
+                    ..
+                })
+            ),
+            "{forged:?}"
+        );
+        // A forged signature before an unreadable record is the error, as
+        // if each record were checked as it is read; after it, the
+        // unreadable record is.
+        let before = load_of(records(Some(30), Some(90)));
+        assert!(
+            matches!(&before, Err(StoreError::Refused { .. })),
+            "{before:?}"
+        );
+        let after = load_of(records(Some(100), Some(90)));
+        assert!(
+            matches!(&after, Err(StoreError::Corrupt { .. })),
+            "{after:?}"
+        );
     }
 
     #[test]

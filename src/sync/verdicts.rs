@@ -5,20 +5,26 @@
 //! join or a long absence brings tens of thousands. Each verdict is a pure
 //! function of the change, its signature and the membership, so checking
 //! them on several threads gives exactly the verdicts one thread would, in
-//! the same order. (Not ed25519 batch verification: its randomised equation
-//! can accept a signature that `verify_strict` refuses, and peers would then
-//! disagree on what is valid.)
+//! the same order. Each thread takes the next run of changes left and
+//! checks their signatures together (`keys::verify_all`): under the
+//! cofactored rule of ZIP 215 that gives the same answers as checking each
+//! alone, about four times faster.
 
 use automerge::Change;
 
 use super::chunks::guarded;
 use crate::parallel::in_order;
 use crate::trust::ownership::check_ownership;
-use crate::trust::signed_change::{ChangeSignature, Standing, verify_signed};
+use crate::trust::signed_change::{ChangeSignature, Standing, ToCheck, verify_signed_all};
 use crate::trust::{Membership, TrustError};
 
-/// Below this many changes, one thread does it all.
-const PARALLEL_FROM: usize = 64;
+/// The most changes whose signatures are checked together: past a few
+/// hundred, a larger batch saves little, and the other cores would wait.
+const RUN: usize = 256;
+
+/// Runs are at least this long (unless fewer changes came): a shorter one
+/// checks its signatures at twice the cost per signature.
+const SHORTEST_RUN: usize = 64;
 
 /// The verdict on each of `changes` (to document `doc`), signed by the
 /// matching entry of `signatures`, in order.
@@ -48,21 +54,30 @@ pub fn verdicts_by_doc(
                 .map(|(c, s)| (*doc, c, s))
         })
         .collect();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let run = pairs.len().div_ceil(threads).clamp(SHORTEST_RUN, RUN);
+    let runs: Vec<&[(&str, &Change, &ChangeSignature)]> = pairs.chunks(run).collect();
+    let lengths: Vec<usize> = runs.iter().map(|r| r.len()).collect();
     let mut all = in_order(
-        pairs,
-        PARALLEL_FROM,
-        |(doc, change, sig)| verdict(membership, doc, change, sig),
-        // A check that failed (panicked) refuses its change: still one
+        runs,
+        2,
+        |run| verdicts_of_run(membership, run),
+        // A check that failed (panicked) refuses its changes: still one
         // verdict per change, in order.
-        |_| {
-            Err(TrustError::ChangeRefused {
-                change: String::new(),
-                device: String::new(),
-                reason: "checking it failed".into(),
-            })
+        |i| {
+            (0..lengths.get(i).copied().unwrap_or(0))
+                .map(|_| {
+                    Err(TrustError::ChangeRefused {
+                        change: String::new(),
+                        device: String::new(),
+                        reason: "checking it failed".into(),
+                    })
+                })
+                .collect()
         },
     )
-    .into_iter();
+    .into_iter()
+    .flatten();
     docs.iter()
         .map(|(_, changes, signatures)| {
             all.by_ref()
@@ -72,26 +87,40 @@ pub fn verdicts_by_doc(
         .collect()
 }
 
-fn verdict(
+/// The verdicts on a run of changes, their signatures checked together.
+fn verdicts_of_run(
     membership: &Membership,
-    doc: &str,
-    change: &Change,
-    sig: &ChangeSignature,
-) -> Result<Standing, TrustError> {
-    let hash = change.hash();
-    verify_signed(membership, doc, change.actor_id().to_bytes(), &hash.0, sig).and_then(
-        |(_, standing)| {
-            guarded(|| Ok(check_ownership(membership, doc, change)))
-                .unwrap_or_else(|e| {
-                    Err(TrustError::ChangeRefused {
-                        change: hash.to_string(),
-                        device: String::new(),
-                        reason: e,
-                    })
-                })
-                .map(|_| standing)
-        },
-    )
+    run: &[(&str, &Change, &ChangeSignature)],
+) -> Vec<Result<Standing, TrustError>> {
+    let hashes: Vec<[u8; 32]> = run.iter().map(|(_, change, _)| change.hash().0).collect();
+    let to_check: Vec<ToCheck<'_>> = run
+        .iter()
+        .zip(&hashes)
+        .map(|((doc, change, signature), hash)| ToCheck {
+            doc,
+            actor: change.actor_id().to_bytes(),
+            hash,
+            signature,
+        })
+        .collect();
+    verify_signed_all(membership, &to_check)
+        .into_iter()
+        .zip(run)
+        .map(|(signed, (doc, change, _))| {
+            signed.and_then(|(_, standing)| owned(membership, doc, change).map(|_| standing))
+        })
+        .collect()
+}
+
+/// The ownership rule on one change whose signature holds.
+fn owned(membership: &Membership, doc: &str, change: &Change) -> Result<(), TrustError> {
+    guarded(|| Ok(check_ownership(membership, doc, change))).unwrap_or_else(|e| {
+        Err(TrustError::ChangeRefused {
+            change: change.hash().to_string(),
+            device: String::new(),
+            reason: e,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -101,7 +130,20 @@ mod tests {
 
     use super::*;
     use crate::trust::fixture::community;
-    use crate::trust::signed_change::{actor_bytes, sign_change};
+    use crate::trust::signed_change::{actor_bytes, sign_change, verify_signed};
+
+    /// The verdict on one change, checked alone: what the runs must agree
+    /// with.
+    fn verdict(
+        membership: &Membership,
+        doc: &str,
+        change: &Change,
+        sig: &ChangeSignature,
+    ) -> Result<Standing, TrustError> {
+        let hash = change.hash();
+        verify_signed(membership, doc, change.actor_id().to_bytes(), &hash.0, sig)
+            .and_then(|(_, standing)| owned(membership, doc, change).map(|_| standing))
+    }
 
     #[test]
     fn verdicts_on_all_cores_are_the_verdicts_of_one_thread_in_order() {

@@ -9,6 +9,7 @@
 use std::fmt;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_zebra::VerificationKey;
 
 use super::TrustError;
 use crate::ids::short;
@@ -123,6 +124,13 @@ impl fmt::Debug for SecretKey {
 
 /// Check a signature made by [`SecretKey::sign`]; `what` names the signed
 /// thing in the error.
+///
+/// The rule is ZIP 215's (cofactored verification, `s` canonical), with
+/// keys held to more than it asks: a key must be the canonical encoding of
+/// a point outside the small subgroup, or nothing it signs holds. Under
+/// this rule, checking many signatures at once ([`verify_all`]) gives the
+/// same answers as checking them one by one, which `verify_strict` does
+/// not (docs/trust.md).
 pub fn verify(
     public: &[u8; 32],
     domain: &[u8],
@@ -131,30 +139,106 @@ pub fn verify(
     signature: &[u8; 64],
     what: &str,
 ) -> Result<(), TrustError> {
-    let key = verifying_key(public)
-        .ok_or_else(|| TrustError::BadKey(short(&hex::encode(public)).to_string()))?;
-    let sig = Signature::from_bytes(signature);
-    key.verify_strict(&signing_input(domain, community, message), &sig)
-        .map_err(|_| TrustError::BadSignature(what.to_string()))
+    let key = verifying_key(public).ok_or_else(|| bad_key(public))?;
+    key.verify(
+        &Signature::from_bytes(signature),
+        &signing_input(domain, community, message),
+    )
+    .map_err(|_| TrustError::BadSignature(what.to_string()))
 }
 
-/// A public key, decompressed. Decompressing is a fifth of a verification,
-/// and a community has a few hundred keys at most, each verifying
-/// thousands of changes: the process keeps the keys it decompressed (a
-/// pure function of the bytes, so the cache changes no outcome). One cache
-/// for all threads: checking runs on threads started for each batch
-/// (`crate::parallel`), which a cache per thread would start empty.
-fn verifying_key(public: &[u8; 32]) -> Option<VerifyingKey> {
+/// One signature for [`verify_all`]: made by `public` over `message`.
+pub struct Signed<'a> {
+    /// The signer's public key.
+    pub public: &'a [u8; 32],
+    /// The message, without the domain tag and community id.
+    pub message: &'a [u8],
+    /// The signature.
+    pub signature: &'a [u8; 64],
+}
+
+/// [`verify`] on each of `items`, all made for `domain` in `community`:
+/// the same answers, in order, in a quarter of the time.
+///
+/// All are checked in one equation, each term weighted by a fresh random
+/// 128-bit scalar, with the terms of one key added up first (a community
+/// has a few hundred keys, and a sync brings thousands of changes). Under
+/// the cofactored rule the equation holds if and only if every signature
+/// does (but for a chance of 2^-128 that nobody can steer); if it does
+/// not, each is checked alone to find which.
+pub fn verify_all(
+    domain: &[u8],
+    community: &CommunityId,
+    items: &[Signed<'_>],
+    what: &str,
+) -> Vec<Result<(), TrustError>> {
+    let inputs: Vec<Vec<u8>> = items
+        .iter()
+        .map(|item| signing_input(domain, community, item.message))
+        .collect();
+    let mut verdicts: Vec<Result<(), TrustError>> = items
+        .iter()
+        .map(|item| match verifying_key(item.public) {
+            Some(_) => Ok(()),
+            None => Err(bad_key(item.public)),
+        })
+        .collect();
+    let mut batch = ed25519_zebra::batch::Verifier::new();
+    let mut queued = 0;
+    for ((item, input), verdict) in items.iter().zip(&inputs).zip(&verdicts) {
+        if verdict.is_ok() {
+            batch.queue((
+                ed25519_zebra::VerificationKeyBytes::from(*item.public),
+                Signature::from_bytes(item.signature),
+                input.as_slice(),
+            ));
+            queued += 1;
+        }
+    }
+    let all_hold = queued == 0
+        || batch
+            .verify(rand_core::UnwrapErr(getrandom::SysRng))
+            .is_ok();
+    if !all_hold {
+        for ((item, input), verdict) in items.iter().zip(&inputs).zip(verdicts.iter_mut()) {
+            if let (Ok(()), Some(key)) = (&verdict, verifying_key(item.public)) {
+                *verdict = key
+                    .verify(&Signature::from_bytes(item.signature), input)
+                    .map_err(|_| TrustError::BadSignature(what.to_string()));
+            }
+        }
+    }
+    verdicts
+}
+
+fn bad_key(public: &[u8; 32]) -> TrustError {
+    TrustError::BadKey(short(&hex::encode(public)).to_string())
+}
+
+/// A public key fit to verify with: the canonical encoding of a point
+/// outside the small subgroup (a small-order key would let anyone make
+/// signatures that hold under the cofactored rule). Decompressing is a
+/// fifth of a verification, and a community has a few hundred keys at
+/// most, each verifying thousands of changes: the process keeps the keys
+/// it checked (a pure function of the bytes, so the cache changes no
+/// outcome). One cache for all threads: checking runs on threads started
+/// for each batch (`crate::parallel`), which a cache per thread would
+/// start empty.
+fn verifying_key(public: &[u8; 32]) -> Option<VerificationKey> {
     use std::collections::HashMap;
     use std::sync::{OnceLock, RwLock};
     /// Past this many keys the cache starts again (bounded memory).
     const KEPT: usize = 4096;
-    static KEYS: OnceLock<RwLock<HashMap<[u8; 32], VerifyingKey>>> = OnceLock::new();
+    static KEYS: OnceLock<RwLock<HashMap<[u8; 32], VerificationKey>>> = OnceLock::new();
     let keys = KEYS.get_or_init(|| RwLock::new(HashMap::new()));
     if let Some(key) = keys.read().ok().and_then(|k| k.get(public).copied()) {
         return Some(key);
     }
-    let key = VerifyingKey::from_bytes(public).ok()?;
+    let point = VerifyingKey::from_bytes(public).ok()?;
+    if point.is_weak() || point.to_edwards().compress().to_bytes() != *public {
+        return None;
+    }
+    let key = VerificationKey::try_from(*public).ok()?;
     if let Ok(mut keys) = keys.write() {
         if keys.len() >= KEPT {
             keys.clear();

@@ -149,6 +149,69 @@ pub fn verify_signed(
     Ok((verified, standing))
 }
 
+/// One change for [`verify_signed_all`]: its document, actor, hash and
+/// signature.
+pub struct ToCheck<'a> {
+    /// The document's name.
+    pub doc: &'a str,
+    /// The change's actor id.
+    pub actor: &'a [u8],
+    /// The change's hash.
+    pub hash: &'a [u8; 32],
+    /// The signature that came with it.
+    pub signature: &'a ChangeSignature,
+}
+
+/// [`verify_signed`] on each of `changes`: the same verdicts, in order,
+/// with the signatures checked together ([`keys::verify_all`]).
+pub fn verify_signed_all(
+    membership: &Membership,
+    changes: &[ToCheck<'_>],
+) -> Vec<Result<(VerifiedChange, Standing), TrustError>> {
+    let authors: Vec<_> = changes
+        .iter()
+        .map(|c| check_author(membership, c.doc, c.actor, c.hash))
+        .collect();
+    let messages: Vec<Vec<u8>> = changes
+        .iter()
+        .map(|c| change_message(c.doc, c.hash))
+        .collect();
+    // Only the changes whose author holds have a signature worth checking.
+    let mut signed = Vec::new();
+    let mut devices = Vec::new();
+    for ((change, author), message) in changes.iter().zip(&authors).zip(&messages) {
+        if let Ok((verified, _)) = author {
+            devices.push(verified.device.0);
+            signed.push((change, message));
+        }
+    }
+    let items: Vec<keys::Signed<'_>> = signed
+        .iter()
+        .zip(&devices)
+        .map(|((change, message), device)| keys::Signed {
+            public: device,
+            message,
+            signature: &change.signature.0,
+        })
+        .collect();
+    let mut signatures =
+        keys::verify_all(CHANGE_DOMAIN, &membership.community, &items, "change").into_iter();
+    changes
+        .iter()
+        .zip(authors)
+        .map(|(change, author)| {
+            let author = author?;
+            match signatures.next() {
+                Some(Ok(())) => Ok(author),
+                Some(Err(TrustError::BadSignature(_))) | None => Err(TrustError::BadSignature(
+                    format!("change {}", crate::ids::short(&hex::encode(change.hash))),
+                )),
+                Some(Err(other)) => Err(other),
+            }
+        })
+        .collect()
+}
+
 /// The membership half of [`verify_signed`], without the signature: the
 /// change's device belongs to a member with write rights, and where the
 /// change stands with respect to a removal. Only a caller that has already
