@@ -196,18 +196,23 @@ pub fn load(
                     "the snapshot holds changes whose history is missing",
                 ));
             }
+            // The changes up to the first without a signature, checked
+            // together; a refused change before it is the error, as if each
+            // were checked in turn.
             let metas = doc.get_changes_meta(&[]);
             let mut signed = Vec::with_capacity(metas.len());
+            let mut unsigned = None;
             for meta in &metas {
-                let sig = signatures.get(&meta.hash.0).ok_or_else(|| {
-                    StoreError::corrupt(
+                let Some(sig) = signatures.get(&meta.hash.0) else {
+                    unsigned = Some(StoreError::corrupt(
                         path,
                         format!(
                             "change {} has no signature",
                             crate::ids::short(&hex::encode(meta.hash.0))
                         ),
-                    )
-                })?;
+                    ));
+                    break;
+                };
                 signed.push(ToCheck {
                     doc: &files.name,
                     actor: meta.actor.to_bytes(),
@@ -226,6 +231,9 @@ pub fn load(
             for (meta, verdict) in metas.iter().zip(verdicts) {
                 let deps = meta.deps.iter().map(|d| d.0).collect();
                 note(path, meta.hash.0, deps, verdict)?;
+            }
+            if let Some(e) = unsigned {
+                return Err(e);
             }
             doc
         }
@@ -727,6 +735,59 @@ mod tests {
             matches!(&after, Err(StoreError::Corrupt { .. })),
             "{after:?}"
         );
+    }
+
+    #[test]
+    fn a_snapshot_is_checked_in_order_its_first_refused_change_refusing_it() {
+        let c = community(3);
+        // The snapshot's first change forged and its last unsigned, or the
+        // reverse: the first fault in the document's order is the error.
+        for forged_first in [true, false] {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let (files, _) = history(&c, dir.path(), true);
+            let mut loaded = load(&files, &c.membership(), None, true, 0)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("no document"));
+            let order: Vec<[u8; 32]> = loaded
+                .doc
+                .get_changes_meta(&[])
+                .iter()
+                .map(|m| m.hash.0)
+                .collect();
+            let (forged, unsigned) = if forged_first {
+                (order[0], order[2])
+            } else {
+                (order[2], order[0])
+            };
+            loaded.signatures.insert(forged, ChangeSignature([9; 64]));
+            compact(&files, &mut loaded, None, &c.id).unwrap_or_else(|e| panic!("{e}"));
+            // Rewrite the snapshot without the signature of `unsigned`.
+            let bytes = std::fs::read(&files.snapshot).unwrap_or_else(|e| panic!("{e}"));
+            let parsed = frame::parse(&bytes, SNAPSHOT_MAGIC).unwrap_or_else(|e| panic!("{e}"));
+            let table: Vec<u8> = parsed.records[1]
+                .chunks_exact(SIG_ENTRY)
+                .filter(|entry| entry[..32] != unsigned)
+                .flatten()
+                .copied()
+                .collect();
+            assert_eq!(table.len(), 2 * SIG_ENTRY);
+            let mut rewritten = SNAPSHOT_MAGIC.to_vec();
+            rewritten.extend(frame::encode(parsed.records[0]));
+            rewritten.extend(frame::encode(&table));
+            std::fs::write(&files.snapshot, rewritten).unwrap_or_else(|e| panic!("{e}"));
+            let loaded = load(&files, &c.membership(), None, false, 0).map(|_| ());
+            if forged_first {
+                assert!(
+                    matches!(&loaded, Err(StoreError::Refused { .. })),
+                    "{loaded:?}"
+                );
+            } else {
+                assert!(
+                    matches!(&loaded, Err(StoreError::Corrupt { .. })),
+                    "{loaded:?}"
+                );
+            }
+        }
     }
 
     #[test]

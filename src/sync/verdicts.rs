@@ -204,4 +204,83 @@ mod tests {
             "{counts:?}"
         );
     }
+
+    /// `n` changes to `doc_name` by the community's first two devices, each
+    /// signed, the signature of every `forged_every`-th one forged.
+    fn signed_changes(
+        c: &crate::trust::fixture::TestCommunity,
+        doc_name: &str,
+        n: usize,
+        forged_every: Option<usize>,
+    ) -> (Vec<Change>, Vec<ChangeSignature>) {
+        let mut doc = AutoCommit::new();
+        let mut changes = Vec::new();
+        let mut signatures = Vec::new();
+        for i in 0..n {
+            let device = c.device(i % 2);
+            doc.set_actor(ActorId::from(actor_bytes(&device, &[i as u8; 8])));
+            doc.put(ROOT, format!("own{}-{}", i % 2, i), i as i64)
+                .unwrap_or_else(|e| panic!("{e}"));
+            doc.commit();
+            let change = doc
+                .get_last_local_change()
+                .unwrap_or_else(|| panic!("no change"));
+            let mut sig = sign_change(
+                &c.devices[i % 2],
+                &c.membership().community,
+                doc_name,
+                &change.hash().0,
+            );
+            if forged_every.is_some_and(|every| i % every == every - 1) {
+                sig.0[40] ^= 1;
+            }
+            changes.push(change);
+            signatures.push(sig);
+        }
+        (changes, signatures)
+    }
+
+    #[test]
+    fn several_documents_in_runs_get_their_own_verdicts_in_order() {
+        let c = community(3);
+        let m = c.membership();
+        // Honest runs (their equation holds) and a document with one
+        // forgery; one document has fewer signatures than changes, one none.
+        let (a, a_sigs) = signed_changes(&c, "response-00aa", 700, None);
+        let (b, b_sigs) = signed_changes(&c, "response-00bb", 90, Some(45));
+        let (d, d_sigs) = signed_changes(&c, "response-00dd", 10, None);
+        let docs: Vec<(&str, &[Change], &[ChangeSignature])> = vec![
+            ("response-00aa", &a, &a_sigs),
+            ("response-00bb", &b, &b_sigs[..80]),
+            ("response-00cc", &[], &[]),
+            ("response-00dd", &d, &d_sigs),
+        ];
+        let together = verdicts_by_doc(&m, &docs);
+        let alone: Vec<Vec<String>> = docs
+            .iter()
+            .map(|(name, changes, sigs)| {
+                changes
+                    .iter()
+                    .zip(sigs.iter())
+                    .map(|(change, sig)| format!("{:?}", verdict(&m, name, change, sig)))
+                    .collect()
+            })
+            .collect();
+        let together: Vec<Vec<String>> = together
+            .iter()
+            .map(|vs| vs.iter().map(|v| format!("{v:?}")).collect())
+            .collect();
+        assert_eq!(together, alone);
+        let lengths: Vec<usize> = together.iter().map(Vec::len).collect();
+        assert_eq!(lengths, [700, 80, 0, 10]);
+        let refused = |doc: &[String]| doc.iter().filter(|v| !v.contains("Ok(")).count();
+        assert_eq!(
+            (
+                refused(&together[0]),
+                refused(&together[1]),
+                refused(&together[3])
+            ),
+            (0, 1, 0)
+        );
+    }
 }

@@ -8,7 +8,7 @@ use curve25519_dalek::scalar::Scalar;
 use sha2::{Digest, Sha512};
 
 use super::TrustError;
-use super::keys::{CommunityId, SecretKey, Signed, verify, verify_all};
+use super::keys::{CommunityId, SecretKey, Signed, all_hold_together, verify, verify_all};
 
 const C: CommunityId = CommunityId([7; 32]);
 const DOMAIN: &[u8] = b"convene/test/v1";
@@ -41,16 +41,20 @@ fn mixed_order_signature(a: &Scalar, message: &[u8]) -> ([u8; 32], [u8; 64]) {
     (public, signature)
 }
 
-/// Each verdict of `verify_all` equals `verify`'s on the same item.
-fn agree(items: &[([u8; 32], Vec<u8>, [u8; 64])]) -> Vec<Result<(), TrustError>> {
-    let signed: Vec<Signed<'_>> = items
+fn as_signed(items: &[([u8; 32], Vec<u8>, [u8; 64])]) -> Vec<Signed<'_>> {
+    items
         .iter()
         .map(|(public, message, signature)| Signed {
             public,
             message,
             signature,
         })
-        .collect();
+        .collect()
+}
+
+/// Each verdict of `verify_all` equals `verify`'s on the same item.
+fn agree(items: &[([u8; 32], Vec<u8>, [u8; 64])]) -> Vec<Result<(), TrustError>> {
+    let signed = as_signed(items);
     let together = verify_all(DOMAIN, &C, &signed, "x");
     let alone: Vec<_> = items
         .iter()
@@ -88,6 +92,11 @@ fn checking_together_gives_the_answers_of_checking_alone() {
             let refused = verdicts.iter().filter(|v| v.is_err()).count();
             let expected = n.checked_div(fault_every).unwrap_or(0);
             assert_eq!(refused, expected, "n {n}, a fault every {fault_every}");
+            // The equation alone holds exactly when no signature is bad.
+            assert_eq!(
+                all_hold_together(DOMAIN, &C, &as_signed(&items)),
+                expected == 0
+            );
         }
     }
 }
@@ -103,6 +112,7 @@ fn a_signature_with_a_mixed_order_r_holds_alone_and_together() {
     // Under convene's rule it holds, alone and among others, honest or not.
     let honest = SecretKey::generate();
     let mut items = vec![(public, b"hello".to_vec(), signature)];
+    assert!(agree(&items)[0].is_ok());
     for i in 0..100u32 {
         let message = i.to_le_bytes().to_vec();
         let mut sig = honest.sign(DOMAIN, &C, &message);
@@ -115,6 +125,14 @@ fn a_signature_with_a_mixed_order_r_holds_alone_and_together() {
     assert_eq!(verdicts[0], Ok(()));
     assert_eq!(verdicts.iter().filter(|v| v.is_err()).count(), 1);
     assert!(verdicts[51].is_err());
+    // Without the forgery, the equation alone holds, whatever the weights
+    // drawn (a cofactorless one fails 7 times in 8 with such an `R`).
+    items.remove(51);
+    let signed = as_signed(&items);
+    for _ in 0..24 {
+        assert!(all_hold_together(DOMAIN, &C, &signed));
+    }
+    assert!(agree(&items).iter().all(Result::is_ok));
     // Anything else under that R is refused.
     assert!(verify(&public, DOMAIN, &C, b"hellO", &signature, "x").is_err());
 }
@@ -137,18 +155,21 @@ fn a_small_order_key_signs_nothing() {
 #[test]
 fn a_key_in_a_non_canonical_encoding_is_refused() {
     // y = p + y0 for small y0: the same point as y0, encoded otherwise.
-    let mut decompressed = 0;
+    // Some are points of large order: only the encoding refuses them.
+    let mut large_order = 0;
     for y0 in 0u8..19 {
         let mut bytes = [0xff; 32];
         bytes[0] = 0xed + y0;
         bytes[31] = 0x7f;
-        if CompressedEdwardsY(bytes).decompress().is_none() {
+        let Some(point) = CompressedEdwardsY(bytes).decompress() else {
             continue;
+        };
+        if !point.is_small_order() {
+            large_order += 1;
         }
-        decompressed += 1;
         let signature = SecretKey::generate().sign(DOMAIN, &C, b"m");
         let items = vec![(bytes, b"m".to_vec(), signature)];
         assert!(matches!(agree(&items)[0], Err(TrustError::BadKey(_))));
     }
-    assert!(decompressed > 0);
+    assert!(large_order > 0);
 }
