@@ -123,6 +123,14 @@ impl Workspace {
 
     /// Find a draft by id prefix across all responses.
     pub fn resolve_draft(&mut self, prefix: &str) -> Result<DraftEntry> {
+        // A whole id is looked up first where the draft's document says it
+        // is listed: one discussion read instead of every one.
+        if prefix.len() == ObjectId::LEN
+            && let Some(id) = ObjectId::parse(prefix)
+            && let Some(entry) = self.listed_where_named(&id)
+        {
+            return Ok(entry);
+        }
         let mut all = Vec::new();
         for response in self.index()? {
             for d in self.draft_entries(&response.id)? {
@@ -141,6 +149,38 @@ impl Workspace {
         let text = doc::map_text(doc)
             .ok_or_else(|| ModelError::Invalid(format!("draft {} has no text", draft.short())))?;
         Ok(doc.text(&text)?)
+    }
+
+    /// The entry of `draft` in the discussion of the response its document
+    /// names, if that discussion lists it. The name is written when the
+    /// draft is created, but drafts are co-written and any member can
+    /// rewrite it: only the discussion's listing is trusted. A command
+    /// lists a draft under the response it was created for alone; a draft
+    /// that a crafted change also listed under a second response is found
+    /// under the one its document names.
+    pub fn listed_where_named(&mut self, draft: &ObjectId) -> Option<DraftEntry> {
+        let named = self.draft_named_response(draft).ok().flatten()?;
+        // Only a response the community lists, as when searching them all.
+        if !self.index().ok()?.iter().any(|entry| entry.id == named) {
+            return None;
+        }
+        self.draft_entries(&named)
+            .ok()?
+            .into_iter()
+            .find(|entry| &entry.id == draft)
+    }
+
+    /// The response a draft's document names, written when it was created
+    /// (a hint: any member can rewrite it; the discussions list drafts).
+    pub fn draft_named_response(&mut self, draft: &ObjectId) -> Result<Option<ObjectId>> {
+        let doc = self.read(&DocId::Draft(draft.clone()))?;
+        Ok(match doc.get(ROOT, "response")? {
+            Some((automerge::Value::Scalar(value), _)) => match value.as_ref() {
+                automerge::ScalarValue::Str(text) => ObjectId::parse(text),
+                _ => None,
+            },
+            _ => None,
+        })
     }
 
     /// A draft's current version: its document heads, hex, sorted.

@@ -300,9 +300,9 @@ impl Workspace {
 
     /// The responses whose view the `changed` documents can change; `None`
     /// for all of them. A response's view is read from its index entry in
-    /// the community document, its discussion document and its drafts; a
-    /// draft does not say which response lists it (only the discussions
-    /// do), so a changed draft counts for all.
+    /// the community document, its discussion document and its drafts. A
+    /// changed draft counts for the response that lists it
+    /// ([`Self::listing_response`]), or for all when that is not sure.
     fn touched_by(
         &mut self,
         then: &mut Workspace,
@@ -314,7 +314,12 @@ impl Workspace {
                 DocId::Response(response) => {
                     touched.insert(response.clone());
                 }
-                DocId::Draft(_) => return Ok(None),
+                DocId::Draft(draft) => match self.listing_response(draft) {
+                    Some(response) => {
+                        touched.insert(response);
+                    }
+                    None => return Ok(None),
+                },
                 DocId::Community => {
                     let before: BTreeMap<ObjectId, IndexEntry> = then
                         .index()?
@@ -330,6 +335,16 @@ impl Workspace {
             }
         }
         Ok(Some(touched))
+    }
+
+    /// The response whose discussion lists `draft`
+    /// ([`Self::listed_where_named`]); `None` when its document's name of
+    /// it is not confirmed, or cannot be read (every response is then
+    /// compared, as before). A draft that a crafted change also listed
+    /// under a second response has its later edits told under the first
+    /// only (`show` of the second still shows it).
+    fn listing_response(&mut self, draft: &ObjectId) -> Option<ObjectId> {
+        self.listed_where_named(draft).map(|entry| entry.response)
     }
 
     /// The news of the responses in `only` (all when `None`), most recently

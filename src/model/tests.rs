@@ -1569,14 +1569,80 @@ fn what_arrived_is_counted_from_the_responses_it_touched_alone() {
     assert!(read.contains(&DocId::Response(fresh)));
     assert!(!read.contains(&DocId::Response(quiet.clone())), "{read:?}");
 
-    // A draft changed: a draft does not say which response lists it, so
-    // every response is read, and the count is the same.
+    // A draft changed: it counts for the response its document names,
+    // once that response's discussion confirms it lists the draft; the
+    // other response is not read.
     let before = marks_now(&w);
     let entry = w.ok("Bo", |ws| ws.resolve_draft(quiet_draft.as_str()));
     w.ok("Bo", |ws| ws.edit_draft(&entry, "Quiet text, edited"));
-    let (everything, arrived, _) = arrivals(&w, "Ana", &before);
+    let (everything, arrived, read) = arrivals(&w, "Ana", &before);
     assert_eq!(arrived, "1 draft change");
     assert_eq!(arrived, everything);
+    assert!(read.contains(&DocId::Response(quiet.clone())), "{read:?}");
+    assert!(!read.contains(&DocId::Response(busy.clone())), "{read:?}");
+
+    // Bo rewrites the draft's name of its response (drafts are co-written)
+    // to one that does not list it: every response is compared, and the
+    // count is the same.
+    let before = marks_now(&w);
+    w.ok("Bo", |ws| {
+        use automerge::transaction::Transactable;
+        let doc = ws.write(&DocId::Draft(quiet_draft.clone()))?;
+        doc.put(automerge::ROOT, "response", busy.as_str())?;
+        super::doc::commit(doc, "rename".into(), 0);
+        Ok(())
+    });
+    w.ok("Bo", |ws| ws.edit_draft(&entry, "Quiet text, edited twice"));
+    let (everything, arrived, read) = arrivals(&w, "Ana", &before);
+    assert_eq!(arrived, "1 draft change");
+    assert_eq!(arrived, everything);
+    assert!(read.contains(&DocId::Response(busy.clone())), "{read:?}");
+}
+
+#[test]
+fn a_draft_is_found_by_its_whole_id_where_its_document_says_it_is_listed() {
+    let w = World::new();
+    let first = w.ok("Ana", |ws| ws.open_response(request()));
+    let second = w.ok("Ana", |ws| ws.open_response(request()));
+    let draft = w.ok("Ana", |ws| ws.new_draft(&first, "D", "Text.\n"));
+    w.ok("Ana", |ws| ws.new_draft(&second, "E", "Other.\n"));
+    let find = |prefix: &str| {
+        let read = Rc::new(RefCell::new(Vec::new()));
+        let mut ws = Workspace::new(
+            w.membership.clone(),
+            Box::new(Recording {
+                inner: MemoryLoader(w.shared.clone()),
+                read: read.clone(),
+            }),
+            w.now,
+        );
+        let entry = ws.resolve_draft(prefix).unwrap_or_else(|e| panic!("{e}"));
+        let read = read.borrow().clone();
+        (entry, read.contains(&DocId::Response(second.clone())))
+    };
+    // A whole id: one discussion read.
+    let (entry, read_second) = find(draft.as_str());
+    assert_eq!(
+        (entry.id.clone(), entry.response.clone()),
+        (draft.clone(), first.clone())
+    );
+    assert!(!read_second);
+    // A prefix is checked against every draft.
+    let (entry, read_second) = find(&draft.as_str()[..6]);
+    assert_eq!(entry.response, first);
+    assert!(read_second);
+    // Bo rewrites the draft's name of its response (drafts are
+    // co-written): the listing is what counts, found by reading them all.
+    w.ok("Bo", |ws| {
+        use automerge::transaction::Transactable;
+        let doc = ws.write(&DocId::Draft(draft.clone()))?;
+        doc.put(automerge::ROOT, "response", second.as_str())?;
+        super::doc::commit(doc, "rename".into(), 0);
+        Ok(())
+    });
+    let (entry, read_second) = find(draft.as_str());
+    assert_eq!(entry.response, first);
+    assert!(read_second);
 }
 
 /// Cy's stance on `did` as earlier builds wrote it: under `<draft>:<member>`.
