@@ -31,6 +31,10 @@ pub struct DraftDigest {
     /// Every change the document holds, sorted by hash, with its author
     /// (`None` for a device the membership did not know).
     pub changes: Vec<([u8; 32], Option<MemberId>)>,
+    /// The response the document names (written when the draft was
+    /// created; co-written like the rest, so only a place to look first:
+    /// `Workspace::listed_where_named`).
+    pub response: Option<String>,
 }
 
 impl DraftDigest {
@@ -66,6 +70,7 @@ impl DraftDigest {
             text,
             authors,
             changes,
+            response: doc::string(doc, &automerge::ROOT, "response"),
         })
     }
 

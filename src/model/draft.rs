@@ -157,7 +157,8 @@ impl Workspace {
     /// rewrite it: only the discussion's listing is trusted. A command
     /// lists a draft under the response it was created for alone; a draft
     /// that a crafted change also listed under a second response is found
-    /// under the one its document names.
+    /// under the one its document names (before, under the oldest listing
+    /// response), which any member can choose.
     pub fn listed_where_named(&mut self, draft: &ObjectId) -> Option<DraftEntry> {
         let named = self.draft_named_response(draft).ok().flatten()?;
         // Only a response the community lists, as when searching them all.
@@ -172,15 +173,14 @@ impl Workspace {
 
     /// The response a draft's document names, written when it was created
     /// (a hint: any member can rewrite it; the discussions list drafts).
+    /// Read from its digest when it has one, so that the draft is not
+    /// loaded for it.
     pub fn draft_named_response(&mut self, draft: &ObjectId) -> Result<Option<ObjectId>> {
-        let doc = self.read(&DocId::Draft(draft.clone()))?;
-        Ok(match doc.get(ROOT, "response")? {
-            Some((automerge::Value::Scalar(value), _)) => match value.as_ref() {
-                automerge::ScalarValue::Str(text) => ObjectId::parse(text),
-                _ => None,
-            },
-            _ => None,
-        })
+        let named = match self.digest(draft) {
+            Some(digest) => digest.response.clone(),
+            None => doc::string(self.read(&DocId::Draft(draft.clone()))?, &ROOT, "response"),
+        };
+        Ok(named.as_deref().and_then(ObjectId::parse))
     }
 
     /// A draft's current version: its document heads, hex, sorted.

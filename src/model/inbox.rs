@@ -341,8 +341,8 @@ impl Workspace {
     /// ([`Self::listed_where_named`]); `None` when its document's name of
     /// it is not confirmed, or cannot be read (every response is then
     /// compared, as before). A draft that a crafted change also listed
-    /// under a second response has its later edits told under the first
-    /// only (`show` of the second still shows it).
+    /// under a second response has its later edits told under the one its
+    /// document names only (`show` of the other still shows it).
     fn listing_response(&mut self, draft: &ObjectId) -> Option<ObjectId> {
         self.listed_where_named(draft).map(|entry| entry.response)
     }

@@ -22,7 +22,7 @@ pub const CHANGES_MAGIC: &[u8; MAGIC_LEN] = b"CVCHNG01";
 /// Magic of a snapshot.
 pub const SNAPSHOT_MAGIC: &[u8; MAGIC_LEN] = b"CVSNAP01";
 /// Magic of a draft digest (`super::digest`).
-pub const DIGEST_MAGIC: &[u8; MAGIC_LEN] = b"CVDGST02";
+pub const DIGEST_MAGIC: &[u8; MAGIC_LEN] = b"CVDGST03";
 /// Magic of a document's history (`super::history`).
 pub const HISTORY_MAGIC: &[u8; MAGIC_LEN] = b"CVHIST01";
 
