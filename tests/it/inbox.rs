@@ -219,6 +219,21 @@ fn sync_keeps_the_digest_of_each_draft_it_brought_or_changed() {
     assert_eq!(digest_text(&bo, &did).as_deref(), Some("Second text."));
 }
 
+/// Counting what arrived after the import reads each changed draft in
+/// full, which writes its digest: the next `show` loads no draft.
+#[test]
+fn a_bundle_import_leaves_the_digest_of_each_draft_it_changed() {
+    let (ana, did) = founded_with_a_draft();
+    let server = Server::start(&ana);
+    let bo = joined(&ana, "Bo");
+    drop(server);
+    ana.ok(&["draft", "edit", &did, "-m", "Second text."]);
+    let bundle = ana.path().join("a.bundle").to_string_lossy().into_owned();
+    ana.ok(&["bundle", "export", "-o", &bundle]);
+    bo.ok(&["bundle", "import", &bundle]);
+    assert_eq!(digest_text(&bo, &did).as_deref(), Some("Second text."));
+}
+
 #[test]
 fn sync_keeps_no_digest_of_a_draft_a_removed_member_wrote_in() {
     let (ana, did) = founded_with_a_draft();
