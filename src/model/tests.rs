@@ -1350,6 +1350,20 @@ impl DocLoader for Recording {
     }
 }
 
+/// A workspace on `w`'s documents, and the list of those it reads.
+fn recording(w: &World) -> (Workspace, Rc<RefCell<Vec<DocId>>>) {
+    let read = Rc::new(RefCell::new(Vec::new()));
+    let ws = Workspace::new(
+        w.membership.clone(),
+        Box::new(Recording {
+            inner: MemoryLoader(w.shared.clone()),
+            read: read.clone(),
+        }),
+        w.now,
+    );
+    (ws, read)
+}
+
 /// What arrived since `before` (heads of every document then), as a sync
 /// tells it: the marks name only the documents that changed.
 fn arrivals(w: &World, who: &str, before: &super::inbox::Marks) -> (String, String, Vec<DocId>) {
@@ -1368,15 +1382,7 @@ fn arrivals(w: &World, who: &str, before: &super::inbox::Marks) -> (String, Stri
     let everything = w.ok(who, |ws| {
         ws.news_since(&mut then(&changed), Some(w.id(who)))
     });
-    let read = Rc::new(RefCell::new(Vec::new()));
-    let mut ws = Workspace::new(
-        w.membership.clone(),
-        Box::new(Recording {
-            inner: MemoryLoader(w.shared.clone()),
-            read: read.clone(),
-        }),
-        w.now,
-    );
+    let (mut ws, read) = recording(w);
     let arrived = ws
         .arrived_since(&mut then(&changed), Some(w.id(who)), &changed_ids)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1612,15 +1618,7 @@ fn a_draft_is_found_by_its_whole_id_where_its_document_says_it_is_listed() {
     let draft = w.ok("Ana", |ws| ws.new_draft(&first, "D", "Text.\n"));
     w.ok("Ana", |ws| ws.new_draft(&second, "E", "Other.\n"));
     let find = |prefix: &str| {
-        let read = Rc::new(RefCell::new(Vec::new()));
-        let mut ws = Workspace::new(
-            w.membership.clone(),
-            Box::new(Recording {
-                inner: MemoryLoader(w.shared.clone()),
-                read: read.clone(),
-            }),
-            w.now,
-        );
+        let (mut ws, read) = recording(&w);
         let entry = ws.resolve_draft(prefix).unwrap_or_else(|e| panic!("{e}"));
         let read = read.borrow().clone();
         (entry, read.contains(&DocId::Response(second.clone())))

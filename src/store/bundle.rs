@@ -20,9 +20,7 @@ use crate::model::DocId;
 use crate::sync::chunks::guarded;
 use crate::trust::ownership::check_ownership;
 use crate::trust::removal::unanswered;
-use crate::trust::signed_change::{
-    ChangeSignature, Standing, ToCheck, decode_change, verify_signed_all,
-};
+use crate::trust::signed_change::{ChangeSignature, Standing, decode_change, verify_changes};
 use crate::trust::{Certificate, Membership, TrustError};
 
 /// What an import did (`bundle import --json`).
@@ -227,18 +225,11 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
                 }
             }
         }
-        let hashes: Vec<[u8; 32]> = decoded.iter().map(|(_, c)| c.hash().0).collect();
-        let to_check: Vec<ToCheck<'_>> = decoded
+        let to_check: Vec<_> = decoded
             .iter()
-            .zip(&hashes)
-            .map(|((sig, change), hash)| ToCheck {
-                doc: &name,
-                actor: change.actor_id().to_bytes(),
-                hash,
-                signature: sig,
-            })
+            .map(|(sig, change)| (name.as_str(), change, sig))
             .collect();
-        let verdicts = verify_signed_all(&membership, &to_check);
+        let verdicts = verify_changes(&membership, &to_check);
         for ((sig, change), signed) in decoded.into_iter().zip(verdicts) {
             let hash = change.hash();
             // Every signature is checked, even for changes already held: an

@@ -23,7 +23,7 @@ use super::{attestation, history};
 use crate::trust::removal::LateChanges;
 use crate::trust::signed_change::{
     ChangeSignature, Standing, ToCheck, VerifiedChange, check_author, decode_change,
-    verify_signed_all,
+    verify_changes, verify_signed_all,
 };
 use crate::trust::{CommunityId, DeviceId, Membership, SecretKey, TrustError};
 
@@ -281,21 +281,14 @@ pub fn load(
                 }
             }
         }
-        let hashes: Vec<[u8; 32]> = logged.iter().map(|(_, c)| c.hash().0).collect();
-        let signed: Vec<ToCheck<'_>> = logged
+        let signed: Vec<_> = logged
             .iter()
-            .zip(&hashes)
-            .map(|((sig, change), hash)| ToCheck {
-                doc: &files.name,
-                actor: change.actor_id().to_bytes(),
-                hash,
-                signature: sig,
-            })
+            .map(|(sig, change)| (files.name.as_str(), change, sig))
             .collect();
-        let verdicts = verify_signed_all(membership, &signed);
-        for (((_, change), hash), verdict) in logged.iter().zip(&hashes).zip(verdicts) {
+        let verdicts = verify_changes(membership, &signed);
+        for ((_, change), verdict) in logged.iter().zip(verdicts) {
             let deps = change.deps().iter().map(|d| d.0).collect();
-            note(path, *hash, deps, verdict)?;
+            note(path, change.hash().0, deps, verdict)?;
         }
         if let Some(e) = damaged {
             return Err(e);

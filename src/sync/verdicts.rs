@@ -15,7 +15,7 @@ use automerge::Change;
 use super::chunks::guarded;
 use crate::parallel::in_order;
 use crate::trust::ownership::check_ownership;
-use crate::trust::signed_change::{ChangeSignature, Standing, ToCheck, verify_signed_all};
+use crate::trust::signed_change::{ChangeSignature, Standing, verify_changes};
 use crate::trust::{Membership, TrustError};
 
 /// The most changes whose signatures are checked together: past a few
@@ -92,18 +92,7 @@ fn verdicts_of_run(
     membership: &Membership,
     run: &[(&str, &Change, &ChangeSignature)],
 ) -> Vec<Result<Standing, TrustError>> {
-    let hashes: Vec<[u8; 32]> = run.iter().map(|(_, change, _)| change.hash().0).collect();
-    let to_check: Vec<ToCheck<'_>> = run
-        .iter()
-        .zip(&hashes)
-        .map(|((doc, change, signature), hash)| ToCheck {
-            doc,
-            actor: change.actor_id().to_bytes(),
-            hash,
-            signature,
-        })
-        .collect();
-    verify_signed_all(membership, &to_check)
+    verify_changes(membership, run)
         .into_iter()
         .zip(run)
         .map(|(signed, (doc, change, _))| {

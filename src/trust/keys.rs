@@ -174,14 +174,7 @@ pub fn verify_all(
     items: &[Signed<'_>],
     what: &str,
 ) -> Vec<Result<(), TrustError>> {
-    let inputs: Vec<Vec<u8>> = items
-        .iter()
-        .map(|item| signing_input(domain, community, item.message))
-        .collect();
-    let keys: Vec<Option<VerificationKey>> = items
-        .iter()
-        .map(|item| verifying_key(item.public))
-        .collect();
+    let (inputs, keys) = inputs_and_keys(domain, community, items);
     let mut verdicts: Vec<Result<(), TrustError>> = items
         .iter()
         .zip(&keys)
@@ -208,6 +201,24 @@ pub fn verify_all(
         }
     }
     verdicts
+}
+
+/// What each of `items` signed (with the domain tag and community id), and
+/// its key if fit to verify with.
+fn inputs_and_keys(
+    domain: &[u8],
+    community: &CommunityId,
+    items: &[Signed<'_>],
+) -> (Vec<Vec<u8>>, Vec<Option<VerificationKey>>) {
+    items
+        .iter()
+        .map(|item| {
+            (
+                signing_input(domain, community, item.message),
+                verifying_key(item.public),
+            )
+        })
+        .unzip()
 }
 
 /// Whether the signatures of `items` whose key is fit to verify with all
@@ -249,14 +260,7 @@ pub(crate) fn all_hold_together(
     community: &CommunityId,
     items: &[Signed<'_>],
 ) -> bool {
-    let inputs: Vec<Vec<u8>> = items
-        .iter()
-        .map(|item| signing_input(domain, community, item.message))
-        .collect();
-    let keys: Vec<Option<VerificationKey>> = items
-        .iter()
-        .map(|item| verifying_key(item.public))
-        .collect();
+    let (inputs, keys) = inputs_and_keys(domain, community, items);
     keys.iter().all(Option::is_some) && hold_together(items, &inputs, &keys)
 }
 

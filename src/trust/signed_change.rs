@@ -139,14 +139,17 @@ pub fn verify_signed(
         "change",
     )
     .map_err(|e| match e {
-        // Name the change only when it failed: formatting it for every
-        // change that verifies showed in profiles.
-        TrustError::BadSignature(_) => {
-            TrustError::BadSignature(format!("change {}", crate::ids::short(&hex::encode(hash))))
-        }
+        TrustError::BadSignature(_) => bad_signature(hash),
         other => other,
     })?;
     Ok((verified, standing))
+}
+
+/// The refusal of a change whose signature does not hold, naming it. Made
+/// only when it failed: formatting it for every change that verifies
+/// showed in profiles.
+fn bad_signature(hash: &[u8; 32]) -> TrustError {
+    TrustError::BadSignature(format!("change {}", crate::ids::short(&hex::encode(hash))))
 }
 
 /// One change for [`verify_signed_all`]: its document, actor, hash and
@@ -203,13 +206,31 @@ pub fn verify_signed_all(
             let author = author?;
             match signatures.next() {
                 Some(Ok(())) => Ok(author),
-                Some(Err(TrustError::BadSignature(_))) | None => Err(TrustError::BadSignature(
-                    format!("change {}", crate::ids::short(&hex::encode(change.hash))),
-                )),
+                Some(Err(TrustError::BadSignature(_))) | None => Err(bad_signature(change.hash)),
                 Some(Err(other)) => Err(other),
             }
         })
         .collect()
+}
+
+/// [`verify_signed_all`] on decoded changes, each with its document's name
+/// and its signature.
+pub fn verify_changes(
+    membership: &Membership,
+    changes: &[(&str, &automerge::Change, &ChangeSignature)],
+) -> Vec<Result<(VerifiedChange, Standing), TrustError>> {
+    let hashes: Vec<[u8; 32]> = changes.iter().map(|(_, c, _)| c.hash().0).collect();
+    let to_check: Vec<ToCheck<'_>> = changes
+        .iter()
+        .zip(&hashes)
+        .map(|((doc, change, signature), hash)| ToCheck {
+            doc,
+            actor: change.actor_id().to_bytes(),
+            hash,
+            signature,
+        })
+        .collect();
+    verify_signed_all(membership, &to_check)
 }
 
 /// The membership half of [`verify_signed`], without the signature: the
