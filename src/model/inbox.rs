@@ -302,7 +302,11 @@ impl Workspace {
     /// for all of them. A response's view is read from its index entry in
     /// the community document, its discussion document and its drafts. A
     /// changed draft counts for the response that lists it
-    /// ([`Self::listing_response`]), or for all when that is not sure.
+    /// ([`Self::listed_where_named`]), or for all when its document's name
+    /// of it is not confirmed or cannot be read. A draft that a crafted
+    /// change also listed under a second response has its later edits told
+    /// under the one its document names only (`show` of the other still
+    /// shows it).
     fn touched_by(
         &mut self,
         then: &mut Workspace,
@@ -314,9 +318,9 @@ impl Workspace {
                 DocId::Response(response) => {
                     touched.insert(response.clone());
                 }
-                DocId::Draft(draft) => match self.listing_response(draft) {
-                    Some(response) => {
-                        touched.insert(response);
+                DocId::Draft(draft) => match self.listed_where_named(draft) {
+                    Some(entry) => {
+                        touched.insert(entry.response);
                     }
                     None => return Ok(None),
                 },
@@ -335,16 +339,6 @@ impl Workspace {
             }
         }
         Ok(Some(touched))
-    }
-
-    /// The response whose discussion lists `draft`
-    /// ([`Self::listed_where_named`]); `None` when its document's name of
-    /// it is not confirmed, or cannot be read (every response is then
-    /// compared, as before). A draft that a crafted change also listed
-    /// under a second response has its later edits told under the one its
-    /// document names only (`show` of the other still shows it).
-    fn listing_response(&mut self, draft: &ObjectId) -> Option<ObjectId> {
-        self.listed_where_named(draft).map(|entry| entry.response)
     }
 
     /// The news of the responses in `only` (all when `None`), most recently
