@@ -355,26 +355,37 @@ async fn run_session(
     report
 }
 
-/// Handle `frames` and hand what they answer to the writer (also the
-/// answers to the frames before one that failed), then the frames the
-/// session reads ahead (`Session::send_ahead`), each as soon as it is
-/// ready: the writer task writes it while the next is read, and the peer
-/// checks it meanwhile. Returns whether the last frame handled was
-/// answered.
+/// Handle `frames` and hand what each answers to the writer as soon as it
+/// is answered (also the answers to the frames before one that failed),
+/// then the frames the session reads ahead (`Session::send_ahead`), each as
+/// soon as it is ready: the writer task writes it while the next is
+/// handled, and the peer acts on it meanwhile. A peer's certificates and
+/// heads often arrive together: our heads then go out before we build the
+/// messages its heads call for, and the peer loads what it is behind on
+/// while we do. Returns whether the last frame handled was answered.
 fn handle_and_send(
     session: &mut Session,
     replica: &mut dyn crate::sync::Replica,
     frames: Vec<Frame>,
     tx: &mpsc::UnboundedSender<Frame>,
 ) -> Result<bool, SyncError> {
-    let mut out = Vec::new();
-    let handled = session.handle_all(replica, frames, &mut out);
-    for f in out {
-        let _ = tx.send(f);
-    }
+    let handled = session.handle_all(replica, frames, &mut ToWriter(tx));
     let wrote = handled?;
     while let Some(next) = session.send_ahead(replica)? {
         let _ = tx.send(next);
     }
     Ok(wrote)
+}
+
+/// The writer's end of a session, as `Session::handle_all` hands it
+/// answers: each frame is queued for the writer task as it comes.
+struct ToWriter<'a>(&'a mpsc::UnboundedSender<Frame>);
+
+impl Extend<Frame> for ToWriter<'_> {
+    fn extend<I: IntoIterator<Item = Frame>>(&mut self, frames: I) {
+        for frame in frames {
+            // The writer is gone only once the session ends.
+            let _ = self.0.send(frame);
+        }
+    }
 }

@@ -251,7 +251,10 @@ impl Session {
 
     /// Handle frames that arrived together, in order, as [`Self::handle`]
     /// would one after the other, adding what they answer to `out` (also
-    /// when a frame fails: the answers to those before it stand). Whole
+    /// when a frame fails: the answers to those before it stand) as soon
+    /// as each is answered: a link that sends what `out` receives at once
+    /// lets the peer act on an answer (its heads, say) while the frames
+    /// after it are handled. Whole
     /// documents that came in several frames are checked and kept on every
     /// core together. A run of
     /// `Sync` frames for distinct documents is handled at once, with its
@@ -265,7 +268,7 @@ impl Session {
         &mut self,
         replica: &mut dyn Replica,
         frames: Vec<Frame>,
-        out: &mut Vec<Frame>,
+        out: &mut impl Extend<Frame>,
     ) -> Result<bool, SyncError> {
         let mut answered = false;
         let mut frames = frames.into_iter().peekable();

@@ -255,3 +255,58 @@ fn whole_documents_from_frames_that_arrive_together_are_kept_together_and_answer
     assert_eq!(sb.stats().received_changes, DOCS.len());
     assert_eq!(a.all_heads(), b.all_heads());
 }
+
+/// Each call to `extend` as one batch: what a link hands its writer at once.
+#[derive(Default)]
+struct Batches(Vec<Vec<Frame>>);
+
+impl Extend<Frame> for Batches {
+    fn extend<I: IntoIterator<Item = Frame>>(&mut self, frames: I) {
+        self.0.push(frames.into_iter().collect());
+    }
+}
+
+#[test]
+fn our_heads_are_handed_over_before_the_messages_the_peers_heads_call_for() {
+    let c = community(2);
+    let (da, db) = devices(&c);
+    let (mut a, mut b) = behind_on_every_doc(&c, 2);
+    let (mut sa, mut sb) = (Session::new(db), Session::new(da));
+    let (to_b, to_a) = (sa.start(&mut a), sb.start(&mut b));
+    // A reads B's hello and certificates together, and so sends its
+    // certificates and its heads back to back.
+    let [hello] = &to_a[..] else {
+        panic!("{to_a:?}")
+    };
+    let certificates = all(&mut sa, &mut a, vec![hello.clone()]);
+    let mut to_a = Vec::new();
+    for frame in to_b {
+        to_a.extend(sb.handle(&mut b, frame).unwrap_or_else(|e| panic!("{e}")));
+    }
+    let mut from_a = certificates;
+    from_a.extend(all(&mut sa, &mut a, to_a));
+    assert!(
+        matches!(
+            from_a[..],
+            [Frame::Certificates { .. }, Frame::Heads { .. }]
+        ),
+        "{from_a:?}"
+    );
+    // B handles them together: its heads leave on their own, before the
+    // messages A's heads call for are built.
+    let mut batches = Batches::default();
+    sb.handle_all(&mut b, from_a, &mut batches)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let kinds: Vec<Vec<String>> = batches
+        .0
+        .iter()
+        .map(|batch| batch.iter().map(Frame::kind).collect())
+        .collect();
+    assert!(
+        matches!(&batches.0[..], [first, rest @ ..]
+            if matches!(first[..], [Frame::Heads { .. }])
+                && !rest.is_empty()
+                && rest.iter().flatten().all(|f| matches!(f, Frame::Sync { .. }))),
+        "{kinds:?}"
+    );
+}
