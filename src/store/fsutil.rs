@@ -38,7 +38,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Write a cache file (a digest, an attestation): a temporary file renamed
 /// into place, so readers see the old content or the new, but no fsync. A
 /// crash may leave it torn or empty; what reads a cache must check it
-/// (every cache here is attested) and fall back to the real data.
+/// (every cache here is attested or carries a checksum) and fall back to
+/// the real data.
 pub fn write_cache(path: &Path, bytes: &[u8]) -> Result<()> {
     replace_file(path, bytes, false)
 }
@@ -73,8 +74,9 @@ fn private_permissions() -> fs::Permissions {
     fs::Permissions::from_mode(0o600)
 }
 
-/// Append bytes to a file and fsync it. A file that does not exist yet is
-/// created with `header` first, and its folder is fsynced too.
+/// Append bytes to a file and fsync it, then seal it at its new length
+/// ([`write_seal`]). A file that does not exist yet is created with
+/// `header` first, and its folder is fsynced too.
 pub fn append_durably(path: &Path, header: &[u8], bytes: &[u8]) -> Result<()> {
     let exists = path.exists();
     let mut file = private_options()
@@ -93,7 +95,13 @@ pub fn append_durably(path: &Path, header: &[u8], bytes: &[u8]) -> Result<()> {
         sync_dir(dir)?;
     }
     let header_len = if len == 0 { header.len() as u64 } else { 0 };
-    write_seal(path, len + header_len + bytes.len() as u64)
+    // The log's new bytes are durable: a seal lost or left stale by a
+    // crash from here on is shorter than the log, which is fine, so it
+    // need not be durable itself (two fsyncs fewer per append).
+    write_cache(
+        &seal_path(path),
+        &seal_bytes(len + header_len + bytes.len() as u64),
+    )
 }
 
 /// First bytes of a seal file.
@@ -105,14 +113,22 @@ fn seal_path(log: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Record beside a log (`<log>.seal`: magic ‖ length u64 BE ‖ CRC-32 of
-/// the length) how long it is after an acknowledged write. A log cut at a
-/// record boundary looks whole from the inside; the seal tells.
-pub fn write_seal(log: &Path, len: u64) -> Result<()> {
+/// A seal's bytes: magic ‖ length u64 BE ‖ CRC-32 of the length.
+fn seal_bytes(len: u64) -> Vec<u8> {
     let mut bytes = SEAL_MAGIC.to_vec();
     bytes.extend_from_slice(&len.to_be_bytes());
     bytes.extend_from_slice(&crc32fast::hash(&len.to_be_bytes()).to_le_bytes());
-    write_atomic(&seal_path(log), &bytes)
+    bytes
+}
+
+/// Record beside a log (`<log>.seal`) how long it is after an acknowledged
+/// write, durably. A log cut at a record boundary looks whole from the
+/// inside; the seal tells. This durable form is for a log about to become
+/// shorter (a compaction, a repair): a stale seal would then be longer
+/// than the log and look like lost records. An append, which only makes
+/// the log longer, seals it without the fsyncs ([`append_durably`]).
+pub fn write_seal(log: &Path, len: u64) -> Result<()> {
+    write_atomic(&seal_path(log), &seal_bytes(len))
 }
 
 /// The length a log had after its last acknowledged write, if sealed. A
