@@ -44,28 +44,11 @@ impl Exclusive {
 
 impl StoreAccess for Exclusive {
     fn with<T>(&self, f: impl FnOnce(&mut StoreReplica) -> T) -> Result<T, SyncError> {
-        blocking(|| {
-            let mut replica = self
-                .0
-                .lock()
-                .map_err(|_| SyncError::Local("an earlier session panicked".into()))?;
-            Ok(f(&mut replica))
-        })
-    }
-}
-
-/// Run `f`, which blocks (a step works on the store for milliseconds), so
-/// that the runtime's other tasks go on meanwhile: on a multi-threaded
-/// runtime this thread's queued tasks move to another thread first. The
-/// session's writer among them: the frames a step answers early (our heads)
-/// go out while the step goes on. Tokio would otherwise leave the task woken
-/// last on this thread until the step is over.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
+        let mut replica = self
+            .0
+            .lock()
+            .map_err(|_| SyncError::Local("an earlier session panicked".into()))?;
+        Ok(f(&mut replica))
     }
 }
 
@@ -138,7 +121,12 @@ impl Shared {
 impl StoreAccess for Shared {
     fn with<T>(&self, f: impl FnOnce(&mut StoreReplica) -> T) -> Result<T, SyncError> {
         // Waiting for the lock must not stall the runtime's other tasks.
-        blocking(|| self.step(f))
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.step(f))
+            }
+            _ => self.step(f),
+        }
     }
 }
 

@@ -1012,11 +1012,15 @@ fn the_first_whole_frame_leaves_alone_and_the_window_fills_ahead() {
 }
 
 /// A replica that writes down which documents are loaded ahead and which
-/// are read, and remembers a (blank) sync state for every document.
+/// are read, and remembers a (blank) sync state for every document. What
+/// it writes down can be shared with whatever else a test records.
 pub(super) struct Recording<'a> {
     pub(super) inner: &'a mut MemoryReplica,
-    pub(super) calls: Vec<String>,
+    pub(super) calls: Calls,
 }
+
+/// A shared record of calls, in the order they were made.
+pub(super) type Calls = std::rc::Rc<std::cell::RefCell<Vec<String>>>;
 
 impl Replica for Recording<'_> {
     fn membership(&self) -> &crate::trust::Membership {
@@ -1032,18 +1036,22 @@ impl Replica for Recording<'_> {
         self.inner.doc_names()
     }
     fn doc(&mut self, name: &str) -> Result<&mut automerge::AutoCommit, SyncError> {
-        self.calls.push(format!("doc {name}"));
+        self.calls.borrow_mut().push(format!("doc {name}"));
         self.inner.doc(name)
     }
     fn docs_mut(&mut self, names: &[String]) -> Result<Vec<&mut automerge::AutoCommit>, SyncError> {
-        self.calls.push(format!("docs {}", names.join(",")));
+        self.calls
+            .borrow_mut()
+            .push(format!("docs {}", names.join(",")));
         self.inner.docs_mut(names)
     }
     fn heads(&mut self, name: &str) -> Result<Vec<ChangeHash>, SyncError> {
         self.inner.heads(name)
     }
     fn load_ahead(&mut self, names: &[String]) {
-        self.calls.push(format!("ahead {}", names.join(",")));
+        self.calls
+            .borrow_mut()
+            .push(format!("ahead {}", names.join(",")));
     }
     fn whole(&mut self, name: &str) -> Result<Option<whole::WholeDoc>, SyncError> {
         self.inner.whole(name)
@@ -1076,7 +1084,7 @@ fn the_documents_to_exchange_are_loaded_ahead_before_any_is_read() {
     }
     let mut recording = Recording {
         inner: &mut a,
-        calls: Vec::new(),
+        calls: Calls::default(),
     };
     super::harness::sync_replicas(
         &mut recording,
@@ -1086,15 +1094,12 @@ fn the_documents_to_exchange_are_loaded_ahead_before_any_is_read() {
         &mut Rng(3),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let first_doc = recording.calls.iter().position(|c| c.starts_with("doc "));
-    let ahead = recording.calls.iter().position(|c| c.starts_with("ahead "));
-    assert!(
-        ahead.is_some() && ahead < first_doc,
-        "{:?}",
-        recording.calls
-    );
+    let calls = recording.calls.borrow();
+    let first_doc = calls.iter().position(|c| c.starts_with("doc "));
+    let ahead = calls.iter().position(|c| c.starts_with("ahead "));
+    assert!(ahead.is_some() && ahead < first_doc, "{calls:?}");
     let expected = format!("ahead {},{}", DOCS[2], DOCS[1]);
-    assert!(recording.calls.contains(&expected), "{:?}", recording.calls);
+    assert!(calls.contains(&expected), "{calls:?}");
 }
 
 /// Run a session in rounds: each side handles every frame the other sent in
