@@ -95,13 +95,17 @@ pub fn append_durably(path: &Path, header: &[u8], bytes: &[u8]) -> Result<()> {
         sync_dir(dir)?;
     }
     let header_len = if len == 0 { header.len() as u64 } else { 0 };
-    // The log's new bytes are durable: a seal lost or left stale by a
-    // crash from here on is shorter than the log, which is fine, so it
-    // need not be durable itself (two fsyncs fewer per append).
-    write_cache(
-        &seal_path(path),
-        &seal_bytes(len + header_len + bytes.len() as u64),
-    )
+    let sealed = len + header_len + bytes.len() as u64;
+    match read_seal(path)? {
+        // The log's new bytes are durable, and a seal only moves forward
+        // here: one a crash leaves behind is shorter than the log, which
+        // is fine, so it is renamed into place without fsyncs (two fewer
+        // per append).
+        Seal::Len(_) => write_cache(&seal_path(path), &seal_bytes(sealed)),
+        // A log's first seal, or one missing or damaged, durably: a crash
+        // must not leave one torn for every later read to warn about.
+        Seal::Missing | Seal::Damaged => write_seal(path, sealed),
+    }
 }
 
 /// First bytes of a seal file.
@@ -124,19 +128,26 @@ fn seal_bytes(len: u64) -> Vec<u8> {
 /// Record beside a log (`<log>.seal`) how long it is after an acknowledged
 /// write, durably. A log cut at a record boundary looks whole from the
 /// inside; the seal tells. This durable form is for a log about to become
-/// shorter (a compaction, a repair): a stale seal would then be longer
-/// than the log and look like lost records. An append, which only makes
-/// the log longer, seals it without the fsyncs ([`append_durably`]).
+/// shorter (a compaction, a repair), where a stale seal would be longer
+/// than the log and look like lost records, and for a log's first seal.
+/// An append to a sealed log, which only makes it longer, moves its seal
+/// without the fsyncs ([`append_durably`]).
 pub fn write_seal(log: &Path, len: u64) -> Result<()> {
     write_atomic(&seal_path(log), &seal_bytes(len))
 }
 
-/// The length a log had after its last acknowledged write, if sealed. A
-/// damaged seal is reported and ignored: the log's own checks still hold.
-pub fn sealed_len(log: &Path) -> Result<Option<u64>> {
-    let path = seal_path(log);
-    let Some(bytes) = read_if_exists(&path)? else {
-        return Ok(None);
+/// What is beside a log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seal {
+    Missing,
+    Damaged,
+    Len(u64),
+}
+
+/// Read a log's seal, without a word.
+fn read_seal(log: &Path) -> Result<Seal> {
+    let Some(bytes) = read_if_exists(&seal_path(log))? else {
+        return Ok(Seal::Missing);
     };
     let valid = bytes.len() == 20 && bytes[..8] == SEAL_MAGIC[..];
     let len: [u8; 8] = bytes
@@ -148,19 +159,36 @@ pub fn sealed_len(log: &Path) -> Result<Option<u64>> {
         .and_then(|b| b.try_into().ok())
         .unwrap_or([0; 4]);
     if !valid || crc32fast::hash(&len) != u32::from_le_bytes(crc) {
-        tracing::warn!("{} is damaged; it is ignored", path.display());
-        return Ok(None);
+        return Ok(Seal::Damaged);
     }
-    Ok(Some(u64::from_be_bytes(len)))
+    Ok(Seal::Len(u64::from_be_bytes(len)))
+}
+
+/// The length a log had after its last acknowledged write, if sealed. A
+/// damaged seal is reported and ignored: the log's own checks still hold.
+pub fn sealed_len(log: &Path) -> Result<Option<u64>> {
+    Ok(match read_seal(log)? {
+        Seal::Len(len) => Some(len),
+        Seal::Missing => None,
+        Seal::Damaged => {
+            tracing::warn!("{} is damaged; it is ignored", seal_path(log).display());
+            None
+        }
+    })
 }
 
 /// Compare a log with its seal. If it is shorter (records lost at its end,
 /// which nothing inside the log can show), say so loudly and, with
 /// `repair`, leave a note beside it (`<log>.truncated-<time>`) and seal the
 /// shorter length: what is left still loads, and a sync or a bundle brings
-/// the lost changes back from other devices. Returns the bytes missing.
+/// the lost changes back from other devices. With `repair`, a damaged seal
+/// is sealed anew at the log's length, so that it warns once. Returns the
+/// bytes missing.
 pub fn check_seal(log: &Path, actual: u64, repair: bool, now: i64) -> Result<u64> {
     let Some(sealed) = sealed_len(log)? else {
+        if repair && read_seal(log)? == Seal::Damaged {
+            write_seal(log, actual)?;
+        }
         return Ok(0);
     };
     if actual >= sealed {
@@ -202,6 +230,14 @@ pub fn cut_torn_tail(path: &Path, bytes: &[u8], len: usize, now: i64) -> Result<
         path.extension().and_then(|e| e.to_str()).unwrap_or("")
     ));
     write_atomic(&aside, &bytes[len..])?;
+    // A seal past the cut (the log lost its end in the middle of a record
+    // the seal covered, and `check_seal` sealed what was left) moves back
+    // first, or the cut would look like lost records at the next read.
+    if let Seal::Len(sealed) = read_seal(path)?
+        && sealed > len as u64
+    {
+        write_seal(path, len as u64)?;
+    }
     let file = OpenOptions::new()
         .write(true)
         .open(path)
@@ -216,4 +252,78 @@ pub fn cut_torn_tail(path: &Path, bytes: &[u8], len: usize, now: i64) -> Result<
         aside.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &[u8] = b"TESTLOG\0";
+
+    fn log_in(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("doc.log")
+    }
+
+    fn notes(dir: &tempfile::TempDir) -> usize {
+        fs::read_dir(dir.path())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().contains(".truncated-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn an_append_seals_the_log_at_its_new_length_and_mends_a_damaged_seal() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = log_in(&dir);
+        append_durably(&log, HEADER, b"first").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sealed_len(&log).ok().flatten(), Some(8 + 5));
+        append_durably(&log, HEADER, b"second").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sealed_len(&log).ok().flatten(), Some(8 + 5 + 6));
+        // A seal a crash left torn is written whole by the next append.
+        fs::write(seal_path(&log), b"CVSE").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_seal(&log).ok(), Some(Seal::Damaged));
+        append_durably(&log, HEADER, b"third").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sealed_len(&log).ok().flatten(), Some(8 + 5 + 6 + 5));
+    }
+
+    #[test]
+    fn a_damaged_seal_is_sealed_anew_by_a_repair_only() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = log_in(&dir);
+        append_durably(&log, HEADER, b"first").unwrap_or_else(|e| panic!("{e}"));
+        fs::write(seal_path(&log), b"").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(check_seal(&log, 13, false, 1).ok(), Some(0));
+        assert_eq!(
+            read_seal(&log).ok(),
+            Some(Seal::Damaged),
+            "a reader changes nothing"
+        );
+        assert_eq!(check_seal(&log, 13, true, 1).ok(), Some(0));
+        assert_eq!(read_seal(&log).ok(), Some(Seal::Len(13)));
+        assert_eq!(notes(&dir), 0, "nothing was lost");
+    }
+
+    #[test]
+    fn a_torn_tail_cut_below_its_seal_moves_the_seal_back_and_is_noted_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = log_in(&dir);
+        append_durably(&log, HEADER, b"record one|").unwrap_or_else(|e| panic!("{e}"));
+        append_durably(&log, HEADER, b"record two|").unwrap_or_else(|e| panic!("{e}"));
+        let whole = fs::read(&log).unwrap_or_else(|e| panic!("{e}"));
+        // The log lost its end in the middle of the second record.
+        let torn = whole.len() - 4;
+        fs::write(&log, &whole[..torn]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(check_seal(&log, torn as u64, true, 1).ok(), Some(4));
+        assert_eq!(notes(&dir), 1);
+        // The next step of the repair cuts the torn record off.
+        let boundary = HEADER.len() + 11;
+        cut_torn_tail(&log, &whole[..torn], boundary, 1).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sealed_len(&log).ok().flatten(), Some(boundary as u64));
+        assert_eq!(check_seal(&log, boundary as u64, true, 2).ok(), Some(0));
+        assert_eq!(notes(&dir), 1, "the cut is not taken for a second loss");
+    }
 }
