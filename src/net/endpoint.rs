@@ -7,10 +7,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use iroh::endpoint::{
-    AckFrequencyConfig, AfterHandshakeOutcome, Connection, EndpointHooks, PortmapperConfig,
-    QuicTransportConfig, presets,
-};
+use iroh::endpoint::{AfterHandshakeOutcome, Connection, EndpointHooks, PortmapperConfig, presets};
 use iroh::{Endpoint, RelayMode, RelayUrl};
 
 use crate::trust::{Membership, SecretKey};
@@ -110,25 +107,6 @@ impl EndpointHooks for Gate {
     }
 }
 
-/// How long a peer may hold back an acknowledgement: asked of it through
-/// QUIC's acknowledgement-frequency extension (ignored by a peer without it).
-pub const MAX_ACK_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
-
-/// QUIC as iroh sets it, with the peer asked to acknowledge within
-/// [`MAX_ACK_DELAY`] instead of QUIC's default 25 ms. A session ends with
-/// the side that read the last frame closing once all it wrote is
-/// acknowledged (`docs/protocol.md`, "Closing"), and the last of that is
-/// the end of its stream, a packet on its own: a peer would hold back its
-/// acknowledgement for the whole delay, at the end of every session. While
-/// frames flow, a peer acknowledges every second packet anyway.
-fn transport() -> QuicTransportConfig {
-    let mut acks = AckFrequencyConfig::default();
-    acks.max_ack_delay(Some(MAX_ACK_DELAY));
-    QuicTransportConfig::builder()
-        .ack_frequency_config(Some(acks))
-        .build()
-}
-
 /// Bind the device's endpoint on `bind`.
 pub async fn bind(
     device: &SecretKey,
@@ -148,7 +126,6 @@ pub async fn bind(
         .clear_ip_transports()
         .bind_addr(bind)?
         .portmapper_config(PortmapperConfig::Disabled)
-        .transport_config(transport())
         .hooks(gate)
         .bind()
         .await?;
