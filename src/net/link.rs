@@ -110,6 +110,15 @@ pub async fn drive(
     first: Vec<Frame>,
 ) -> (Result<bool, SyncError>, u64, u64) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
+    // Whether the writer must wait, once done, until the peer has
+    // acknowledged all it wrote: not when we wrote the session's last
+    // frame, whose reading the peer's close or stream's end tells
+    // (`finish`). Its acknowledgement, of a lone packet, may be held back.
+    let (settle, must_settle) = tokio::sync::oneshot::channel::<bool>();
+    // Told by the reader when the peer's stream ends: its session is over,
+    // so it has read all of ours it was to read.
+    let peer_ended = Arc::new(tokio::sync::Notify::new());
+    let ended = peer_ended.clone();
     let mut writer = tokio::spawn(async move {
         let mut send = send;
         let mut written = 0u64;
@@ -121,8 +130,16 @@ pub async fn drive(
             }
         }
         let _ = send.finish();
-        // Wait until the peer has everything we wrote (or is gone).
-        let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
+        if must_settle.await.unwrap_or(true) {
+            // Wait until the peer has everything we wrote, or is done (at
+            // the end of most sessions both sides read the other's last
+            // `Idle`, and the acknowledgement of our stream's end, a lone
+            // packet, may be held back 25 ms), or is gone.
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()) => {}
+                () = ended.notified() => {}
+            }
+        }
         written
     });
     for f in first {
@@ -139,13 +156,23 @@ pub async fn drive(
     let reader = async {
         loop {
             let next = read_frame(recv).await;
+            let failed = next.is_err();
+            if failed {
+                // The peer's stream ended (or broke).
+                peer_ended.notify_one();
+            }
             let kib = next.as_ref().map_or(0, |(_, n)| n.div_ceil(1024));
-            let held = budget
+            let Ok(held) = budget
                 .clone()
                 .acquire_many_owned(kib.min(READ_AHEAD_KIB) as u32)
-                .await;
-            let failed = next.is_err();
-            if held.is_err() || frames_tx.send((next, held.ok())).is_err() || failed {
+                .await
+            else {
+                break;
+            };
+            // Once the session is over nobody takes frames (and their room
+            // in the budget comes back at once): read on, to the stream's end.
+            let _ = frames_tx.send((next, Some(held)));
+            if failed {
                 break;
             }
         }
@@ -225,24 +252,50 @@ pub async fn drive(
             }
         }
     };
+    tokio::pin!(reader);
     let result = tokio::select! {
         result = steps => result,
-        () = reader => unreachable!("the reader never returns"),
+        () = &mut reader => unreachable!("the reader never returns"),
     };
+    drop(frames_rx);
+    let _ = settle.send(!matches!(result, Ok(true)));
     drop(tx);
-    let sent = match tokio::time::timeout(idle, &mut writer).await {
-        Ok(done) => done.unwrap_or(0),
-        Err(_) => {
-            writer.abort();
-            0
-        }
+    // The reader reads on while the writer settles, to see the peer's end.
+    let sent = tokio::select! {
+        done = tokio::time::timeout(idle, &mut writer) => match done {
+            Ok(done) => done.unwrap_or(0),
+            Err(_) => {
+                writer.abort();
+                0
+            }
+        },
+        () = &mut reader => unreachable!("the reader never returns"),
     };
     (result, sent, received)
 }
 
-async fn finish(conn: &Connection, wrote_last: bool) {
+/// End a session that went well. The side that read the last frame closes
+/// the connection (its writer has waited until all it wrote was
+/// acknowledged). The side that wrote it waits (3 s at most) for
+/// that close, or for the end of the peer's stream, whichever comes first:
+/// the peer ends its stream as soon as its session is over, which it is
+/// once it has read our last frame, but closes only once that end is
+/// acknowledged, and a QUIC stack may hold back the acknowledgement of a
+/// lone packet for 25 ms (`docs/protocol.md`, "Closing").
+async fn finish(conn: &Connection, recv: &mut RecvStream, wrote_last: bool) {
     if wrote_last {
-        let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
+        let peer_finished = async {
+            // What the peer wrote after our last frame answers nothing now.
+            let mut rest = [0u8; 4096];
+            while let Ok(Some(_)) = recv.read(&mut rest).await {}
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            tokio::select! {
+                _ = conn.closed() => {}
+                () = peer_finished => {}
+            }
+        })
+        .await;
     }
     conn.close(0u32.into(), b"done");
 }
@@ -334,7 +387,7 @@ async fn run_session(
     match result {
         Ok(wrote_last) => {
             report.ok = true;
-            finish(conn, wrote_last).await;
+            finish(conn, recv, wrote_last).await;
         }
         Err(e) => {
             // The peer's gate closes with code 403: we are not (or no longer)
