@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::access::StoreAccess;
-use super::wire::{read_frame, write_frame};
+use super::wire::{read_frame_or_end, write_frame};
 use super::{CONNECT_TIMEOUT, PeerTicket, SYNC_ALPN};
 use crate::sync::frame::MAX_FRAME;
 use crate::sync::{Frame, Session, Stats, SyncError};
@@ -110,13 +110,8 @@ pub async fn drive(
     first: Vec<Frame>,
 ) -> (Result<bool, SyncError>, u64, u64) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
-    // Whether the writer must wait, once done, until the peer has
-    // acknowledged all it wrote: not when we wrote the session's last
-    // frame, whose reading the peer's close or stream's end tells
-    // (`finish`). Its acknowledgement, of a lone packet, may be held back.
-    let (settle, must_settle) = tokio::sync::oneshot::channel::<bool>();
-    // Told by the reader when the peer's stream ends: its session is over,
-    // so it has read all of ours it was to read.
+    // Told by the reader when the peer's stream ends cleanly: its session
+    // is over, so it has read all of ours it was to read.
     let peer_ended = Arc::new(tokio::sync::Notify::new());
     let ended = peer_ended.clone();
     let mut writer = tokio::spawn(async move {
@@ -130,15 +125,13 @@ pub async fn drive(
             }
         }
         let _ = send.finish();
-        if must_settle.await.unwrap_or(true) {
-            // Wait until the peer has everything we wrote, or is done (at
-            // the end of most sessions both sides read the other's last
-            // `Idle`, and the acknowledgement of our stream's end, a lone
-            // packet, may be held back 25 ms), or is gone.
-            tokio::select! {
-                _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()) => {}
-                () = ended.notified() => {}
-            }
+        // Wait until the peer has everything we wrote (or is gone), or is
+        // done: the acknowledgement of our stream's end, a lone packet, may
+        // be held back 25 ms, and at the end of most sessions the peer,
+        // which read our last `Idle` as we read its, waits the same way.
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()) => {}
+            () = ended.notified() => {}
         }
         written
     });
@@ -155,12 +148,17 @@ pub async fn drive(
     let (frames_tx, mut frames_rx) = mpsc::unbounded_channel::<Arrived>();
     let reader = async {
         loop {
-            let next = read_frame(recv).await;
+            let next = match read_frame_or_end(recv).await {
+                Ok(Some(frame)) => Ok(frame),
+                Ok(None) => {
+                    peer_ended.notify_one();
+                    Err(SyncError::Protocol(
+                        "the peer closed the stream: early eof".into(),
+                    ))
+                }
+                Err(e) => Err(e),
+            };
             let failed = next.is_err();
-            if failed {
-                // The peer's stream ended (or broke).
-                peer_ended.notify_one();
-            }
             let kib = next.as_ref().map_or(0, |(_, n)| n.div_ceil(1024));
             let Ok(held) = budget
                 .clone()
@@ -258,7 +256,6 @@ pub async fn drive(
         () = &mut reader => unreachable!("the reader never returns"),
     };
     drop(frames_rx);
-    let _ = settle.send(!matches!(result, Ok(true)));
     drop(tx);
     // The reader reads on while the writer settles, to see the peer's end.
     let sent = tokio::select! {
@@ -274,9 +271,10 @@ pub async fn drive(
     (result, sent, received)
 }
 
-/// End a session that went well. The side that read the last frame closes
-/// the connection (its writer has waited until all it wrote was
-/// acknowledged). The side that wrote it waits (3 s at most) for
+/// End a session that went well (its writer has waited until all it wrote
+/// was acknowledged, or the peer's stream ended). The side that read the
+/// last frame closes the connection. The side that wrote it waits (3 s at
+/// most) for
 /// that close, or for the end of the peer's stream, whichever comes first:
 /// the peer ends its stream as soon as its session is over, which it is
 /// once it has read our last frame, but closes only once that end is
