@@ -10,8 +10,15 @@
 //! a response per item, each thread with its own workspaces.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The cores this process may use, asked once: the standard library reads
+/// the cgroup files at every call (32 calls in a catch-up command).
+pub fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
 
 /// `work` on each of `items`, in order. From `from` items on, and with more
 /// than one core, this thread and one more per other core take the items
@@ -39,7 +46,7 @@ pub fn in_order_with<T: Send, R: Send, S>(
     work: impl Fn(&mut S, T) -> R + Sync,
     failed: impl Fn(usize) -> R,
 ) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores();
     if items.len() < from.max(2) || threads < 2 {
         let mut mine = None;
         return items
@@ -118,7 +125,7 @@ mod tests {
 
     #[test]
     fn each_thread_keeps_its_own_state_from_one_item_to_the_next() {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let threads = cores();
         let made = AtomicUsize::new(0);
         let items: Vec<u64> = (0..200).collect();
         // A state is (its number, items its thread took so far).
@@ -163,7 +170,7 @@ mod tests {
 
     #[test]
     fn a_thread_whose_work_failed_starts_again_with_a_fresh_state() {
-        if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        if cores() < 2 {
             // One core: the work runs here, and its panic is the caller's.
             return;
         }
@@ -196,7 +203,7 @@ mod tests {
 
     #[test]
     fn an_item_whose_work_fails_gives_its_failure_and_the_others_their_results() {
-        if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        if cores() < 2 {
             // One core: the work runs here, and its panic is the caller's.
             return;
         }

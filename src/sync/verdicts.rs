@@ -54,7 +54,7 @@ pub fn verdicts_by_doc(
                 .map(|(c, s)| (*doc, c, s))
         })
         .collect();
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = crate::parallel::cores();
     let run = pairs.len().div_ceil(threads).clamp(SHORTEST_RUN, RUN);
     let runs: Vec<&[(&str, &Change, &ChangeSignature)]> = pairs.chunks(run).collect();
     let lengths: Vec<usize> = runs.iter().map(|r| r.len()).collect();
