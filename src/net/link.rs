@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::access::StoreAccess;
-use super::wire::{read_frame_or_end, write_frame};
+use super::wire::{read_frame_or_end, stream_ended, write_frame};
 use super::{CONNECT_TIMEOUT, PeerTicket, SYNC_ALPN};
 use crate::sync::frame::MAX_FRAME;
 use crate::sync::{Frame, Session, Stats, SyncError};
@@ -152,9 +152,7 @@ pub async fn drive(
                 Ok(Some(frame)) => Ok(frame),
                 Ok(None) => {
                     peer_ended.notify_one();
-                    Err(SyncError::Protocol(
-                        "the peer closed the stream: early eof".into(),
-                    ))
+                    Err(stream_ended())
                 }
                 Err(e) => Err(e),
             };
@@ -274,12 +272,11 @@ pub async fn drive(
 /// End a session that went well (its writer has waited until all it wrote
 /// was acknowledged, or the peer's stream ended). The side that read the
 /// last frame closes the connection. The side that wrote it waits (3 s at
-/// most) for
-/// that close, or for the end of the peer's stream, whichever comes first:
-/// the peer ends its stream as soon as its session is over, which it is
-/// once it has read our last frame, but closes only once that end is
-/// acknowledged, and a QUIC stack may hold back the acknowledgement of a
-/// lone packet for 25 ms (`docs/protocol.md`, "Closing").
+/// most) for that close, or for the end of the peer's stream, whichever
+/// comes first: the peer ends its stream as soon as its session is over,
+/// which it is once it has read our last frame, but closes only once that
+/// end is acknowledged, and a QUIC stack may hold back the acknowledgement
+/// of a lone packet for 25 ms (`docs/protocol.md`, "Closing").
 async fn finish(conn: &Connection, recv: &mut RecvStream, wrote_last: bool) {
     if wrote_last {
         let peer_finished = async {

@@ -8,9 +8,13 @@ use crate::sync::frame::{self, Frame};
 
 /// Read one frame; returns it with its size on the wire.
 pub async fn read_frame<R: AsyncRead + Unpin>(recv: &mut R) -> Result<(Frame, usize), SyncError> {
-    read_frame_or_end(recv)
-        .await?
-        .ok_or_else(|| SyncError::Protocol("the peer closed the stream: early eof".into()))
+    read_frame_or_end(recv).await?.ok_or_else(stream_ended)
+}
+
+/// The error a session meets when the peer's stream ends (cleanly, between
+/// frames) while it still waits for a frame.
+pub fn stream_ended() -> SyncError {
+    SyncError::Protocol("the peer closed the stream: early eof".into())
 }
 
 /// Read one frame, or `None` if the stream ends cleanly before it (at a

@@ -171,10 +171,14 @@ pub fn sealed_len(log: &Path) -> Result<Option<u64>> {
         Seal::Len(len) => Some(len),
         Seal::Missing => None,
         Seal::Damaged => {
-            tracing::warn!("{} is damaged; it is ignored", seal_path(log).display());
+            warn_damaged(log);
             None
         }
     })
+}
+
+fn warn_damaged(log: &Path) {
+    tracing::warn!("{} is damaged; it is ignored", seal_path(log).display());
 }
 
 /// Compare a log with its seal. If it is shorter (records lost at its end,
@@ -185,11 +189,16 @@ pub fn sealed_len(log: &Path) -> Result<Option<u64>> {
 /// is sealed anew at the log's length, so that it warns once. Returns the
 /// bytes missing.
 pub fn check_seal(log: &Path, actual: u64, repair: bool, now: i64) -> Result<u64> {
-    let Some(sealed) = sealed_len(log)? else {
-        if repair && read_seal(log)? == Seal::Damaged {
-            write_seal(log, actual)?;
+    let sealed = match read_seal(log)? {
+        Seal::Len(sealed) => sealed,
+        Seal::Missing => return Ok(0),
+        Seal::Damaged => {
+            warn_damaged(log);
+            if repair {
+                write_seal(log, actual)?;
+            }
+            return Ok(0);
         }
-        return Ok(0);
     };
     if actual >= sealed {
         return Ok(0);
