@@ -54,6 +54,8 @@ impl SyncError {
 }
 
 #[cfg(test)]
+mod ending_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod together_tests;

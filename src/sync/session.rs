@@ -739,13 +739,30 @@ impl Session {
         received: u64,
     ) -> Result<Vec<Frame>, SyncError> {
         self.peer_received = self.peer_received.max(received.min(self.content_sent));
-        if received == self.content_sent {
+        let acknowledged_all = received == self.content_sent;
+        if acknowledged_all {
             // The peer has read and answered everything we sent: nothing of
             // ours is in flight any more.
             for state in self.states.values_mut() {
                 state.in_flight = false;
             }
             self.asked_at.clear();
+        }
+        if self.last_sent_idle {
+            // We said we had nothing more, and the peer finishes on reading
+            // that if it acknowledges all it sent and it has nothing more
+            // either. Since, we read no content from it (we would have
+            // answered it). So we start nothing new: anything that reached
+            // our store meanwhile (another session's changes, a local
+            // command's) waits for the next session, as sent now it could
+            // reach a peer that has stopped reading. An `Idle` that
+            // acknowledges all we sent answered ours (the peer is done) or
+            // crossed it (the peer finishes on ours, by this same rule).
+            return if acknowledged_all {
+                self.finish(replica)
+            } else {
+                Ok(Vec::new())
+            };
         }
         let out = self.generate(replica)?;
         if !out.is_empty() {
@@ -755,6 +772,13 @@ impl Session {
             // The peer has not seen all we sent; it will answer that first.
             return Ok(Vec::new());
         }
+        self.finish(replica)
+    }
+
+    /// The session is over: remember each document's sync state for the
+    /// next session with this peer, and say `Idle` if our last frame did
+    /// not.
+    fn finish(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
         self.done = true;
         for (name, heads) in std::mem::take(&mut self.installed) {
             let mut state = State::new();
