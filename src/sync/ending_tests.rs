@@ -84,9 +84,17 @@ fn session_with_a_write(
     Ended::Stranded("too many steps".into())
 }
 
+/// Whether `replica`'s document `doc` holds the key `key`.
+fn holds(replica: &mut MemoryReplica, doc: &str, key: &str) -> bool {
+    replica
+        .all_values()
+        .get(doc)
+        .is_some_and(|json| json.contains(&format!("\"{key}\"")))
+}
+
 /// A change written while a session runs never leaves it stranded: one
 /// written before the end goes in the same session; one that reaches a side
-/// after it said `Idle` waits for the next session, which brings it. Sent
+/// after its last `Idle` waits for the next session, which brings it. Sent
 /// at once, it could reach a peer that has finished (its `Idle` answered
 /// ours, or crossed it and it finishes on reading ours), the session would
 /// end in an error, and the `sync` report would say it failed.
@@ -108,20 +116,28 @@ fn a_change_written_during_a_session_goes_in_it_or_waits_for_the_next() {
                 .unwrap_or_else(|e| panic!("{e}"));
             b.write(DOCS[1], "from b", 2)
                 .unwrap_or_else(|e| panic!("{e}"));
+            let at = format!("seed {seed}, frame {nth}");
             match session_with_a_write(&mut a, &mut b, devices, nth, &mut Rng(seed)) {
-                Ended::Cleanly { wrote: false } => {}
+                Ended::Cleanly { wrote: false } => {
+                    assert_eq!(a.all_heads(), b.all_heads(), "{at}: not converged");
+                }
                 Ended::Cleanly { wrote: true } => {
-                    if a.all_heads() == b.all_heads() {
+                    // What each side had before the session went across in
+                    // it; only the change written during it may wait.
+                    assert!(holds(&mut b, DOCS[0], "from a"), "{at}: B lacks A's change");
+                    assert!(holds(&mut a, DOCS[1], "from b"), "{at}: A lacks B's change");
+                    if holds(&mut b, DOCS[0], "meanwhile") {
+                        assert_eq!(a.all_heads(), b.all_heads(), "{at}: not converged");
                         went_at_once += 1;
                     } else {
                         waited += 1;
                     }
                     sync_pair(&mut a, devices.0, &mut b, devices.1, &mut Rng(seed))
                         .unwrap_or_else(|e| panic!("{e}"));
-                    assert_eq!(a.all_heads(), b.all_heads(), "seed {seed}, frame {nth}");
-                    assert_eq!(a.all_values(), b.all_values(), "seed {seed}, frame {nth}");
+                    assert_eq!(a.all_heads(), b.all_heads(), "{at}");
+                    assert_eq!(a.all_values(), b.all_values(), "{at}");
                 }
-                Ended::Stranded(why) => stranded.push(format!("seed {seed}, frame {nth}: {why}")),
+                Ended::Stranded(why) => stranded.push(format!("{at}: {why}")),
             }
         }
     }

@@ -750,14 +750,17 @@ impl Session {
         }
         if self.last_sent_idle {
             // We said we had nothing more, and the peer finishes on reading
-            // that if it acknowledges all it sent and it has nothing more
-            // either. Since, we read no content from it (we would have
-            // answered it). So we start nothing new: anything that reached
-            // our store meanwhile (another session's changes, a local
-            // command's) waits for the next session, as sent now it could
-            // reach a peer that has stopped reading. An `Idle` that
-            // acknowledges all we sent answered ours (the peer is done) or
-            // crossed it (the peer finishes on ours, by this same rule).
+            // that if it acknowledges all the peer sent and the peer has
+            // nothing more either. Since our last `Idle` we have read no
+            // content from it that we have not answered (every answer to
+            // content is content or a newer `Idle`). So we start nothing
+            // new here: anything that reached our store meanwhile (another
+            // session's changes, a local command's) goes in an answer to
+            // the peer's content, or waits for the next session; sent now,
+            // it could reach a peer that has stopped reading. An `Idle`
+            // that acknowledges all we sent answered ours (the peer is
+            // done) or crossed it (the peer finishes on ours, by this same
+            // rule).
             return if acknowledged_all {
                 self.finish(replica)
             } else {
