@@ -459,17 +459,26 @@ impl Community {
     }
 
     /// Compact every document in the community folder `dir` as `member`'s
-    /// device. The generator's writers all share one store, so its
-    /// snapshots were attested by whichever member wrote last; a device that
-    /// received the community by sync holds snapshots it compacted and
-    /// attested itself as the changes arrived. (Its logs would then hold up
-    /// to `COMPACT_AT_BYTES` of changes since; here they end empty.)
+    /// device, and keep each draft's digest. The generator's writers all
+    /// share one store, so its snapshots and digests were attested by
+    /// whichever member wrote last; a device that received the community
+    /// by sync holds snapshots it compacted and attested itself as the
+    /// changes arrived, and the digest of each draft it received
+    /// (`StoreReplica::install_all`, `keep_draft_digests`). (Its logs would
+    /// then hold up to `COMPACT_AT_BYTES` of changes since; here they end
+    /// empty.)
     pub fn compact_as(&self, member: usize, dir: &std::path::Path) -> anyhow::Result<()> {
         let device = self.members[member].identity.device.clone();
         let store = CommunityStore::open(dir, self.store.id())?.with_device(device);
         for name in store.doc_names()? {
             if let Some(mut loaded) = store.load_doc(&name, true, NOW)? {
                 store.compact_doc(&name, &mut loaded)?;
+                if let Some(convene::model::DocId::Draft(_)) = convene::model::DocId::parse(&name) {
+                    anyhow::ensure!(
+                        store.keep_draft_digest(&name, &mut loaded.doc),
+                        "the digest of {name} was not kept"
+                    );
+                }
             }
         }
         Ok(())
