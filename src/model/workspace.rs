@@ -252,6 +252,12 @@ impl Workspace {
         out
     }
 
+    /// Document `id` as this workspace holds it, read in full and with its
+    /// own changes, if it read or wrote it.
+    pub fn held_doc(&mut self, id: &DocId) -> Option<&mut AutoCommit> {
+        self.docs.get_mut(id).map(|open| &mut open.doc)
+    }
+
     /// A draft's digest when the draft is not loaded here and the loader
     /// holds a current one (`super::digest`); `None` means: read the
     /// document.

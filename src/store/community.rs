@@ -570,7 +570,8 @@ impl CommunityStore {
     }
 
     /// Sign the workspace's new changes with the device key and append them,
-    /// documents that others point to first. Returns how many were written.
+    /// documents that others point to first, and renew the digest of each
+    /// draft they changed. Returns how many were written.
     pub fn persist(&self, ws: &mut Workspace, identity: &Identity) -> Result<usize> {
         let actor = self.actor(identity);
         let mut written = 0;
@@ -607,6 +608,14 @@ impl CommunityStore {
                 if let Err(e) = compacted {
                     tracing::warn!("could not compact {}: {e}", files.log.display());
                 }
+            }
+            // A draft this command edited: its digest is renewed from the
+            // draft as written, so that the next `show` does not read it in
+            // full (the digest of the version before no longer serves).
+            if let DocId::Draft(_) = &doc_id
+                && let Some(doc) = ws.held_doc(&doc_id)
+            {
+                self.keep_draft_digest(&doc_id.name(), doc);
             }
         }
         Ok(written)

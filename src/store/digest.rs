@@ -246,11 +246,16 @@ mod tests {
         let digest_of =
             |store: &crate::store::CommunityStore| store.loader(&ana, NOW).draft_digest(&did);
 
-        // None until a command loads the draft; then the one it loaded.
+        // The command that wrote the draft kept its digest.
+        let written = digest_of(&store).unwrap_or_else(|| panic!("the creation kept no digest"));
+        // Without it, none until a command loads the draft; then the one it
+        // loaded, the same.
+        std::fs::remove_file(path(&store.docs_dir(), &name)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(digest_of(&store), None);
         let mut ws = store.workspace(&ana, NOW, false);
         let version = ws.draft_version(&did).unwrap_or_else(|e| panic!("{e}"));
         let digest = digest_of(&store).unwrap_or_else(|| panic!("no digest"));
+        assert_eq!(digest, written);
         assert_eq!(digest.text, "First text.");
         assert_eq!(digest.heads, version);
         assert_eq!(digest.authors, vec![ana.member_id()]);
@@ -278,7 +283,7 @@ mod tests {
         assert_eq!(store.loader(&bo, NOW).draft_digest(&did), None);
         assert!(digest_of(&store).is_some());
 
-        // An edit in the log: the heads differ, so the document is read.
+        // An edit renews the digest as it is written.
         let mut ws = store.workspace(&ana, NOW, true);
         let entry = ws
             .resolve_draft(did.as_str())
@@ -288,16 +293,30 @@ mod tests {
         store
             .persist(&mut ws, &ana)
             .unwrap_or_else(|e| panic!("{e}"));
+        let renewed = digest_of(&store).unwrap_or_else(|| panic!("the edit kept no digest"));
+        assert_eq!(renewed.text, "Second text.");
+        let mut held = store
+            .load_doc(&name, false, NOW)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no draft"))
+            .doc
+            .get_heads()
+            .iter()
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>();
+        held.sort();
+        assert_eq!(renewed.heads, held);
+
+        // The digest of the version before, with that edit in the log: the
+        // heads differ, so the document is read (and a digest kept anew).
+        std::fs::write(&file, &good).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(digest_of(&store), None);
         let mut ws = store.workspace(&ana, NOW, false);
         assert_eq!(
             ws.draft_text(&did).unwrap_or_else(|e| panic!("{e}")),
             "Second text."
         );
-        assert_eq!(
-            digest_of(&store).map(|d| d.text),
-            Some("Second text.".to_string())
-        );
+        assert_eq!(digest_of(&store), Some(renewed));
 
         // Bo is admitted with a device and edits the draft; Ana's next
         // read keeps a digest naming both.
