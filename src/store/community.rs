@@ -385,8 +385,9 @@ impl CommunityStore {
     }
 
     /// Keep the digest of draft `name`, as a sync holds it (`doc`, every
-    /// change verified), for the next command that reads it
-    /// (`super::digest`), as a command that loads a draft does. Only when
+    /// change verified) or as a command wrote it ([`Self::persist`]), for
+    /// the next command that reads it (`super::digest`), as a command that
+    /// loads a draft does. Only when
     /// `doc` is what its files hold (its heads are those read from them)
     /// and every author is a current member
     /// ([`digest::from_sync_allowed`]); nothing without this device's key.

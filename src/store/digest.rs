@@ -360,9 +360,15 @@ mod tests {
         store
             .persist(&mut ws, &bo)
             .unwrap_or_else(|e| panic!("{e}"));
+        // (This store is Ana's device's: it attested the digest that Bo's
+        // edit renewed. Without it, Ana's read loads the draft and keeps
+        // the same digest.)
+        let renewed = digest_of(&store).unwrap_or_else(|| panic!("the edit kept no digest"));
+        std::fs::remove_file(&file).unwrap_or_else(|e| panic!("{e}"));
         let mut ws = store.workspace(&ana, NOW, false);
         ws.draft_text(&did).unwrap_or_else(|e| panic!("{e}"));
         let digest = digest_of(&store).unwrap_or_else(|| panic!("no digest"));
+        assert_eq!(digest, renewed);
         let mut authors = digest.authors.clone();
         authors.sort();
         let mut both = vec![ana.member_id(), bo.member_id()];
