@@ -433,6 +433,96 @@ mod tests {
     }
 
     #[test]
+    fn after_an_edit_of_a_draft_that_changed_on_disk_meanwhile_no_digest_serves() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let home = Home::new(root.path().join("ana"));
+        let ana = home.init("Ana").unwrap_or_else(|e| panic!("{e}"));
+        let mut store = home
+            .create_community(&ana, "Net", "testing", NOW)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut ws = store.workspace(&ana, NOW, true);
+        let rid = ws
+            .open_response(NewResponse {
+                kind: ResponseKind::Development,
+                title: "Policy".into(),
+                summary: "s".into(),
+                source: None,
+                requester: None,
+                questions: Vec::new(),
+                due: None,
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let did = ws
+            .new_draft(&rid, "Reply", "First text. Second sentence.")
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .persist(&mut ws, &ana)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Bo, a member with a device, writes to the same store (a change
+        // arriving while Ana's command holds the draft).
+        let bo = Home::new(root.path().join("bo"))
+            .init("Bo")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ana_key = ana.member_key().unwrap_or_else(|e| panic!("{e}"));
+        let bo_key = bo.member_key().unwrap_or_else(|e| panic!("{e}"));
+        let admit = Certificate::issue(
+            &store.id(),
+            &CertBody::Admit {
+                member: bo.member_id(),
+                name: "Bo".into(),
+                role: crate::trust::Role::Member,
+                by: ana.member_id(),
+                at: NOW,
+            },
+            &[ana_key],
+        );
+        let device = Certificate::issue(
+            &store.id(),
+            &CertBody::Device {
+                member: bo.member_id(),
+                device: bo.device_id(),
+                label: "laptop".into(),
+                at: NOW,
+            },
+            &[bo_key, &bo.device],
+        );
+        store
+            .add_certificates(&[admit, device])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let edit = |who: &crate::store::Identity, text: &str| {
+            let mut ws = store.workspace(who, NOW, true);
+            let entry = ws
+                .resolve_draft(did.as_str())
+                .unwrap_or_else(|e| panic!("{e}"));
+            ws.edit_draft(&entry, text)
+                .unwrap_or_else(|e| panic!("{e}"));
+            ws
+        };
+        let mut anas = edit(&ana, "Changed text. Second sentence.");
+        let mut bos = edit(&bo, "First text. Second sentence, changed.");
+        store
+            .persist(&mut bos, &bo)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let digest_of = || store.loader(&ana, NOW).draft_digest(&did);
+        assert!(digest_of().is_some(), "Bo's edit kept no digest");
+        // Ana's workspace holds the draft without Bo's edit: no digest
+        // serves after her edit (persist keeps none from her draft, and
+        // the one Bo's edit kept names a version the files no longer
+        // hold). The draft is read, with both edits.
+        store
+            .persist(&mut anas, &ana)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(digest_of(), None);
+        let mut ws = store.workspace(&ana, NOW, false);
+        let text = ws.draft_text(&did).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            text.contains("Changed text.") && text.contains("Second sentence, changed."),
+            "{text}"
+        );
+        assert_eq!(digest_of().map(|d| d.text), Some(text));
+    }
+
+    #[test]
     fn the_standing_of_devices_changes_with_what_a_verdict_depends_on() {
         use crate::trust::fixture::community;
         let c = community(3);
