@@ -197,6 +197,7 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::ObjectId;
     use crate::model::DocLoader;
     use crate::model::response::NewResponse;
     use crate::model::views::ResponseKind;
@@ -205,23 +206,19 @@ mod tests {
 
     const NOW: i64 = 1_790_000_000;
 
-    #[test]
-    fn a_sync_takes_no_digest_of_a_draft_with_a_removed_or_unknown_author() {
-        let c = crate::trust::fixture::community(3);
-        let devices = [c.device(0).0, c.device(2).0];
-        assert!(from_sync_allowed(&c.membership(), &devices));
-        let without = c.membership_without(2, "draft-00bb", Vec::new());
-        assert!(!from_sync_allowed(&without, &devices));
-        assert!(from_sync_allowed(&without, &devices[..1]));
-        assert!(!from_sync_allowed(&c.membership(), &[[7; 32]]));
-    }
-
-    #[test]
-    fn a_digest_serves_only_the_document_it_was_taken_from() {
-        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let home = Home::new(root.path().join("ana"));
+    /// Ana's community under `root`, with one response and one draft of
+    /// `text`, written: Ana, her store, the draft.
+    fn ana_with_draft(
+        root: &Path,
+        text: &str,
+    ) -> (
+        crate::store::Identity,
+        crate::store::CommunityStore,
+        ObjectId,
+    ) {
+        let home = Home::new(root.join("ana"));
         let ana = home.init("Ana").unwrap_or_else(|e| panic!("{e}"));
-        let mut store = home
+        let store = home
             .create_community(&ana, "Net", "testing", NOW)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut ws = store.workspace(&ana, NOW, true);
@@ -237,11 +234,85 @@ mod tests {
             })
             .unwrap_or_else(|e| panic!("{e}"));
         let did = ws
-            .new_draft(&rid, "Reply", "First text.")
+            .new_draft(&rid, "Reply", text)
             .unwrap_or_else(|e| panic!("{e}"));
         store
             .persist(&mut ws, &ana)
             .unwrap_or_else(|e| panic!("{e}"));
+        (ana, store, did)
+    }
+
+    /// `member` admitted to `store`'s community as `name`, by Ana.
+    fn admission(
+        store: &crate::store::CommunityStore,
+        ana: &crate::store::Identity,
+        member: &crate::store::Identity,
+        name: &str,
+    ) -> Certificate {
+        let ana_key = ana.member_key().unwrap_or_else(|e| panic!("{e}"));
+        Certificate::issue(
+            &store.id(),
+            &CertBody::Admit {
+                member: member.member_id(),
+                name: name.into(),
+                role: crate::trust::Role::Member,
+                by: ana.member_id(),
+                at: NOW,
+            },
+            &[ana_key],
+        )
+    }
+
+    /// `member`'s device, certified by them.
+    fn device_of(
+        store: &crate::store::CommunityStore,
+        member: &crate::store::Identity,
+    ) -> Certificate {
+        let key = member.member_key().unwrap_or_else(|e| panic!("{e}"));
+        Certificate::issue(
+            &store.id(),
+            &CertBody::Device {
+                member: member.member_id(),
+                device: member.device_id(),
+                label: "laptop".into(),
+                at: NOW,
+            },
+            &[key, &member.device],
+        )
+    }
+
+    /// A workspace of `who` in which draft `did` now reads `text`, not yet
+    /// persisted.
+    fn edited(
+        store: &crate::store::CommunityStore,
+        who: &crate::store::Identity,
+        did: &ObjectId,
+        text: &str,
+    ) -> crate::model::Workspace {
+        let mut ws = store.workspace(who, NOW, true);
+        let entry = ws
+            .resolve_draft(did.as_str())
+            .unwrap_or_else(|e| panic!("{e}"));
+        ws.edit_draft(&entry, text)
+            .unwrap_or_else(|e| panic!("{e}"));
+        ws
+    }
+
+    #[test]
+    fn a_sync_takes_no_digest_of_a_draft_with_a_removed_or_unknown_author() {
+        let c = crate::trust::fixture::community(3);
+        let devices = [c.device(0).0, c.device(2).0];
+        assert!(from_sync_allowed(&c.membership(), &devices));
+        let without = c.membership_without(2, "draft-00bb", Vec::new());
+        assert!(!from_sync_allowed(&without, &devices));
+        assert!(from_sync_allowed(&without, &devices[..1]));
+        assert!(!from_sync_allowed(&c.membership(), &[[7; 32]]));
+    }
+
+    #[test]
+    fn a_digest_serves_only_the_document_it_was_taken_from() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (ana, mut store, did) = ana_with_draft(root.path(), "First text.");
         let name = crate::model::DocId::Draft(did.clone()).name();
         let digest_of =
             |store: &crate::store::CommunityStore| store.loader(&ana, NOW).draft_digest(&did);
@@ -284,12 +355,7 @@ mod tests {
         assert!(digest_of(&store).is_some());
 
         // An edit renews the digest as it is written.
-        let mut ws = store.workspace(&ana, NOW, true);
-        let entry = ws
-            .resolve_draft(did.as_str())
-            .unwrap_or_else(|e| panic!("{e}"));
-        ws.edit_draft(&entry, "Second text.")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut ws = edited(&store, &ana, &did, "Second text.");
         store
             .persist(&mut ws, &ana)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -323,40 +389,10 @@ mod tests {
         let ana_key = ana.member_key().unwrap_or_else(|e| panic!("{e}"));
         let bo_home = Home::new(root.path().join("bo-device"));
         let bo = bo_home.init("Bo").unwrap_or_else(|e| panic!("{e}"));
-        let bo_key = bo.member_key().unwrap_or_else(|e| panic!("{e}"));
-        let community = store.id();
-        let admit = |member: &crate::store::Identity, name: &str| {
-            Certificate::issue(
-                &community,
-                &CertBody::Admit {
-                    member: member.member_id(),
-                    name: name.into(),
-                    role: crate::trust::Role::Member,
-                    by: ana.member_id(),
-                    at: NOW,
-                },
-                &[ana_key],
-            )
-        };
-        let bo_device = Certificate::issue(
-            &store.id(),
-            &CertBody::Device {
-                member: bo.member_id(),
-                device: bo.device_id(),
-                label: "laptop".into(),
-                at: NOW,
-            },
-            &[bo_key, &bo.device],
-        );
         store
-            .add_certificates(&[admit(&bo, "Bo"), bo_device])
+            .add_certificates(&[admission(&store, &ana, &bo, "Bo"), device_of(&store, &bo)])
             .unwrap_or_else(|e| panic!("{e}"));
-        let mut ws = store.workspace(&bo, NOW, true);
-        let entry = ws
-            .resolve_draft(did.as_str())
-            .unwrap_or_else(|e| panic!("{e}"));
-        ws.edit_draft(&entry, "Third text.")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut ws = edited(&store, &bo, &did, "Third text.");
         store
             .persist(&mut ws, &bo)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -392,7 +428,7 @@ mod tests {
             .init("Cy")
             .unwrap_or_else(|e| panic!("{e}"));
         store
-            .add_certificates(&[ana_phone, admit(&cy, "Cy")])
+            .add_certificates(&[ana_phone, admission(&store, &ana, &cy, "Cy")])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(digest_of(&store), Some(digest.clone()));
 
@@ -435,71 +471,17 @@ mod tests {
     #[test]
     fn after_an_edit_of_a_draft_that_changed_on_disk_meanwhile_no_digest_serves() {
         let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let home = Home::new(root.path().join("ana"));
-        let ana = home.init("Ana").unwrap_or_else(|e| panic!("{e}"));
-        let mut store = home
-            .create_community(&ana, "Net", "testing", NOW)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut ws = store.workspace(&ana, NOW, true);
-        let rid = ws
-            .open_response(NewResponse {
-                kind: ResponseKind::Development,
-                title: "Policy".into(),
-                summary: "s".into(),
-                source: None,
-                requester: None,
-                questions: Vec::new(),
-                due: None,
-            })
-            .unwrap_or_else(|e| panic!("{e}"));
-        let did = ws
-            .new_draft(&rid, "Reply", "First text. Second sentence.")
-            .unwrap_or_else(|e| panic!("{e}"));
-        store
-            .persist(&mut ws, &ana)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (ana, mut store, did) = ana_with_draft(root.path(), "First text. Second sentence.");
         // Bo, a member with a device, writes to the same store (a change
         // arriving while Ana's command holds the draft).
         let bo = Home::new(root.path().join("bo"))
             .init("Bo")
             .unwrap_or_else(|e| panic!("{e}"));
-        let ana_key = ana.member_key().unwrap_or_else(|e| panic!("{e}"));
-        let bo_key = bo.member_key().unwrap_or_else(|e| panic!("{e}"));
-        let admit = Certificate::issue(
-            &store.id(),
-            &CertBody::Admit {
-                member: bo.member_id(),
-                name: "Bo".into(),
-                role: crate::trust::Role::Member,
-                by: ana.member_id(),
-                at: NOW,
-            },
-            &[ana_key],
-        );
-        let device = Certificate::issue(
-            &store.id(),
-            &CertBody::Device {
-                member: bo.member_id(),
-                device: bo.device_id(),
-                label: "laptop".into(),
-                at: NOW,
-            },
-            &[bo_key, &bo.device],
-        );
         store
-            .add_certificates(&[admit, device])
+            .add_certificates(&[admission(&store, &ana, &bo, "Bo"), device_of(&store, &bo)])
             .unwrap_or_else(|e| panic!("{e}"));
-        let edit = |who: &crate::store::Identity, text: &str| {
-            let mut ws = store.workspace(who, NOW, true);
-            let entry = ws
-                .resolve_draft(did.as_str())
-                .unwrap_or_else(|e| panic!("{e}"));
-            ws.edit_draft(&entry, text)
-                .unwrap_or_else(|e| panic!("{e}"));
-            ws
-        };
-        let mut anas = edit(&ana, "Changed text. Second sentence.");
-        let mut bos = edit(&bo, "First text. Second sentence, changed.");
+        let mut anas = edited(&store, &ana, &did, "Changed text. Second sentence.");
+        let mut bos = edited(&store, &bo, &did, "First text. Second sentence, changed.");
         store
             .persist(&mut bos, &bo)
             .unwrap_or_else(|e| panic!("{e}"));
