@@ -771,7 +771,7 @@ impl Session {
         if !out.is_empty() {
             return Ok(out);
         }
-        if received != self.content_sent {
+        if !acknowledged_all {
             // The peer has not seen all we sent; it will answer that first.
             return Ok(Vec::new());
         }
