@@ -28,6 +28,10 @@ pub mod peers;
 pub mod pending;
 pub mod read_marks;
 pub mod replica;
+#[cfg(test)]
+mod replica_tests;
+#[cfg(test)]
+mod test_certs;
 pub mod thread_hints;
 
 pub use community::CommunityStore;

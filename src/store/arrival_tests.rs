@@ -64,7 +64,7 @@ struct Grown {
 
 /// Ana's community in `root`, with one response and one discussion thread
 /// in it: Ana, her store, the response and the thread.
-fn with_discussion(root: &Path) -> (Identity, CommunityStore, ObjectId, ObjectId) {
+pub(super) fn with_discussion(root: &Path) -> (Identity, CommunityStore, ObjectId, ObjectId) {
     let home = Home::new(root.join("ana"));
     let ana = home.init("Ana").unwrap_or_else(|e| panic!("{e}"));
     let store = home

@@ -202,6 +202,7 @@ mod tests {
     use crate::model::response::NewResponse;
     use crate::model::views::ResponseKind;
     use crate::store::Home;
+    use crate::store::test_certs::{admission, device_of};
     use crate::trust::{CertBody, Certificate};
 
     const NOW: i64 = 1_790_000_000;
@@ -240,45 +241,6 @@ mod tests {
             .persist(&mut ws, &ana)
             .unwrap_or_else(|e| panic!("{e}"));
         (ana, store, did)
-    }
-
-    /// `member` admitted to `store`'s community as `name`, by Ana.
-    fn admission(
-        store: &crate::store::CommunityStore,
-        ana: &crate::store::Identity,
-        member: &crate::store::Identity,
-        name: &str,
-    ) -> Certificate {
-        let ana_key = ana.member_key().unwrap_or_else(|e| panic!("{e}"));
-        Certificate::issue(
-            &store.id(),
-            &CertBody::Admit {
-                member: member.member_id(),
-                name: name.into(),
-                role: crate::trust::Role::Member,
-                by: ana.member_id(),
-                at: NOW,
-            },
-            &[ana_key],
-        )
-    }
-
-    /// `member`'s device, certified by them.
-    fn device_of(
-        store: &crate::store::CommunityStore,
-        member: &crate::store::Identity,
-    ) -> Certificate {
-        let key = member.member_key().unwrap_or_else(|e| panic!("{e}"));
-        Certificate::issue(
-            &store.id(),
-            &CertBody::Device {
-                member: member.member_id(),
-                device: member.device_id(),
-                label: "laptop".into(),
-                at: NOW,
-            },
-            &[key, &member.device],
-        )
     }
 
     /// A workspace of `who` in which draft `did` now reads `text`, not yet

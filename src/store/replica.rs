@@ -240,6 +240,7 @@ impl Replica for StoreReplica {
     }
 
     fn add_certificates(&mut self, certs: &[Certificate]) -> Result<usize, SyncError> {
+        let before = (!certs.is_empty()).then(|| self.store.membership().clone());
         let added = self.store.add_certificates(certs).map_err(|e| {
             if e.is_integrity() {
                 SyncError::Refused(e.to_string())
@@ -247,9 +248,13 @@ impl Replica for StoreReplica {
                 SyncError::Local(e.to_string())
             }
         })?;
-        if added > 0 {
+        let keeps = before.is_some_and(|b| self.store.membership().keeps_verdicts_of(&b));
+        if added > 0 && !keeps {
             // Load the documents again under the new membership: a removal
-            // drops what its member wrote later (`trust::removal`).
+            // drops what its member wrote later (`trust::removal`). New
+            // members and devices judge no held change differently, so an
+            // admission keeps them loaded (a `serve` holds every document
+            // it synced, and would otherwise load them all again).
             self.docs.clear();
         }
         Ok(added)

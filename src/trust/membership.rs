@@ -328,6 +328,30 @@ impl Membership {
             .map(|m| m.name.clone())
             .unwrap_or_else(|| id.short())
     }
+
+    /// Whether every change judged under `earlier` gets the same verdict
+    /// under this view ([`super::signed_change::check_author`]): each
+    /// device `earlier` knew still belongs to the same member, whose write
+    /// rights and removal (with its cutoff) are unchanged. New members and
+    /// new devices leave those verdicts as they were; a removal, a member
+    /// made an observer, or a device since claimed by a second member does
+    /// not. A document loaded under `earlier` (every change on disk judged
+    /// then) loads the same under this view when this holds, so a sync that
+    /// received certificates keeps the documents it holds loaded.
+    pub fn keeps_verdicts_of(&self, earlier: &Membership) -> bool {
+        self.community == earlier.community
+            && earlier.device_owner.iter().all(|(device, id)| {
+                match (earlier.members.get(id), self.owner_of(device)) {
+                    (Some(before), Some(now)) => {
+                        now.id == before.id
+                            && now.role.can_write() == before.role.can_write()
+                            && now.removed == before.removed
+                            && now.revocation == before.revocation
+                    }
+                    _ => false,
+                }
+            })
+    }
 }
 
 #[cfg(test)]
@@ -585,6 +609,110 @@ mod tests {
                 .member(&MemberId(w.keys[0].public()))
                 .is_some_and(|m| m.removed)
         );
+    }
+
+    /// A device certificate of `member` for a new device `device`.
+    fn device_cert(w: &World, member: &SecretKey, device: &SecretKey) -> VerifiedCert {
+        verified(
+            w,
+            CertBody::Device {
+                member: MemberId(member.public()),
+                device: DeviceId(device.public()),
+                label: "d".into(),
+                at: 40,
+            },
+            &[member, device],
+        )
+    }
+
+    #[test]
+    fn verdicts_hold_across_admissions_and_new_devices() {
+        let w = world(2);
+        let before = Membership::build(w.id, &w.certs).unwrap_or_else(|e| panic!("{e}"));
+        let mut certs = w.certs.clone();
+        // A newcomer by invitation, with a device; a second device of M0;
+        // the facilitator admits someone directly.
+        let invite_key = SecretKey::generate();
+        let newcomer = SecretKey::generate();
+        certs.push(invite(&w, &invite_key, Role::Member, 100));
+        certs.push(claim(&w, &invite_key, &newcomer, "New", 20));
+        certs.push(device_cert(&w, &newcomer, &SecretKey::generate()));
+        certs.push(device_cert(&w, &w.keys[2], &SecretKey::generate()));
+        let direct = SecretKey::generate();
+        certs.push(verified(
+            &w,
+            CertBody::Admit {
+                member: MemberId(direct.public()),
+                name: "Direct".into(),
+                role: Role::Observer,
+                by: MemberId(w.keys[1].public()),
+                at: 30,
+            },
+            &[&w.keys[1]],
+        ));
+        let after = Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(after.members().count(), before.members().count() + 2);
+        assert!(after.keeps_verdicts_of(&before));
+        assert!(before.keeps_verdicts_of(&before));
+    }
+
+    #[test]
+    fn verdicts_change_with_a_removal_or_a_device_claimed_twice() {
+        let w = world(2);
+        let before = Membership::build(w.id, &w.certs).unwrap_or_else(|e| panic!("{e}"));
+        let with = |extra: VerifiedCert| {
+            let mut certs = w.certs.clone();
+            certs.push(extra);
+            Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let removal = with(verified(
+            &w,
+            CertBody::Revoke {
+                member: MemberId(w.keys[3].public()),
+                reason: "left".into(),
+                by: MemberId(w.keys[1].public()),
+                at: 50,
+                cutoff: BTreeMap::new(),
+            },
+            &[&w.keys[1]],
+        ));
+        assert!(!removal.keeps_verdicts_of(&before));
+        // A device M1 and then M0 claim belongs to neither.
+        let shared = SecretKey::generate();
+        let mut certs = w.certs.clone();
+        certs.push(device_cert(&w, &w.keys[3], &shared));
+        let before_shared = Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        certs.push(device_cert(&w, &w.keys[2], &shared));
+        let claimed_twice = Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        assert!(claimed_twice.owner_of(&DeviceId(shared.public())).is_none());
+        assert!(!claimed_twice.keeps_verdicts_of(&before_shared));
+        // An observer given write rights: their devices' changes, refused
+        // until now, would be judged anew.
+        let observer = SecretKey::generate();
+        let admit = |role: Role, at: i64| {
+            verified(
+                &w,
+                CertBody::Admit {
+                    member: MemberId(observer.public()),
+                    name: "O".into(),
+                    role,
+                    by: MemberId(w.keys[1].public()),
+                    at,
+                },
+                &[&w.keys[1]],
+            )
+        };
+        let mut certs = w.certs.clone();
+        certs.push(admit(Role::Observer, 30));
+        certs.push(device_cert(&w, &observer, &SecretKey::generate()));
+        let watching = Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        certs.push(admit(Role::Member, 31));
+        let writing = Membership::build(w.id, &certs).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!writing.keeps_verdicts_of(&watching));
+        // Another community's view never keeps them.
+        let other = world(2);
+        let elsewhere = Membership::build(other.id, &other.certs).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!elsewhere.keeps_verdicts_of(&before));
     }
 
     proptest! {

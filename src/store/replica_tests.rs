@@ -1,0 +1,74 @@
+//! What a sync replica keeps loaded when certificates arrive: an admission
+//! judges no held change differently, so the documents stay loaded (a
+//! `serve` holds every document it synced); a removal may drop changes its
+//! member wrote, so they are loaded again under the new membership.
+
+use super::arrival_tests::with_discussion;
+use super::replica::StoreReplica;
+use super::test_certs::{NOW, admission, device_of, removal};
+use super::{CommunityStore, Home};
+use crate::sync::Replica;
+
+/// `store`'s community opened again, as a replica with nothing loaded.
+fn replica_of(store: &CommunityStore) -> StoreReplica {
+    let store = CommunityStore::open(store.dir(), store.id()).unwrap_or_else(|e| panic!("{e}"));
+    StoreReplica::new(store, NOW)
+}
+
+fn heads(replica: &mut StoreReplica, name: &str) -> Vec<automerge::ChangeHash> {
+    replica
+        .doc(name)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get_heads()
+}
+
+#[test]
+fn an_admission_keeps_the_documents_loaded_and_a_removal_loads_them_again() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (ana, mut store, response, thread) = with_discussion(root.path());
+    let name = format!("response-{response}");
+    // Bo is admitted and comments; nobody answers.
+    let bo = Home::new(root.path().join("bo"))
+        .init("Bo")
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .add_certificates(&[admission(&store, &ana, &bo, "Bo"), device_of(&store, &bo)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ws = store.workspace(&bo, NOW, true);
+    ws.post(&response, &thread, "Bo's view.", None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .persist(&mut ws, &bo)
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let mut replica = replica_of(&store);
+    replica.load_ahead(std::slice::from_ref(&name));
+    assert_eq!(replica.loaded_docs(), vec![name.clone()]);
+    let with_bo = heads(&mut replica, &name);
+
+    // Cy joins with a device: the discussion stays loaded, as it loads.
+    let cy = Home::new(root.path().join("cy"))
+        .init("Cy")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let added = replica
+        .add_certificates(&[admission(&store, &ana, &cy, "Cy"), device_of(&store, &cy)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(added, 2);
+    assert_eq!(replica.loaded_docs(), vec![name.clone()]);
+    assert_eq!(heads(&mut replica, &name), with_bo);
+    assert_eq!(heads(&mut replica_of(replica.store()), &name), with_bo);
+
+    // Bo is removed, keeping nothing: the discussion is loaded again,
+    // without Bo's comment, as a fresh load reads it.
+    let added = replica
+        .add_certificates(&[removal(&store, &ana, &bo)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(added, 1);
+    assert!(
+        replica.loaded_docs().is_empty(),
+        "still held after a removal"
+    );
+    let without_bo = heads(&mut replica, &name);
+    assert_ne!(without_bo, with_bo);
+    assert_eq!(heads(&mut replica_of(replica.store()), &name), without_bo);
+}
