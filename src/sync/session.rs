@@ -129,6 +129,12 @@ pub struct Session {
     asked_at: BTreeMap<String, Vec<ChangeHash>>,
     stats: Stats,
     batch_bytes: usize,
+    /// Change bytes in the messages of the answer being built (a step
+    /// stops adding documents once they reach `batch_bytes`).
+    step_bytes: usize,
+    /// The answer to the peer's heads is being built a document at a time
+    /// ([`Session::answer_more`]).
+    answering: bool,
 }
 
 impl Session {
@@ -161,6 +167,8 @@ impl Session {
             whole_in_flight: WHOLE_IN_FLIGHT,
             stats: Stats::default(),
             batch_bytes: BATCH_BYTES,
+            step_bytes: 0,
+            answering: false,
         }
     }
 
@@ -204,6 +212,20 @@ impl Session {
 
     /// Handle one frame from the peer; returns the frames to send.
     pub fn handle(
+        &mut self,
+        replica: &mut dyn Replica,
+        frame: Frame,
+    ) -> Result<Vec<Frame>, SyncError> {
+        let mut out = self.handle_first(replica, frame)?;
+        while let Some(more) = self.answer_more(replica)? {
+            out.extend(more);
+        }
+        Ok(out)
+    }
+
+    /// [`Self::handle`], but of an answer built a document at a time only
+    /// the first part: the caller asks for the rest ([`Self::answer_more`]).
+    fn handle_first(
         &mut self,
         replica: &mut dyn Replica,
         frame: Frame,
@@ -324,12 +346,34 @@ impl Session {
                     let answer = self.reply(replica)?;
                     self.sent(answer)
                 }
-                frame => self.handle(replica, frame)?,
+                frame => self.handle_first(replica, frame)?,
             };
             answered = !answer.is_empty();
             out.extend(answer);
+            // The rest of an answer built a document at a time, each part
+            // handed on as soon as it is built: the peer applies the first
+            // document's changes while we build the next message.
+            while let Some(more) = self.answer_more(replica)? {
+                out.extend(more);
+            }
         }
         Ok(answered)
+    }
+
+    /// The next part of the answer to the peer's heads: the next document's
+    /// message, while the step's batch is not full; `None` once the answer
+    /// is complete. [`Self::handle`] and [`Self::handle_all`] ask for every
+    /// part before they return.
+    fn answer_more(&mut self, replica: &mut dyn Replica) -> Result<Option<Vec<Frame>>, SyncError> {
+        if !self.answering {
+            return Ok(None);
+        }
+        let part = self.generate_sync_for(replica, 1)?;
+        if part.is_empty() {
+            self.answering = false;
+            return Ok(None);
+        }
+        Ok(Some(self.sent(part)))
     }
 
     /// Count `frames` frames received, `content` of them content frames;
@@ -479,7 +523,19 @@ impl Session {
             self.asked_at.remove(&name);
             self.states.insert(name, state);
         }
-        self.reply(replica)
+        // As `reply`, but only the first document's message: the others
+        // follow one by one (`answer_more`), so that a peer behind on many
+        // documents starts on the first while we build the rest.
+        let mut out = self.send_whole(replica, true)?;
+        self.step_bytes = 0;
+        out.extend(self.generate_sync_for(replica, 1)?);
+        if out.is_empty() {
+            return Ok(vec![Frame::Idle {
+                received: self.content_received,
+            }]);
+        }
+        self.answering = true;
+        Ok(out)
     }
 
     /// `Whole` frames for the documents waiting to go whole, as long as
@@ -637,8 +693,20 @@ impl Session {
     /// (`peer_is_behind`), held in memory at once and under `serve`'s store
     /// lock. The peer answers what was sent, which brings the next step.
     fn generate_sync(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
+        self.step_bytes = 0;
+        self.generate_sync_for(replica, usize::MAX)
+    }
+
+    /// [`Self::generate_sync`] for at most `docs` documents that have a
+    /// message, adding to the step's batch so far (`step_bytes`): called
+    /// again, it goes on with the documents not yet asked.
+    fn generate_sync_for(
+        &mut self,
+        replica: &mut dyn Replica,
+        docs: usize,
+    ) -> Result<Vec<Frame>, SyncError> {
         let mut out = Vec::new();
-        let mut change_bytes = 0;
+        let mut answered = 0;
         let names: Vec<String> = self
             .states
             .keys()
@@ -646,7 +714,7 @@ impl Session {
             .cloned()
             .collect();
         for name in names {
-            if change_bytes >= self.batch_bytes {
+            if self.step_bytes >= self.batch_bytes || answered >= docs {
                 break;
             }
             let Some(state) = self.states.get_mut(&name) else {
@@ -691,7 +759,7 @@ impl Session {
                 message.need.dedup();
             }
             let changes = changes_in(&message).map_err(SyncError::Local)?;
-            change_bytes += changes.iter().map(|c| c.raw_bytes().len()).sum::<usize>();
+            self.step_bytes += changes.iter().map(|c| c.raw_bytes().len()).sum::<usize>();
             self.stats.sent_changes += changes.len();
             if !changes.is_empty() {
                 self.quiet.insert(name.clone(), 0);
@@ -704,6 +772,7 @@ impl Session {
                 self.closed.insert(name);
                 continue;
             }
+            answered += 1;
             if changes.is_empty() {
                 out.push(Frame::Sync {
                     doc: name,
@@ -855,11 +924,13 @@ fn remembered_state(
         return Ok(State::new());
     }
     if holds_all(doc, their_heads) {
-        // Our changes that the peer does not hold.
+        // Our changes that the peer does not hold (their metadata only:
+        // building each change in full was a third of a `serve`'s answer
+        // to the heads of a device behind on 20 documents).
         let beyond: BTreeSet<ChangeHash> = doc
-            .get_changes(their_heads)
+            .get_changes_meta(their_heads)
             .iter()
-            .map(|c| c.hash())
+            .map(|c| c.hash)
             .collect();
         if state.shared_heads.iter().any(|h| beyond.contains(h)) {
             return Ok(State::new());

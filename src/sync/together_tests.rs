@@ -310,3 +310,46 @@ fn our_heads_are_handed_over_before_the_messages_the_peers_heads_call_for_are_bu
     let syncs = calls.iter().position(|c| c.starts_with("handed sync"));
     assert!(heads.is_some() && heads < read && read < syncs, "{calls:?}");
 }
+
+#[test]
+fn the_answer_to_the_peers_heads_is_handed_over_a_document_at_a_time() {
+    let c = community(2);
+    let (da, db) = devices(&c);
+    let (mut a, mut b) = behind_on_every_doc(&c, 2);
+    let (mut sa, mut sb) = (Session::new(db), Session::new(da));
+    let (hello_a, hello_b) = (sa.start(&mut a), sb.start(&mut b));
+    let certificates_of_a = all(&mut sa, &mut a, hello_b);
+    let certificates_of_b = all(&mut sb, &mut b, hello_a);
+    let heads_of_a = all(&mut sa, &mut a, certificates_of_b);
+    let heads_of_b = all(&mut sb, &mut b, certificates_of_a);
+    assert!(
+        matches!(heads_of_b[..], [Frame::Heads { .. }]),
+        "{heads_of_b:?}"
+    );
+    assert!(
+        matches!(heads_of_a[..], [Frame::Heads { .. }]),
+        "{heads_of_a:?}"
+    );
+    // A, ahead on every document, answers B's heads: each document's
+    // changes are handed over on their own, the first before A reads the
+    // last document to build its message.
+    let calls = Calls::default();
+    let mut recording = Recording {
+        inner: &mut a,
+        calls: calls.clone(),
+    };
+    let answered = sa
+        .handle_all(&mut recording, heads_of_b, &mut Handed(calls.clone()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(answered);
+    let calls = calls.borrow();
+    let handed: Vec<usize> = (0..calls.len())
+        .filter(|&i| calls[i].starts_with("handed"))
+        .collect();
+    assert_eq!(handed.len(), DOCS.len(), "{calls:?}");
+    for (i, doc) in handed.iter().zip(DOCS) {
+        assert_eq!(calls[*i], format!("handed sync {doc} with 2 changes"));
+    }
+    let last_read = calls.iter().rposition(|c| *c == format!("doc {}", DOCS[3]));
+    assert!(last_read > Some(handed[0]), "{calls:?}");
+}
