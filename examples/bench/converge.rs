@@ -9,7 +9,7 @@ use convene::ids::ObjectId;
 use convene::store::Home;
 
 use crate::community::NOW;
-use crate::peer_sync::{dial, heads, load_docs};
+use crate::peer_sync::{Held, dial, heads, load_docs};
 
 /// Every document's heads in `home`'s current community.
 fn home_heads(home: &Home) -> anyhow::Result<BTreeMap<String, Vec<ChangeHash>>> {
@@ -69,7 +69,7 @@ pub fn until_identical(homes: &[Home], ticket: &str) -> anyhow::Result<(Duration
         std::thread::scope(|scope| {
             let handles: Vec<_> = homes[1..]
                 .iter()
-                .map(|home| scope.spawn(move || dial(home, ticket)))
+                .map(|home| scope.spawn(move || dial(home, ticket, Held::OnDisk)))
                 .collect();
             for handle in handles {
                 handle

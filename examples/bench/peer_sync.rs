@@ -9,13 +9,27 @@ use std::time::{Duration, Instant};
 use automerge::sync::{State, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
 use convene::net::endpoint::bind;
-use convene::net::{Exclusive, Gate, PeerReport, PeerTicket, RelayChoice, sync_with};
+use convene::net::{Exclusive, Gate, PeerReport, PeerTicket, RelayChoice, StoreAccess, sync_with};
 use convene::store::{CommunityStore, Home};
+use convene::sync::Replica;
+
+/// Whether the dialing device holds its documents in memory before the
+/// clock starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Only the store is opened: the session loads what it needs from
+    /// files, as a `convene sync` process does.
+    OnDisk,
+    /// Every document is loaded first, as in a `serve` that has synced
+    /// before (and as in Automerge's in-memory figure).
+    InMemory,
+}
 
 /// Sync `home`'s current community with the device behind `ticket`. The
 /// time covers connecting, the session and every write it made; the store
-/// is opened and the endpoint bound before the clock starts.
-pub fn dial(home: &Home, ticket: &str) -> anyhow::Result<(Duration, PeerReport)> {
+/// is opened (and with [`Held::InMemory`] every document loaded) and the
+/// endpoint bound before the clock starts.
+pub fn dial(home: &Home, ticket: &str, held: Held) -> anyhow::Result<(Duration, PeerReport)> {
     let identity = home.identity()?;
     let store = home.resolve(None)?;
     let gate = Gate::for_store(&store);
@@ -33,6 +47,19 @@ pub fn dial(home: &Home, ticket: &str) -> anyhow::Result<(Duration, PeerReport)>
         )
         .await?;
         let access = Exclusive::new(store, convene::clock::now());
+        if held == Held::InMemory {
+            access.with(|replica| -> anyhow::Result<()> {
+                let names = replica.doc_names()?;
+                replica.load_ahead(&names);
+                anyhow::ensure!(
+                    replica.loaded_docs().len() == names.len(),
+                    "only {} of {} documents loaded",
+                    replica.loaded_docs().len(),
+                    names.len()
+                );
+                Ok(())
+            })??;
+        }
         let start = Instant::now();
         let report = sync_with(&endpoint, &ticket, &access, Duration::from_secs(120)).await;
         let took = start.elapsed();
