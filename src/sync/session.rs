@@ -135,6 +135,10 @@ pub struct Session {
     /// The answer to the peer's heads is being built a document at a time
     /// ([`Session::answer_more`]).
     answering: bool,
+    /// The last document a step visited for its messages: the step's next
+    /// part goes on after it (each part would otherwise visit again every
+    /// document before it).
+    visited: Option<String>,
 }
 
 impl Session {
@@ -169,6 +173,7 @@ impl Session {
             batch_bytes: BATCH_BYTES,
             step_bytes: 0,
             answering: false,
+            visited: None,
         }
     }
 
@@ -528,6 +533,7 @@ impl Session {
         // documents starts on the first while we build the rest.
         let mut out = self.send_whole(replica, true)?;
         self.step_bytes = 0;
+        self.visited = None;
         out.extend(self.generate_sync_for(replica, 1)?);
         if out.is_empty() {
             return Ok(vec![Frame::Idle {
@@ -694,29 +700,36 @@ impl Session {
     /// lock. The peer answers what was sent, which brings the next step.
     fn generate_sync(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
         self.step_bytes = 0;
+        self.visited = None;
         self.generate_sync_for(replica, usize::MAX)
     }
 
     /// [`Self::generate_sync`] for at most `docs` documents that have a
     /// message, adding to the step's batch so far (`step_bytes`): called
-    /// again, it goes on with the documents not yet asked.
+    /// again, it goes on after the last document it visited (`visited`).
     fn generate_sync_for(
         &mut self,
         replica: &mut dyn Replica,
         docs: usize,
     ) -> Result<Vec<Frame>, SyncError> {
+        use std::ops::Bound::{Excluded, Unbounded};
         let mut out = Vec::new();
         let mut answered = 0;
-        let names: Vec<String> = self
-            .states
-            .keys()
-            .filter(|n| !self.closed.contains(*n) && !self.waiting.contains(*n))
-            .cloned()
-            .collect();
-        for name in names {
-            if self.step_bytes >= self.batch_bytes || answered >= docs {
+        while self.step_bytes < self.batch_bytes && answered < docs {
+            let after = match &self.visited {
+                Some(name) => Excluded(name.clone()),
+                None => Unbounded,
+            };
+            let next = self
+                .states
+                .range::<String, _>((after, Unbounded))
+                .map(|(name, _)| name)
+                .find(|n| !self.closed.contains(*n) && !self.waiting.contains(*n))
+                .cloned();
+            let Some(name) = next else {
                 break;
-            }
+            };
+            self.visited = Some(name.clone());
             let Some(state) = self.states.get_mut(&name) else {
                 continue;
             };

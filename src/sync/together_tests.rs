@@ -352,4 +352,10 @@ fn the_answer_to_the_peers_heads_is_handed_over_a_document_at_a_time() {
     }
     let last_read = calls.iter().rposition(|c| *c == format!("doc {}", DOCS[3]));
     assert!(last_read > Some(handed[0]), "{calls:?}");
+    // Each part goes on after the document before it: the first document
+    // is not read again for the parts after it.
+    let first_again = calls[handed[0]..]
+        .iter()
+        .any(|c| *c == format!("doc {}", DOCS[0]));
+    assert!(!first_again, "{calls:?}");
 }
