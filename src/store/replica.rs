@@ -498,6 +498,10 @@ impl Replica for StoreReplica {
         Ok(())
     }
 
+    fn forget_doc(&mut self, doc: &str) {
+        self.docs.remove(doc);
+    }
+
     fn compact_grown(&mut self) {
         let names: Vec<String> = std::mem::take(&mut self.grown)
             .into_iter()

@@ -86,6 +86,12 @@ pub trait Replica {
         changes: &[(ChangeSignature, Change)],
     ) -> Result<(), SyncError>;
 
+    /// Drop what is held of `doc` in memory, to read it again from where
+    /// it is kept: applying a message to it failed, or what it applied was
+    /// not kept, so it may hold what its files do not (by default nothing:
+    /// a replica in memory keeps nothing elsewhere).
+    fn forget_doc(&mut self, _doc: &str) {}
+
     /// Fold what [`Self::persist`] kept into a form quicker to load, where
     /// it has grown enough for that (the store: a log into its snapshot),
     /// for all the documents of a step at once. By default nothing.

@@ -305,6 +305,11 @@ impl Session {
                 Ok(()) => self.keep(replica, &name, new),
                 Err(e) => Err(SyncError::Refused(format!("{name}: {e}"))),
             };
+            if kept.is_err() {
+                // What it holds may differ from what is kept: a `serve`
+                // would otherwise serve it so until the process ends.
+                replica.forget_doc(&name);
+            }
             if result.is_ok() {
                 result = kept;
             }
