@@ -47,23 +47,31 @@ pub fn dial(home: &Home, ticket: &str, held: Held) -> anyhow::Result<(Duration, 
         )
         .await?;
         let access = Exclusive::new(store, convene::clock::now());
-        if held == Held::InMemory {
-            access.with(|replica| -> anyhow::Result<()> {
+        let held_docs = match held {
+            Held::OnDisk => Vec::new(),
+            Held::InMemory => access.with(|replica| -> anyhow::Result<Vec<String>> {
                 let names = replica.doc_names()?;
                 replica.load_ahead(&names);
-                anyhow::ensure!(
-                    replica.loaded_docs().len() == names.len(),
-                    "only {} of {} documents loaded",
-                    replica.loaded_docs().len(),
-                    names.len()
-                );
-                Ok(())
-            })??;
-        }
+                Ok(names)
+            })??,
+        };
+        // Every document held loaded before the clock starts is still
+        // loaded when the session ends: none was read again from files.
+        let still_held = || {
+            access.with(|replica| {
+                let loaded = replica.loaded_docs();
+                held_docs.iter().filter(|n| loaded.contains(n)).count()
+            })
+        };
+        anyhow::ensure!(still_held()? == held_docs.len(), "documents not loaded");
         let start = Instant::now();
         let report = sync_with(&endpoint, &ticket, &access, Duration::from_secs(120)).await;
         let took = start.elapsed();
         endpoint.close().await;
+        anyhow::ensure!(
+            still_held()? == held_docs.len(),
+            "the session read documents held in memory again from files"
+        );
         if let Some(e) = &report.error {
             anyhow::bail!("sync failed: {e}");
         }
