@@ -57,6 +57,8 @@ pub struct StoreReplica {
     /// with the peer's), and reading them means hashing each snapshot.
     /// Dropped when the document is loaded, or the loaded ones forgotten.
     file_heads: BTreeMap<String, Vec<ChangeHash>>,
+    /// How many times a document was read from its files ([`Self::reads`]).
+    reads: usize,
 }
 
 impl StoreReplica {
@@ -70,7 +72,15 @@ impl StoreReplica {
             grown: BTreeSet::new(),
             digested: BTreeMap::new(),
             file_heads: BTreeMap::new(),
+            reads: 0,
         }
+    }
+
+    /// How many times this replica loaded a document so far (read from its
+    /// files, or found to have none): a replica that holds its documents
+    /// loaded reads none again unless it had to drop them.
+    pub fn reads(&self) -> usize {
+        self.reads
     }
 
     /// The community underneath.
@@ -90,30 +100,47 @@ impl StoreReplica {
 
     /// The documents that changed since they were first loaded, with their
     /// heads then (empty: the document arrived whole): what to compare with
-    /// to tell what arrived (`model::inbox`).
+    /// to tell what arrived (`model::inbox`). A document no longer held
+    /// (dropped after a failed step, or to be read again under a new
+    /// membership) is compared as its files hold it.
     pub fn arrivals(&mut self) -> crate::model::inbox::Marks {
-        let mut arrived = crate::model::inbox::Marks::new();
-        for (name, before) in &self.first_heads {
-            if let Some(loaded) = self.docs.get_mut(name)
-                && loaded.doc.get_heads() != *before
-            {
-                arrived.insert(name.clone(), before.clone());
-            }
-        }
-        arrived
+        self.arrivals_now()
+            .into_iter()
+            .map(|(name, (before, _))| (name, before))
+            .collect()
     }
 
     /// [`Self::arrivals`], and start counting again from now (for `serve`,
     /// whose replica outlives its sessions).
     pub fn take_arrivals(&mut self) -> crate::model::inbox::Marks {
-        let arrived = self.arrivals();
-        for name in arrived.keys() {
-            if let Some(loaded) = self.docs.get_mut(name) {
-                self.first_heads
-                    .insert(name.clone(), loaded.doc.get_heads());
-            }
+        let mut arrived = crate::model::inbox::Marks::new();
+        for (name, (before, now)) in self.arrivals_now() {
+            self.first_heads.insert(name.clone(), now);
+            arrived.insert(name, before);
         }
         arrived
+    }
+
+    /// Each document whose heads changed since it was first loaded: its
+    /// heads then and now.
+    fn arrivals_now(&mut self) -> BTreeMap<String, (Vec<ChangeHash>, Vec<ChangeHash>)> {
+        let mut out = BTreeMap::new();
+        for (name, before) in &self.first_heads {
+            let mut now = match self.docs.get_mut(name) {
+                Some(loaded) => loaded.doc.get_heads(),
+                None => match self.store.doc_heads(name) {
+                    Some(heads) => heads,
+                    None => continue,
+                },
+            };
+            now.sort();
+            let mut then = before.clone();
+            then.sort();
+            if now != then {
+                out.insert(name.clone(), (before.clone(), now));
+            }
+        }
+        out
     }
 
     /// Keep the digest of each draft among `arrived` ([`Self::arrivals`])
@@ -218,6 +245,7 @@ impl StoreReplica {
     /// Hold a document just read from disk, remembering its heads before
     /// anything arrives.
     fn hold(&mut self, name: &str, mut loaded: LoadedDoc) {
+        self.reads += 1;
         self.first_heads
             .entry(name.to_string())
             .or_insert_with(|| loaded.doc.get_heads());

@@ -54,8 +54,10 @@ fn an_admission_keeps_the_documents_loaded_and_a_removal_loads_them_again() {
         .add_certificates(&[admission(&store, &ana, &cy, "Cy"), device_of(&store, &cy)])
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(added, 2);
+    let reads = replica.reads();
     assert_eq!(replica.loaded_docs(), vec![name.clone()]);
     assert_eq!(heads(&mut replica, &name), with_bo);
+    assert_eq!(replica.reads(), reads, "read again from its files");
     assert_eq!(heads(&mut replica_of(replica.store()), &name), with_bo);
 
     // Bo is removed, keeping nothing: the discussion is loaded again,
@@ -69,6 +71,34 @@ fn an_admission_keeps_the_documents_loaded_and_a_removal_loads_them_again() {
         "still held after a removal"
     );
     let without_bo = heads(&mut replica, &name);
+    assert_eq!(replica.reads(), reads + 1);
     assert_ne!(without_bo, with_bo);
     assert_eq!(heads(&mut replica_of(replica.store()), &name), without_bo);
+}
+
+#[test]
+fn a_document_dropped_after_a_failed_step_still_counts_among_arrivals() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (ana, store, response, thread) = with_discussion(root.path());
+    let name = format!("response-{response}");
+    let mut replica = replica_of(&store);
+    replica.load_ahead(std::slice::from_ref(&name));
+    let before = heads(&mut replica, &name);
+    // A comment reaches the files (as a step keeps what it applied), then
+    // the replica drops the document (a later step on it failed).
+    let mut ws = store.workspace(&ana, NOW, true);
+    ws.post(&response, &thread, "Second.", None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .persist(&mut ws, &ana)
+        .unwrap_or_else(|e| panic!("{e}"));
+    replica.forget_doc(&name);
+    assert!(replica.loaded_docs().is_empty());
+    let arrived = replica.arrivals();
+    assert_eq!(arrived.get(&name), Some(&before), "{arrived:?}");
+    // Taken (as `serve` does), it is counted once.
+    assert_eq!(replica.take_arrivals().get(&name), Some(&before));
+    assert!(replica.arrivals().is_empty());
+    // Read again, it holds the comment.
+    assert_ne!(heads(&mut replica, &name), before);
 }
