@@ -189,13 +189,13 @@ fn acknowledge(
     arrived: &Marks,
     now: i64,
     loaded: LoadedDocs,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Vec<String>> {
     // Nothing reads `loaded` after the receipts.
     let mut ws = store.workspace_with(identity, now, true, |loader| {
         Box::new(SharedLoads::last(loader, loaded))
     });
     if ws.writer().is_err() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let mut entries = Vec::new();
     for name in arrived.keys() {
@@ -208,7 +208,8 @@ fn acknowledge(
         };
         entries.push(entry);
     }
-    let written = ws.acknowledge_all(&entries)?;
+    ws.acknowledge_all(&entries)?;
+    let written: Vec<String> = ws.changed_docs().iter().map(DocId::name).collect();
     store.persist(&mut ws, identity)?;
     Ok(written)
 }
@@ -243,17 +244,17 @@ pub fn acknowledge_everything(
 /// summary, and the receipts for the drafts among it. `loaded` holds
 /// documents already in memory as they are on disk (those a sync session
 /// holds), so that they are not read again. Both come after the data is
-/// durable, so either failing is only a warning. Returns the counts and how
-/// many receipts were written.
+/// durable, so either failing is only a warning. Returns the counts and the
+/// documents the receipts were written into.
 pub fn after_arrival(
     store: &CommunityStore,
     identity: &Identity,
     arrived: &Marks,
     loaded: LoadedDocs,
     now: i64,
-) -> (NewsCounts, usize) {
+) -> (NewsCounts, Vec<String>) {
     if arrived.is_empty() {
-        return (NewsCounts::default(), 0);
+        return (NewsCounts::default(), Vec::new());
     }
     let changed: std::collections::BTreeSet<DocId> = arrived
         .keys()
@@ -280,7 +281,7 @@ pub fn after_arrival(
         });
     let receipts = acknowledge(store, identity, arrived, now, loaded).unwrap_or_else(|e| {
         tracing::warn!("could not record what this device has seen: {e}");
-        0
+        Vec::new()
     });
     (counts, receipts)
 }

@@ -211,12 +211,13 @@ fn arrived(access: &Shared, identity: &Identity, received: usize) -> String {
             }
             replica.keep_draft_digests(&arrived);
             let loaded = replica.copies(arrived.keys());
-            let (counts, receipts) =
+            let (counts, receipts_in) =
                 super::inbox::after_arrival(replica.store(), identity, &arrived, loaded, now);
-            if receipts > 0 {
-                // Written beside the loaded documents: read them again, so
-                // that the next push carries the receipts.
-                replica.forget_loaded();
+            if !receipts_in.is_empty() {
+                // Written beside the documents held: read those again, so
+                // that the next push carries the receipts (the others stay
+                // loaded).
+                replica.forget_docs(&receipts_in);
             } else {
                 // Some may have been written before writing them failed:
                 // heads read from files before no longer hold.

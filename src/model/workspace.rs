@@ -234,6 +234,17 @@ impl Workspace {
         Ok(&mut open.doc)
     }
 
+    /// The documents changed since load (or since the last
+    /// [`Self::take_new_changes`]): those the next persist writes to.
+    pub fn changed_docs(&mut self) -> Vec<DocId> {
+        self.docs
+            .iter_mut()
+            .filter_map(|(id, open)| {
+                (open.doc.get_heads() != open.persisted_heads).then(|| id.clone())
+            })
+            .collect()
+    }
+
     /// The changes made since load (or the last call), per document, oldest
     /// first. The caller signs and persists them.
     pub fn take_new_changes(&mut self) -> Vec<(DocId, Vec<Change>)> {

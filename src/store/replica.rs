@@ -225,6 +225,15 @@ impl StoreReplica {
         self.file_heads.clear();
     }
 
+    /// [`Self::forget_loaded`] for `names` only: what is held of each,
+    /// loaded or its heads read from files.
+    pub fn forget_docs(&mut self, names: &[String]) {
+        for name in names {
+            self.docs.remove(name);
+            self.file_heads.remove(name);
+        }
+    }
+
     /// Drop the heads read from files of documents not loaded, to read them
     /// again (after this device may have written to them through another
     /// path).

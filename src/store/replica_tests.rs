@@ -102,3 +102,44 @@ fn a_document_dropped_after_a_failed_step_still_counts_among_arrivals() {
     // Read again, it holds the comment.
     assert_ne!(heads(&mut replica, &name), before);
 }
+
+#[test]
+fn forgetting_some_documents_keeps_the_others_loaded() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (ana, store, response, thread) = with_discussion(root.path());
+    let name = format!("response-{response}");
+    let community = "community".to_string();
+    let mut replica = replica_of(&store);
+    replica.load_ahead(&[community.clone(), name.clone()]);
+    let before = heads(&mut replica, &name);
+    let reads = replica.reads();
+    // A receipt-like write to the discussion through another path, which
+    // the replica is told of.
+    let mut ws = store.workspace(&ana, NOW, true);
+    ws.post(&response, &thread, "Second.", None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ws.changed_docs()
+            .iter()
+            .map(|d| d.name())
+            .collect::<Vec<_>>(),
+        std::slice::from_ref(&name)
+    );
+    store
+        .persist(&mut ws, &ana)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ws.changed_docs().is_empty(), "persisted");
+    replica.forget_docs(std::slice::from_ref(&name));
+    assert_eq!(replica.loaded_docs(), vec![community.clone()]);
+    assert_ne!(
+        heads(&mut replica, &name),
+        before,
+        "read again with the write"
+    );
+    heads(&mut replica, &community);
+    assert_eq!(
+        replica.reads(),
+        reads + 1,
+        "only the forgotten one read again"
+    );
+}
