@@ -180,22 +180,28 @@ fn render_response(out: &mut String, r: &ResponseNews) {
 
 /// After a sync or an import: record a receipt (`model::receipt`) for each
 /// draft whose document changed (`arrived` names it), so that tallies
-/// everywhere can tell that this member could have seen it. Returns how
-/// many were written. Observers and removed members write none.
-/// Documents are read through `loaded` first.
+/// everywhere can tell that this member could have seen it. Returns the
+/// documents the receipts went into, also when writing them failed part
+/// way (some may be written): whatever holds them in memory must read them
+/// again. Failing is only a warning: the community is already durable.
+/// Observers and removed members write none. Documents are read through
+/// `loaded` first.
 fn acknowledge(
     store: &CommunityStore,
     identity: &Identity,
     arrived: &Marks,
     now: i64,
     loaded: LoadedDocs,
-) -> anyhow::Result<Vec<String>> {
+) -> Vec<String> {
+    let warn = |e: &dyn std::fmt::Display| {
+        tracing::warn!("could not record what this device has seen: {e}");
+    };
     // Nothing reads `loaded` after the receipts.
     let mut ws = store.workspace_with(identity, now, true, |loader| {
         Box::new(SharedLoads::last(loader, loaded))
     });
     if ws.writer().is_err() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let mut entries = Vec::new();
     for name in arrived.keys() {
@@ -208,17 +214,22 @@ fn acknowledge(
         };
         entries.push(entry);
     }
-    ws.acknowledge_all(&entries)?;
+    if let Err(e) = ws.acknowledge_all(&entries) {
+        // Nothing was written yet.
+        warn(&e);
+        return Vec::new();
+    }
     let written: Vec<String> = ws.changed_docs().iter().map(DocId::name).collect();
-    store.persist(&mut ws, identity)?;
-    Ok(written)
+    if let Err(e) = store.persist(&mut ws, identity) {
+        warn(&e);
+    }
+    written
 }
 
 /// After a first full sync (`join`, `device add`): record that this
 /// device holds every draft, so that the tally counts the member as having
 /// seen the current versions, reading documents through `loaded` first
-/// (those the sync holds). Only a warning if it fails: the community is
-/// already durable.
+/// (those the sync holds). Only a warning if it fails.
 pub fn acknowledge_everything(
     store: &CommunityStore,
     identity: &Identity,
@@ -231,11 +242,11 @@ pub fn acknowledge_everything(
             .map(|name| (name, Vec::new()))
             .collect::<Marks>()
     });
-    let written = everything
-        .map_err(anyhow::Error::from)
-        .and_then(|everything| acknowledge(store, identity, &everything, now, loaded));
-    if let Err(e) = written {
-        tracing::warn!("could not record what this device has seen: {e}");
+    match everything {
+        Ok(everything) => {
+            acknowledge(store, identity, &everything, now, loaded);
+        }
+        Err(e) => tracing::warn!("could not record what this device has seen: {e}"),
     }
 }
 
@@ -279,9 +290,6 @@ pub fn after_arrival(
             tracing::warn!("could not tell what arrived: {e}");
             NewsCounts::default()
         });
-    let receipts = acknowledge(store, identity, arrived, now, loaded).unwrap_or_else(|e| {
-        tracing::warn!("could not record what this device has seen: {e}");
-        Vec::new()
-    });
+    let receipts = acknowledge(store, identity, arrived, now, loaded);
     (counts, receipts)
 }

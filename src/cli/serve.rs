@@ -213,16 +213,10 @@ fn arrived(access: &Shared, identity: &Identity, received: usize) -> String {
             let loaded = replica.copies(arrived.keys());
             let (counts, receipts_in) =
                 super::inbox::after_arrival(replica.store(), identity, &arrived, loaded, now);
-            if !receipts_in.is_empty() {
-                // Written beside the documents held: read those again, so
-                // that the next push carries the receipts (the others stay
-                // loaded).
-                replica.forget_docs(&receipts_in);
-            } else {
-                // Some may have been written before writing them failed:
-                // heads read from files before no longer hold.
-                replica.forget_file_heads();
-            }
+            // Written beside the documents held (all or, if writing failed
+            // part way, some): read those again, so that the next push
+            // carries the receipts (the others stay loaded).
+            replica.forget_docs(&receipts_in);
             format!("; arrived: {}", counts.sentence())
         })
         .unwrap_or_default()

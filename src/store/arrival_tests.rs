@@ -428,7 +428,7 @@ fn a_document_not_held_is_never_handed_on_as_if_it_existed() {
 }
 
 #[test]
-fn heads_read_from_files_are_read_again_once_loaded_documents_are_forgotten() {
+fn heads_read_from_files_are_read_again_once_the_document_is_forgotten() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (ana, store, response, thread) = with_discussion(root.path());
     let name = format!("response-{response}");
@@ -439,14 +439,14 @@ fn heads_read_from_files_are_read_again_once_loaded_documents_are_forgotten() {
     assert!(!read[0].is_empty());
     assert!(replica.loaded_docs().is_empty(), "read from files");
     // Another path writes to the discussion (as `serve` records receipts
-    // beside its sessions), then the replica forgets what it loaded.
+    // beside its sessions), then the replica forgets that document.
     let mut ws = store.workspace(&ana, NOW, true);
     ws.post(&response, &thread, "Second.", None)
         .unwrap_or_else(|e| panic!("{e}"));
     store
         .persist(&mut ws, &ana)
         .unwrap_or_else(|e| panic!("{e}"));
-    replica.forget_loaded();
+    replica.forget_docs(std::slice::from_ref(&name));
     let again = replica.heads(&name).unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(again, read[0], "the heads read before the write");
     assert_eq!(again, heads_of(&mut replica, &name));

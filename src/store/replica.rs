@@ -218,27 +218,14 @@ impl StoreReplica {
         crate::model::shared_loads::LoadedDocs::new(taken)
     }
 
-    /// Drop the loaded documents, to read them again from disk (after
-    /// this device wrote to them through another path).
-    pub fn forget_loaded(&mut self) {
-        self.docs.clear();
-        self.file_heads.clear();
-    }
-
-    /// [`Self::forget_loaded`] for `names` only: what is held of each,
-    /// loaded or its heads read from files.
+    /// Drop what is held of documents `names`, loaded or their heads read
+    /// from files, to read them again from disk (after this device wrote
+    /// to them through another path).
     pub fn forget_docs(&mut self, names: &[String]) {
         for name in names {
             self.docs.remove(name);
             self.file_heads.remove(name);
         }
-    }
-
-    /// Drop the heads read from files of documents not loaded, to read them
-    /// again (after this device may have written to them through another
-    /// path).
-    pub fn forget_file_heads(&mut self) {
-        self.file_heads.clear();
     }
 
     /// The names of the documents loaded so far.
