@@ -528,19 +528,11 @@ impl Session {
             self.asked_at.remove(&name);
             self.states.insert(name, state);
         }
-        // As `reply`, but only the first document's message: the others
-        // follow one by one (`answer_more`), so that a peer behind on many
-        // documents starts on the first while we build the rest.
-        let mut out = self.send_whole(replica, true)?;
-        self.step_bytes = 0;
-        self.visited = None;
-        out.extend(self.generate_sync_for(replica, 1)?);
-        if out.is_empty() {
-            return Ok(vec![Frame::Idle {
-                received: self.content_received,
-            }]);
-        }
-        self.answering = true;
+        // Only the first document's message: the others follow one by one
+        // (`answer_more`), so that a peer behind on many documents starts
+        // on the first while we build the rest.
+        let out = self.reply_with(replica, 1)?;
+        self.answering = !matches!(out[..], [Frame::Idle { .. }]);
         Ok(out)
     }
 
@@ -665,8 +657,18 @@ impl Session {
 
     /// Sync messages for every document in play, or an Idle if none.
     fn reply(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
+        self.reply_with(replica, usize::MAX)
+    }
+
+    /// [`Self::reply`] with the messages of at most `docs` documents (the
+    /// step's next ones come from [`Self::generate_sync_for`]).
+    fn reply_with(
+        &mut self,
+        replica: &mut dyn Replica,
+        docs: usize,
+    ) -> Result<Vec<Frame>, SyncError> {
         let mut out = self.send_whole(replica, true)?;
-        out.extend(self.generate_sync(replica)?);
+        out.extend(self.generate_sync(replica, docs)?);
         if out.is_empty() {
             return Ok(vec![Frame::Idle {
                 received: self.content_received,
@@ -678,12 +680,12 @@ impl Session {
     /// The next whole frame if the window allows, and the sync messages.
     fn generate(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
         let mut out = self.send_whole(replica, false)?;
-        out.extend(self.generate_sync(replica)?);
+        out.extend(self.generate_sync(replica, usize::MAX)?);
         Ok(out)
     }
 
     /// A sync message for each document exchanged change by change that
-    /// has one to send.
+    /// has one to send, for at most `docs` of them: a new step.
     ///
     /// Automerge is asked only for a document whose heads or sync state
     /// changed since it was last asked (`asked_at`). Once it has answered
@@ -698,15 +700,19 @@ impl Session {
     /// would otherwise get all that it lacks built in one step
     /// (`peer_is_behind`), held in memory at once and under `serve`'s store
     /// lock. The peer answers what was sent, which brings the next step.
-    fn generate_sync(&mut self, replica: &mut dyn Replica) -> Result<Vec<Frame>, SyncError> {
+    fn generate_sync(
+        &mut self,
+        replica: &mut dyn Replica,
+        docs: usize,
+    ) -> Result<Vec<Frame>, SyncError> {
         self.step_bytes = 0;
         self.visited = None;
-        self.generate_sync_for(replica, usize::MAX)
+        self.generate_sync_for(replica, docs)
     }
 
-    /// [`Self::generate_sync`] for at most `docs` documents that have a
-    /// message, adding to the step's batch so far (`step_bytes`): called
-    /// again, it goes on after the last document it visited (`visited`).
+    /// The step's messages for at most `docs` more documents that have
+    /// one, adding to its batch so far (`step_bytes`) and going on after
+    /// the last document it visited (`visited`).
     fn generate_sync_for(
         &mut self,
         replica: &mut dyn Replica,
