@@ -223,8 +223,7 @@ impl StoreReplica {
     /// to them through another path).
     pub fn forget_docs(&mut self, names: &[String]) {
         for name in names {
-            self.docs.remove(name);
-            self.file_heads.remove(name);
+            self.forget_doc(name);
         }
     }
 
@@ -507,7 +506,7 @@ impl Replica for StoreReplica {
         if let Err(e) = doclog::append(&files, &records) {
             // The document in memory holds changes the disk does not: it
             // must not be read as it is (`arrivals`, `copies`).
-            self.docs.remove(doc);
+            self.forget_doc(doc);
             return Err(Self::local(e));
         }
         if let Some(loaded) = self.docs.get_mut(doc) {
@@ -524,6 +523,7 @@ impl Replica for StoreReplica {
 
     fn forget_doc(&mut self, doc: &str) {
         self.docs.remove(doc);
+        self.file_heads.remove(doc);
     }
 
     fn compact_grown(&mut self) {
