@@ -47,14 +47,13 @@ pub fn dial(home: &Home, ticket: &str, held: Held) -> anyhow::Result<(Duration, 
         )
         .await?;
         let access = Exclusive::new(store, convene::clock::now());
-        let held_docs = match held {
-            Held::OnDisk => Vec::new(),
-            Held::InMemory => access.with(|replica| -> anyhow::Result<Vec<String>> {
+        if held == Held::InMemory {
+            access.with(|replica| -> anyhow::Result<()> {
                 let names = replica.doc_names()?;
                 replica.load_ahead(&names);
-                Ok(names)
-            })??,
-        };
+                Ok(())
+            })??;
+        }
         // Documents held loaded before the clock starts are not read again
         // from their files during the session.
         let reads = || access.with(|replica| replica.reads());
@@ -66,7 +65,7 @@ pub fn dial(home: &Home, ticket: &str, held: Held) -> anyhow::Result<(Duration, 
         if let Some(e) = &report.error {
             anyhow::bail!("sync failed: {e}");
         }
-        if !held_docs.is_empty() {
+        if held == Held::InMemory {
             anyhow::ensure!(
                 reads()? == reads_before,
                 "the session read documents held in memory again from files"

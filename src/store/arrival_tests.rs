@@ -13,6 +13,7 @@ use super::doclog::DocFiles;
 use super::frame::{self, SNAPSHOT_MAGIC};
 use super::identity::Identity;
 use super::replica::StoreReplica;
+use super::test_certs::NOW;
 use super::{CommunityStore, Home, attestation};
 use crate::ids::ObjectId;
 use crate::model::response::NewResponse;
@@ -20,8 +21,6 @@ use crate::model::views::ResponseKind;
 use crate::sync::harness::{Rng, sync_replicas};
 use crate::sync::{Replica, Stats};
 use crate::trust::{DeviceId, SecretKey};
-
-const NOW: i64 = 1_790_000_000;
 
 /// A copy of a community folder, as another device holds it.
 fn copy_dir(from: &Path, to: &Path) {
@@ -181,7 +180,7 @@ fn ahead_replica(g: &Grown) -> StoreReplica {
 }
 
 /// Document `name`'s heads, loading it if need be.
-fn heads_of(replica: &mut StoreReplica, name: &str) -> Vec<automerge::ChangeHash> {
+pub(super) fn heads_of(replica: &mut StoreReplica, name: &str) -> Vec<automerge::ChangeHash> {
     replica
         .doc(name)
         .unwrap_or_else(|e| panic!("{e}"))
@@ -440,20 +439,30 @@ fn heads_read_from_files_are_read_again_once_the_document_is_forgotten() {
     assert!(replica.loaded_docs().is_empty(), "read from files");
     // Another path writes to the discussion (as `serve` records receipts
     // beside its sessions), then the replica forgets that document.
-    let mut ws = store.workspace(&ana, NOW, true);
-    ws.post(&response, &thread, "Second.", None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    store
-        .persist(&mut ws, &ana)
-        .unwrap_or_else(|e| panic!("{e}"));
+    post_as(&store, &ana, (&response, &thread), "Second.");
     replica.forget_docs(std::slice::from_ref(&name));
     let again = replica.heads(&name).unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(again, read[0], "the heads read before the write");
     assert_eq!(again, heads_of(&mut replica, &name));
 }
 
+/// `who` comments `text` in `thread` of `response`, written to `store`.
+pub(super) fn post_as(
+    store: &CommunityStore,
+    who: &Identity,
+    (response, thread): (&ObjectId, &ObjectId),
+    text: &str,
+) {
+    let mut ws = store.workspace(who, NOW, true);
+    ws.post(response, thread, text, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .persist(&mut ws, who)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// `store`'s community opened again, as a replica with nothing loaded.
-fn ahead_replica_of(store: &CommunityStore) -> StoreReplica {
+pub(super) fn ahead_replica_of(store: &CommunityStore) -> StoreReplica {
     let store = CommunityStore::open(store.dir(), store.id()).unwrap_or_else(|e| panic!("{e}"));
     StoreReplica::new(store, NOW)
 }

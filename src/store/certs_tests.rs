@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use super::frame::{self, CERTS_MAGIC};
+use super::test_certs::NOW;
 use super::{CommunityStore, Home, attestation};
 use crate::trust::{SecretKey, sha256};
-
-const NOW: i64 = 1_790_000_000;
 
 #[test]
 fn only_this_devices_attestation_spares_the_certificate_checks() {

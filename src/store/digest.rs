@@ -202,10 +202,8 @@ mod tests {
     use crate::model::response::NewResponse;
     use crate::model::views::ResponseKind;
     use crate::store::Home;
-    use crate::store::test_certs::{admission, device_of};
+    use crate::store::test_certs::{NOW, admission, device_of};
     use crate::trust::{CertBody, Certificate};
-
-    const NOW: i64 = 1_790_000_000;
 
     /// Ana's community under `root`, with one response and one draft of
     /// `text`, written: Ana, her store, the draft.

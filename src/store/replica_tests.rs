@@ -3,24 +3,10 @@
 //! `serve` holds every document it synced); a removal may drop changes its
 //! member wrote, so they are loaded again under the new membership.
 
-use super::arrival_tests::with_discussion;
-use super::replica::StoreReplica;
+use super::Home;
+use super::arrival_tests::{ahead_replica_of, heads_of, post_as, with_discussion};
 use super::test_certs::{NOW, admission, device_of, removal};
-use super::{CommunityStore, Home};
 use crate::sync::Replica;
-
-/// `store`'s community opened again, as a replica with nothing loaded.
-fn replica_of(store: &CommunityStore) -> StoreReplica {
-    let store = CommunityStore::open(store.dir(), store.id()).unwrap_or_else(|e| panic!("{e}"));
-    StoreReplica::new(store, NOW)
-}
-
-fn heads(replica: &mut StoreReplica, name: &str) -> Vec<automerge::ChangeHash> {
-    replica
-        .doc(name)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .get_heads()
-}
 
 #[test]
 fn an_admission_keeps_the_documents_loaded_and_a_removal_loads_them_again() {
@@ -34,17 +20,12 @@ fn an_admission_keeps_the_documents_loaded_and_a_removal_loads_them_again() {
     store
         .add_certificates(&[admission(&store, &ana, &bo, "Bo"), device_of(&store, &bo)])
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut ws = store.workspace(&bo, NOW, true);
-    ws.post(&response, &thread, "Bo's view.", None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    store
-        .persist(&mut ws, &bo)
-        .unwrap_or_else(|e| panic!("{e}"));
+    post_as(&store, &bo, (&response, &thread), "Bo's view.");
 
-    let mut replica = replica_of(&store);
+    let mut replica = ahead_replica_of(&store);
     replica.load_ahead(std::slice::from_ref(&name));
     assert_eq!(replica.loaded_docs(), vec![name.clone()]);
-    let with_bo = heads(&mut replica, &name);
+    let with_bo = heads_of(&mut replica, &name);
 
     // Cy joins with a device: the discussion stays loaded, as it loads.
     let cy = Home::new(root.path().join("cy"))
@@ -56,9 +37,12 @@ fn an_admission_keeps_the_documents_loaded_and_a_removal_loads_them_again() {
     assert_eq!(added, 2);
     let reads = replica.reads();
     assert_eq!(replica.loaded_docs(), vec![name.clone()]);
-    assert_eq!(heads(&mut replica, &name), with_bo);
+    assert_eq!(heads_of(&mut replica, &name), with_bo);
     assert_eq!(replica.reads(), reads, "read again from its files");
-    assert_eq!(heads(&mut replica_of(replica.store()), &name), with_bo);
+    assert_eq!(
+        heads_of(&mut ahead_replica_of(replica.store()), &name),
+        with_bo
+    );
 
     // Bo is removed, keeping nothing: the discussion is loaded again,
     // without Bo's comment, as a fresh load reads it.
@@ -70,10 +54,13 @@ fn an_admission_keeps_the_documents_loaded_and_a_removal_loads_them_again() {
         replica.loaded_docs().is_empty(),
         "still held after a removal"
     );
-    let without_bo = heads(&mut replica, &name);
+    let without_bo = heads_of(&mut replica, &name);
     assert_eq!(replica.reads(), reads + 1);
     assert_ne!(without_bo, with_bo);
-    assert_eq!(heads(&mut replica_of(replica.store()), &name), without_bo);
+    assert_eq!(
+        heads_of(&mut ahead_replica_of(replica.store()), &name),
+        without_bo
+    );
 }
 
 #[test]
@@ -81,17 +68,12 @@ fn a_document_dropped_after_a_failed_step_still_counts_among_arrivals() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (ana, store, response, thread) = with_discussion(root.path());
     let name = format!("response-{response}");
-    let mut replica = replica_of(&store);
+    let mut replica = ahead_replica_of(&store);
     replica.load_ahead(std::slice::from_ref(&name));
-    let before = heads(&mut replica, &name);
+    let before = heads_of(&mut replica, &name);
     // A comment reaches the files (as a step keeps what it applied), then
     // the replica drops the document (a later step on it failed).
-    let mut ws = store.workspace(&ana, NOW, true);
-    ws.post(&response, &thread, "Second.", None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    store
-        .persist(&mut ws, &ana)
-        .unwrap_or_else(|e| panic!("{e}"));
+    post_as(&store, &ana, (&response, &thread), "Second.");
     replica.forget_doc(&name);
     assert!(replica.loaded_docs().is_empty());
     let arrived = replica.arrivals();
@@ -100,7 +82,7 @@ fn a_document_dropped_after_a_failed_step_still_counts_among_arrivals() {
     assert_eq!(replica.take_arrivals().get(&name), Some(&before));
     assert!(replica.arrivals().is_empty());
     // Read again, it holds the comment.
-    assert_ne!(heads(&mut replica, &name), before);
+    assert_ne!(heads_of(&mut replica, &name), before);
 }
 
 #[test]
@@ -109,9 +91,9 @@ fn forgetting_some_documents_keeps_the_others_loaded() {
     let (ana, store, response, thread) = with_discussion(root.path());
     let name = format!("response-{response}");
     let community = "community".to_string();
-    let mut replica = replica_of(&store);
+    let mut replica = ahead_replica_of(&store);
     replica.load_ahead(&[community.clone(), name.clone()]);
-    let before = heads(&mut replica, &name);
+    let before = heads_of(&mut replica, &name);
     let reads = replica.reads();
     // A receipt-like write to the discussion through another path, which
     // the replica is told of.
@@ -132,11 +114,11 @@ fn forgetting_some_documents_keeps_the_others_loaded() {
     replica.forget_docs(std::slice::from_ref(&name));
     assert_eq!(replica.loaded_docs(), vec![community.clone()]);
     assert_ne!(
-        heads(&mut replica, &name),
+        heads_of(&mut replica, &name),
         before,
         "read again with the write"
     );
-    heads(&mut replica, &community);
+    heads_of(&mut replica, &community);
     assert_eq!(
         replica.reads(),
         reads + 1,

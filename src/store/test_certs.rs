@@ -5,7 +5,7 @@
 use super::{CommunityStore, Identity};
 use crate::trust::{CertBody, Certificate, Role};
 
-/// The time every certificate here carries.
+/// The time every certificate here carries, and the clock of the store's tests.
 pub const NOW: i64 = 1_790_000_000;
 
 /// `member` admitted to `store`'s community as `name`, by `by` (a
