@@ -15,6 +15,7 @@ pub mod harness;
 pub mod memory;
 pub mod replica;
 pub mod session;
+pub mod step;
 pub mod verdicts;
 pub mod whole;
 

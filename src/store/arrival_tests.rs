@@ -23,7 +23,7 @@ use crate::sync::{Replica, Stats};
 use crate::trust::{DeviceId, SecretKey};
 
 /// A copy of a community folder, as another device holds it.
-fn copy_dir(from: &Path, to: &Path) {
+pub(super) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
     for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")) {
         let entry = entry.unwrap_or_else(|e| panic!("{e}"));
@@ -71,15 +71,7 @@ pub(super) fn with_discussion(root: &Path) -> (Identity, CommunityStore, ObjectI
         .unwrap_or_else(|e| panic!("{e}"));
     let mut ws = store.workspace(&ana, NOW, true);
     let response = ws
-        .open_response(NewResponse {
-            kind: ResponseKind::Development,
-            title: "Policy".into(),
-            summary: "Something happened.".into(),
-            source: None,
-            requester: None,
-            questions: Vec::new(),
-            due: None,
-        })
+        .open_response(new_response("Policy"))
         .unwrap_or_else(|e| panic!("{e}"));
     let (thread, _) = ws
         .start_thread(&response, "Views", Some("First."))
@@ -88,6 +80,19 @@ pub(super) fn with_discussion(root: &Path) -> (Identity, CommunityStore, ObjectI
         .persist(&mut ws, &ana)
         .unwrap_or_else(|e| panic!("{e}"));
     (ana, store, response, thread)
+}
+
+/// A response to a development, titled `title`.
+pub(super) fn new_response(title: &str) -> NewResponse {
+    NewResponse {
+        kind: ResponseKind::Development,
+        title: title.into(),
+        summary: "Something happened.".into(),
+        source: None,
+        requester: None,
+        questions: Vec::new(),
+        due: None,
+    }
 }
 
 fn grown() -> Grown {

@@ -1,11 +1,10 @@
 //! The store as a sync [`Replica`]: documents load (verified) on demand,
-//! received changes are appended durably with their signatures (and the
-//! logs grown past [`COMPACT_AT_BYTES`] are folded into attested snapshots,
-//! on every core, once the session has kept what a step brought, so that
-//! later commands need not verify it all again), and new certificates go to
-//! the certificate log.
+//! received changes are appended durably with their signatures (and a log
+//! grown past [`COMPACT_AT_BYTES`] is folded into an attested snapshot right
+//! after, on the core that applied them, so that later commands need not
+//! verify it all again), and new certificates go to the certificate log.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use automerge::sync::State;
 use automerge::{AutoCommit, Change, ChangeHash};
@@ -13,6 +12,7 @@ use automerge::{AutoCommit, Change, ChangeHash};
 use super::community::{COMPACT_AT_BYTES, CommunityStore};
 use super::doclog::{self, DocFiles, LoadedDoc};
 use crate::model::DocId;
+use crate::sync::step::{self, DocStep};
 use crate::sync::whole::{self, Verified, WholeDoc};
 use crate::sync::{Replica, SyncError};
 use crate::trust::signed_change::ChangeSignature;
@@ -46,9 +46,6 @@ pub struct StoreReplica {
     now: i64,
     /// Each document's heads when first loaded, before anything arrived.
     first_heads: crate::model::inbox::Marks,
-    /// Documents whose log grew past [`COMPACT_AT_BYTES`], to fold
-    /// ([`Replica::compact_grown`]).
-    grown: BTreeSet<String>,
     /// The drafts whose digest this replica kept, with their heads then
     /// ([`Self::keep_draft_digests`]).
     digested: BTreeMap<String, Vec<ChangeHash>>,
@@ -69,7 +66,6 @@ impl StoreReplica {
             docs: BTreeMap::new(),
             now,
             first_heads: Default::default(),
-            grown: BTreeSet::new(),
             digested: BTreeMap::new(),
             file_heads: BTreeMap::new(),
             reads: 0,
@@ -498,56 +494,81 @@ impl Replica for StoreReplica {
         doc: &str,
         changes: &[(ChangeSignature, Change)],
     ) -> Result<(), SyncError> {
-        let files = DocFiles::new(&self.store.docs_dir(), doc);
-        let records: Vec<(ChangeSignature, Vec<u8>)> = changes
-            .iter()
-            .map(|(s, c)| (*s, c.raw_bytes().to_vec()))
-            .collect();
-        if let Err(e) = doclog::append(&files, &records) {
+        let kept = keep_changes(&self.store, doc, self.docs.get_mut(doc), changes);
+        if kept.is_err() {
             // The document in memory holds changes the disk does not: it
             // must not be read as it is (`arrivals`, `copies`).
             self.forget_doc(doc);
-            return Err(Self::local(e));
         }
-        if let Some(loaded) = self.docs.get_mut(doc) {
-            for (sig, change) in changes {
-                loaded.signatures.insert(change.hash().0, *sig);
-            }
-            let size = std::fs::metadata(&files.log).map_or(0, |m| m.len());
-            if size > COMPACT_AT_BYTES {
-                self.grown.insert(doc.to_string());
-            }
+        kept
+    }
+
+    fn apply_and_keep(
+        &mut self,
+        steps: Vec<DocStep<'_>>,
+    ) -> Result<Vec<Result<usize, SyncError>>, SyncError> {
+        let names: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
+        for name in &names {
+            self.doc(name)?;
         }
-        Ok(())
+        let loaded = crate::sync::replica::entries_mut(&mut self.docs, &names)?;
+        let store = &self.store;
+        // Each document kept (and folded) on the core that applied it, while
+        // the other cores go on with the next documents.
+        let kept = crate::parallel::in_order(
+            steps.into_iter().zip(loaded).collect(),
+            2,
+            |(step, loaded)| {
+                let name = step.name.clone();
+                let signed = step.apply_to(&mut loaded.doc)?;
+                if !signed.is_empty() {
+                    keep_changes(store, &name, Some(loaded), &signed)?;
+                }
+                Ok(signed.len())
+            },
+            |i| Err(step::failed(&names[i])),
+        );
+        Ok(kept)
     }
 
     fn forget_doc(&mut self, doc: &str) {
         self.docs.remove(doc);
         self.file_heads.remove(doc);
     }
+}
 
-    fn compact_grown(&mut self) {
-        let names: Vec<String> = std::mem::take(&mut self.grown)
-            .into_iter()
-            .filter(|name| self.docs.contains_key(name))
-            .collect();
-        let Ok(loaded) = crate::sync::replica::entries_mut(&mut self.docs, &names) else {
-            return;
-        };
-        let store = &self.store;
-        // The session applied the changes it persisted to each loaded
-        // document before handing them over, so each holds exactly its files.
-        let folded = crate::parallel::in_order(
-            names.iter().zip(loaded).collect(),
-            2,
-            |(name, loaded)| store.compact_doc(name, loaded).map_err(|e| e.to_string()),
-            |_| Err("folding it failed".into()),
-        );
-        for (name, folded) in names.iter().zip(folded) {
-            if let Err(e) = folded {
-                // The changes are durable in the log: only a warning.
-                tracing::warn!("could not compact {name}: {e}");
-            }
+/// Append `changes`, just applied to document `name` (`loaded`, if held),
+/// to its log durably, and record their signatures in it. A held document
+/// whose log has grown past [`COMPACT_AT_BYTES`] is then folded into its
+/// snapshot; a fold that fails only warns, the changes being durable in
+/// the log. Touches only this document, so documents are kept side by side.
+fn keep_changes(
+    store: &CommunityStore,
+    name: &str,
+    loaded: Option<&mut LoadedDoc>,
+    changes: &[(ChangeSignature, Change)],
+) -> Result<(), SyncError> {
+    let files = DocFiles::new(&store.docs_dir(), name);
+    let records: Vec<(ChangeSignature, Vec<u8>)> = changes
+        .iter()
+        .map(|(s, c)| (*s, c.raw_bytes().to_vec()))
+        .collect();
+    doclog::append(&files, &records).map_err(StoreReplica::local)?;
+    let Some(loaded) = loaded else {
+        return Ok(());
+    };
+    for (sig, change) in changes {
+        loaded.signatures.insert(change.hash().0, *sig);
+    }
+    let size = std::fs::metadata(&files.log).map_or(0, |m| m.len());
+    if size > COMPACT_AT_BYTES {
+        let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.compact_doc(name, loaded).map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|_| Err("the document library failed".into()));
+        if let Err(e) = folded {
+            tracing::warn!("could not compact {name}: {e}");
         }
     }
+    Ok(())
 }

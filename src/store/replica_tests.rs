@@ -1,12 +1,21 @@
 //! What a sync replica keeps loaded when certificates arrive: an admission
 //! judges no held change differently, so the documents stay loaded (a
 //! `serve` holds every document it synced); a removal may drop changes its
-//! member wrote, so they are loaded again under the new membership.
+//! member wrote, so they are loaded again under the new membership. And
+//! what a step keeps when one of its documents fails.
 
-use super::Home;
-use super::arrival_tests::{ahead_replica_of, heads_of, post_as, with_discussion};
+use automerge::sync::{ChunkList, Message, MessageVersion, State};
+
+use super::arrival_tests::{
+    ahead_replica_of, copy_dir, heads_of, new_response, post_as, with_discussion,
+};
+use super::doclog::DocFiles;
+use super::replica::StoreReplica;
 use super::test_certs::{NOW, admission, device_of, removal};
-use crate::sync::Replica;
+use super::{CommunityStore, Home};
+use crate::sync::step::DocStep;
+use crate::sync::{Replica, SyncError};
+use crate::trust::signed_change::ChangeSignature;
 
 #[test]
 fn an_admission_keeps_the_documents_loaded_and_a_removal_loads_them_again() {
@@ -123,5 +132,97 @@ fn forgetting_some_documents_keeps_the_others_loaded() {
         replica.reads(),
         reads + 1,
         "only the forgotten one read again"
+    );
+}
+
+/// What `ahead` holds of `name` beyond `behind`'s copy, as the message and
+/// signed changes a step brings.
+fn step_from(
+    ahead: &mut StoreReplica,
+    behind: &mut StoreReplica,
+    name: &str,
+) -> (Message, Vec<(ChangeSignature, automerge::Change)>) {
+    let held = heads_of(behind, name);
+    let doc = ahead.doc(name).unwrap_or_else(|e| panic!("{e}"));
+    let heads = doc.get_heads();
+    let changes = doc.get_changes(&held);
+    let message = Message {
+        heads,
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: ChunkList::from(
+            changes
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        ),
+        flags: None,
+        version: MessageVersion::V1,
+    };
+    let signed = changes
+        .into_iter()
+        .map(|c| {
+            let sig = ahead.signature(name, &c.hash());
+            (sig.unwrap_or_else(|| panic!("unsigned")), c)
+        })
+        .collect();
+    (message, signed)
+}
+
+#[test]
+fn a_step_keeps_every_document_it_applied_when_another_fails() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (ana, store, response, thread) = with_discussion(root.path());
+    let discussion = format!("response-{response}");
+    let behind_dir = root.path().join("behind");
+    copy_dir(store.dir(), &behind_dir);
+    // Then Ana comments, and opens a second response.
+    post_as(&store, &ana, (&response, &thread), "Second.");
+    let mut ws = store.workspace(&ana, NOW, true);
+    let other = ws
+        .open_response(new_response("Another"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .persist(&mut ws, &ana)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let other = format!("response-{other}");
+
+    let mut ahead = ahead_replica_of(&store);
+    let behind_store =
+        CommunityStore::open(&behind_dir, store.id()).unwrap_or_else(|e| panic!("{e}"));
+    let mut behind = StoreReplica::new(behind_store, NOW);
+    let (to_discussion, comment) = step_from(&mut ahead, &mut behind, &discussion);
+    let (to_other, opening) = step_from(&mut ahead, &mut behind, &other);
+    assert!(!comment.is_empty() && !opening.is_empty());
+    // The second response's log cannot be written.
+    let log = DocFiles::new(&behind.store().docs_dir(), &other).log;
+    std::fs::create_dir_all(&log).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut states = [State::new(), State::new()];
+    let [first, second] = &mut states;
+    let commented = comment.len();
+    let kept = behind
+        .apply_and_keep(vec![
+            DocStep {
+                name: other.clone(),
+                state: first,
+                message: to_other,
+                new: opening,
+            },
+            DocStep {
+                name: discussion.clone(),
+                state: second,
+                message: to_discussion,
+                new: comment,
+            },
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(kept[0], Err(SyncError::Local(_))), "{:?}", kept[0]);
+    assert!(matches!(kept[1], Ok(n) if n == commented), "{:?}", kept[1]);
+    // The comment is in the discussion's files, as a fresh read shows.
+    let want = heads_of(&mut ahead, &discussion);
+    assert_eq!(
+        heads_of(&mut ahead_replica_of(behind.store()), &discussion),
+        want
     );
 }

@@ -68,27 +68,41 @@ pub fn split(mut data: &[u8]) -> Result<Vec<(u8, &[u8])>, String> {
 
 /// Every change carried by a sync message, decoded on scratch data.
 pub fn changes_in(message: &Message) -> Result<Vec<Change>, String> {
-    let mut out = Vec::new();
+    let mut chunks = Vec::new();
     for blob in message.changes.iter() {
-        out.extend(decode_chunks(blob)?);
+        chunks.extend(split(blob)?);
     }
-    Ok(out)
+    decode_all(chunks)
 }
 
 /// Every change in a blob of change chunks, decoded on scratch data.
 pub fn decode_chunks(blob: &[u8]) -> Result<Vec<Change>, String> {
-    let mut out = Vec::new();
-    for (kind, bytes) in split(blob)? {
-        match kind {
-            1 => out.push(guarded(|| decode_change(bytes))?),
+    decode_all(split(blob)?)
+}
+
+/// Decode change chunks, on every core once there are many (a catch-up's
+/// message for one document can carry a thousand changes, each parsed and
+/// hashed); the first that fails, in order, is the error.
+fn decode_all(chunks: Vec<(u8, &[u8])>) -> Result<Vec<Change>, String> {
+    crate::parallel::in_order(
+        chunks,
+        DECODE_APART_FROM,
+        |(kind, bytes)| match kind {
+            1 => guarded(|| decode_change(bytes)),
             // Whole documents (type 0) and compressed changes (type 2) can
             // inflate without bound, and convene peers never send them:
             // V2 is never advertised.
-            k => return Err(format!("chunk type {k} is not accepted")),
-        }
-    }
-    Ok(out)
+            k => Err(format!("chunk type {k} is not accepted")),
+        },
+        |_| Err("the document library failed on these bytes".into()),
+    )
+    .into_iter()
+    .collect()
 }
+
+/// Chunks decoded on every core from this many on: below, starting the
+/// threads costs more than it saves.
+const DECODE_APART_FROM: usize = 64;
 
 /// Refuse Bloom filters that would make Automerge divide by zero or
 /// reserve absurd memory when it answers (`have` entries come from the peer).
@@ -156,6 +170,42 @@ mod tests {
         let parts = split(&blob).unwrap_or_default();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].1, a.raw_bytes());
+    }
+
+    #[test]
+    fn many_chunks_decode_in_order_and_the_first_failure_is_the_error() {
+        // Enough chunks to be decoded on every core.
+        let mut doc = AutoCommit::new();
+        for i in 0..(DECODE_APART_FROM as i64 + 36) {
+            doc.put(ROOT, "k", i).unwrap_or_else(|e| panic!("{e}"));
+            doc.commit();
+        }
+        let changes = doc.get_changes(&[]);
+        let blob: Vec<u8> = changes
+            .iter()
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect();
+        let decoded = decode_chunks(&blob).unwrap_or_else(|e| panic!("{e}"));
+        let hashes = |cs: &[Change]| cs.iter().map(Change::hash).collect::<Vec<_>>();
+        assert_eq!(hashes(&decoded), hashes(&changes));
+
+        // The 70th chunk damaged, a whole document as the 80th: the damage,
+        // which comes first, is the error.
+        let mut damaged = changes[70].raw_bytes().to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xff;
+        let alone = decode_chunks(&damaged)
+            .err()
+            .unwrap_or_else(|| panic!("decoded"));
+        let mut blob = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            match i {
+                70 => blob.extend_from_slice(&damaged),
+                80 => blob.extend(doc.save()),
+                _ => blob.extend_from_slice(change.raw_bytes()),
+            }
+        }
+        assert_eq!(decode_chunks(&blob).err(), Some(alone));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use automerge::sync::State;
 use automerge::{AutoCommit, Change, ChangeHash};
 
 use super::SyncError;
+use super::step::{self, DocStep};
 use super::whole::{Verified, WholeDoc};
 use crate::trust::signed_change::ChangeSignature;
 use crate::trust::{Certificate, DeviceId, Membership};
@@ -86,16 +87,44 @@ pub trait Replica {
         changes: &[(ChangeSignature, Change)],
     ) -> Result<(), SyncError>;
 
+    /// Apply each of `steps` (distinct documents) to its document and keep
+    /// what it brought ([`Self::persist`]): the number of changes kept, per
+    /// step in order, or why that document failed (it may then hold what
+    /// is not kept: the caller forgets it, [`Self::forget_doc`]). The error
+    /// is for the documents not being at hand, before any is applied.
+    ///
+    /// By default the documents are applied on every core, then kept one
+    /// after the other; the store keeps each document as soon as it is
+    /// applied, on the core that applied it.
+    fn apply_and_keep(
+        &mut self,
+        steps: Vec<DocStep<'_>>,
+    ) -> Result<Vec<Result<usize, SyncError>>, SyncError> {
+        let names: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
+        let applied = crate::parallel::in_order(
+            steps.into_iter().zip(self.docs_mut(&names)?).collect(),
+            2,
+            |(step, doc)| step.apply_to(doc),
+            |i| Err(step::failed(&names[i])),
+        );
+        Ok(names
+            .iter()
+            .zip(applied)
+            .map(|(name, applied)| {
+                let signed = applied?;
+                if !signed.is_empty() {
+                    self.persist(name, &signed)?;
+                }
+                Ok(signed.len())
+            })
+            .collect())
+    }
+
     /// Drop what is held of `doc` in memory, to read it again from where
     /// it is kept: applying a message to it failed, or what it applied was
     /// not kept, so it may hold what its files do not (by default nothing:
     /// a replica in memory keeps nothing elsewhere).
     fn forget_doc(&mut self, _doc: &str) {}
-
-    /// Fold what [`Self::persist`] kept into a form quicker to load, where
-    /// it has grown enough for that (the store: a log into its snapshot),
-    /// for all the documents of a step at once. By default nothing.
-    fn compact_grown(&mut self) {}
     /// The Automerge sync state remembered from the last session with
     /// `peer` for `doc` (only the shared heads are kept).
     fn sync_state(&mut self, _peer: &DeviceId, _doc: &str) -> Option<State> {

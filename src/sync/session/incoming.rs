@@ -6,21 +6,22 @@
 //!
 //! Frames that arrive together for distinct documents are handled as one
 //! after the other would be, but the checks of all their changes share
-//! every core, and so do the documents' applications: applying one
-//! document's changes touches no other document or sync state. A catch-up
-//! receives one such frame per document it is behind on, back to back.
+//! every core, and so do the documents' applications and keeping
+//! (`super::super::step`): applying one document's changes touches no other
+//! document or sync state. A catch-up receives one such frame per document
+//! it is behind on, back to back.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::sync::{Message, State, SyncDoc};
-use automerge::{AutoCommit, Change, ChangeHash};
+use automerge::sync::{Message, State};
+use automerge::{Change, ChangeHash};
 
 use super::super::chunks::{changes_in, check_have, guarded, with_changes};
+use super::super::step::DocStep;
 use super::super::verdicts::verdicts_by_doc;
 use super::super::{Replica, SyncError};
 use super::{MAX_LATE_KEPT_ASIDE, MAX_QUIET_MESSAGES, MAX_ROUNDS_PER_DOC, Session};
 use crate::model::DocId;
-use crate::parallel::in_order;
 use crate::trust::TrustError;
 use crate::trust::removal::unanswered;
 use crate::trust::signed_change::{ChangeSignature, Standing};
@@ -39,11 +40,12 @@ struct Received {
 }
 
 /// A frame judged: its message with only the accepted changes, in causal
-/// order, ready to apply; and which of them the document lacks.
+/// order, ready to apply; and which of them the document lacks, each with
+/// the signature it was checked against.
 struct Judged {
     name: String,
     message: Message,
-    new: Vec<Change>,
+    new: Vec<(ChangeSignature, Change)>,
 }
 
 impl Session {
@@ -85,7 +87,6 @@ impl Session {
             }
         }
         let kept = self.apply_all(replica, judged);
-        replica.compact_grown();
         // The frames applied came before the one that failed, if any.
         match (kept, failure) {
             (Err(e), _) | (Ok(()), Some(e)) => Err(e),
@@ -248,16 +249,28 @@ impl Session {
         // What is new here, told from the changes handed over rather than
         // asked of Automerge afterwards (which rebuilds every change).
         let mut seen = BTreeSet::new();
-        let new: Vec<Change> = accepted
-            .into_iter()
-            .filter(|c| seen.insert(c.hash()) && doc.get_change_meta_by_hash(&c.hash()).is_none())
-            .collect();
+        let signed = self.signatures.get(&name);
+        let mut new = Vec::new();
+        for change in accepted {
+            let hash = change.hash();
+            if !seen.insert(hash) || doc.get_change_meta_by_hash(&hash).is_some() {
+                continue;
+            }
+            let sig = signed
+                .and_then(|signed| signed.get(&hash.0))
+                .copied()
+                .ok_or_else(|| {
+                    SyncError::Local(format!("change {hash} of {name} lost its signature"))
+                })?;
+            new.push((sig, change));
+        }
         Ok(Some(Judged { name, message, new }))
     }
 
-    /// Apply each judged frame to its document, on every core, then keep
-    /// what each applied durably, in order. Every document applied is kept,
-    /// whatever failed before it; the first failure is returned.
+    /// Apply each judged frame to its document and keep what it applied
+    /// durably, documents side by side (`Replica::apply_and_keep`). Every
+    /// document applied is kept, whatever failed before it; the first
+    /// failure is returned.
     fn apply_all(
         &mut self,
         replica: &mut dyn Replica,
@@ -271,85 +284,35 @@ impl Session {
             .iter()
             .map(|name| self.states.remove(name).unwrap_or_default())
             .collect();
-        let mut news = Vec::with_capacity(judged.len());
-        let mut work = Vec::with_capacity(judged.len());
-        let docs = replica.docs_mut(&names);
-        let applied = match docs {
-            Ok(docs) => {
-                for ((doc, state), Judged { message, new, .. }) in
-                    docs.into_iter().zip(states.iter_mut()).zip(judged)
-                {
-                    work.push((doc, state, message));
-                    news.push(new);
-                }
-                // Several frames at once only: one is applied on this thread.
-                in_order(
-                    work,
-                    2,
-                    |(doc, state, message)| apply(doc, state, message),
-                    |_| Err("applying it failed".to_string()),
-                )
-            }
-            Err(e) => {
-                for (name, state) in names.into_iter().zip(states) {
-                    self.states.insert(name, state);
-                }
-                return Err(e);
-            }
-        };
-        let mut result = Ok(());
-        for (((name, state), new), applied) in names.into_iter().zip(states).zip(news).zip(applied)
-        {
+        let steps = states
+            .iter_mut()
+            .zip(judged)
+            .map(|(state, Judged { name, message, new })| DocStep {
+                name,
+                state,
+                message,
+                new,
+            })
+            .collect();
+        let kept = replica.apply_and_keep(steps);
+        for (name, state) in names.iter().zip(states) {
             self.states.insert(name.clone(), state);
-            let kept = match applied {
-                Ok(()) => self.keep(replica, &name, new),
-                Err(e) => Err(SyncError::Refused(format!("{name}: {e}"))),
-            };
-            if kept.is_err() {
-                // What it holds may differ from what is kept: a `serve`
-                // would otherwise serve it so until the process ends.
-                replica.forget_doc(&name);
-            }
-            if result.is_ok() {
-                result = kept;
+        }
+        let mut result = Ok(());
+        for (name, kept) in names.iter().zip(kept?) {
+            match kept {
+                Ok(count) => self.stats.received_changes += count,
+                Err(e) => {
+                    // What it holds may differ from what is kept: a `serve`
+                    // would otherwise serve it so until the process ends.
+                    replica.forget_doc(name);
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                }
             }
         }
         result
-    }
-
-    /// Keep durably the changes of `new` that `name` now holds, each with
-    /// the signature it was checked against.
-    fn keep(
-        &mut self,
-        replica: &mut dyn Replica,
-        name: &str,
-        new: Vec<Change>,
-    ) -> Result<(), SyncError> {
-        let doc = replica.doc(name)?;
-        let mut signed = Vec::with_capacity(new.len());
-        for change in new {
-            if doc.get_change_meta_by_hash(&change.hash()).is_none() {
-                // Not applied after all: it stays out of the log too.
-                continue;
-            }
-            let sig = self
-                .signatures
-                .get(name)
-                .and_then(|signed| signed.get(&change.hash().0))
-                .copied()
-                .ok_or_else(|| {
-                    SyncError::Local(format!(
-                        "applied change {} lost its signature",
-                        change.hash()
-                    ))
-                })?;
-            signed.push((sig, change));
-        }
-        self.stats.received_changes += signed.len();
-        if !signed.is_empty() {
-            replica.persist(name, &signed)?;
-        }
-        Ok(())
     }
 
     /// The dependencies of the changes kept aside for `name` that are
@@ -415,13 +378,4 @@ impl Session {
         }
         ready
     }
-}
-
-/// Apply a judged message to `doc`, as Automerge's sync protocol does.
-fn apply(doc: &mut AutoCommit, state: &mut State, message: Message) -> Result<(), String> {
-    guarded(|| {
-        doc.sync()
-            .receive_sync_message(state, message)
-            .map_err(|e| e.to_string())
-    })
 }
