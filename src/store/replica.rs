@@ -495,12 +495,12 @@ impl Replica for StoreReplica {
         changes: &[(ChangeSignature, Change)],
     ) -> Result<(), SyncError> {
         let kept = keep_changes(&self.store, doc, self.docs.get_mut(doc), changes);
-        if kept.is_err() {
-            // The document in memory holds changes the disk does not: it
-            // must not be read as it is (`arrivals`, `copies`).
+        if !matches!(kept, Ok(Sound::Yes)) {
+            // The document in memory may differ from its files: it must
+            // not be read as it is (`arrivals`, `copies`).
             self.forget_doc(doc);
         }
-        kept
+        kept.map(|_| ())
     }
 
     fn apply_and_keep(
@@ -521,14 +521,26 @@ impl Replica for StoreReplica {
             |(step, loaded)| {
                 let name = step.name.clone();
                 let signed = step.apply_to(&mut loaded.doc)?;
-                if !signed.is_empty() {
-                    keep_changes(store, &name, Some(loaded), &signed)?;
+                if signed.is_empty() {
+                    return Ok((0, Sound::Yes));
                 }
-                Ok(signed.len())
+                let sound = keep_changes(store, &name, Some(loaded), &signed)?;
+                Ok((signed.len(), sound))
             },
             |i| Err(step::failed(&names[i])),
         );
-        Ok(kept)
+        // A document whose fold failed half-way is read again from its
+        // files, which hold all it applied (the caller forgets those that
+        // failed).
+        for (name, kept) in names.iter().zip(&kept) {
+            if matches!(kept, Ok((_, Sound::No))) {
+                self.forget_doc(name);
+            }
+        }
+        Ok(kept
+            .into_iter()
+            .map(|kept| kept.map(|(count, _)| count))
+            .collect())
     }
 
     fn forget_doc(&mut self, doc: &str) {
@@ -537,17 +549,26 @@ impl Replica for StoreReplica {
     }
 }
 
-/// Append `changes`, just applied to document `name` (`loaded`, if held),
-/// to its log durably, and record their signatures in it. A held document
-/// whose log has grown past [`COMPACT_AT_BYTES`] is then folded into its
-/// snapshot; a fold that fails only warns, the changes being durable in
-/// the log. Touches only this document, so documents are kept side by side.
+/// Whether a document held in memory still holds exactly what its files
+/// hold, once its changes are kept.
+enum Sound {
+    Yes,
+    /// Its fold panicked half-way: read it again from its files.
+    No,
+}
+
+/// Append `changes`, just applied to document `name` (`loaded`, if held:
+/// it must hold exactly its files and these changes), to its log durably,
+/// and record their signatures in it. A held document whose log has grown
+/// past [`COMPACT_AT_BYTES`] is then folded into its snapshot; a fold that
+/// fails only warns, the changes being durable in the log. Touches only
+/// this document, so documents are kept side by side.
 fn keep_changes(
     store: &CommunityStore,
     name: &str,
     loaded: Option<&mut LoadedDoc>,
     changes: &[(ChangeSignature, Change)],
-) -> Result<(), SyncError> {
+) -> Result<Sound, SyncError> {
     let files = DocFiles::new(&store.docs_dir(), name);
     let records: Vec<(ChangeSignature, Vec<u8>)> = changes
         .iter()
@@ -555,20 +576,27 @@ fn keep_changes(
         .collect();
     doclog::append(&files, &records).map_err(StoreReplica::local)?;
     let Some(loaded) = loaded else {
-        return Ok(());
+        return Ok(Sound::Yes);
     };
     for (sig, change) in changes {
         loaded.signatures.insert(change.hash().0, *sig);
     }
     let size = std::fs::metadata(&files.log).map_or(0, |m| m.len());
-    if size > COMPACT_AT_BYTES {
-        let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            store.compact_doc(name, loaded).map_err(|e| e.to_string())
-        }))
-        .unwrap_or_else(|_| Err("the document library failed".into()));
-        if let Err(e) = folded {
+    if size <= COMPACT_AT_BYTES {
+        return Ok(Sound::Yes);
+    }
+    let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.compact_doc(name, loaded).map_err(|e| e.to_string())
+    }));
+    match folded {
+        Ok(Ok(())) => Ok(Sound::Yes),
+        Ok(Err(e)) => {
             tracing::warn!("could not compact {name}: {e}");
+            Ok(Sound::Yes)
+        }
+        Err(_) => {
+            tracing::warn!("could not compact {name}: the document library failed");
+            Ok(Sound::No)
         }
     }
-    Ok(())
 }

@@ -201,6 +201,7 @@ fn a_step_keeps_every_document_it_applied_when_another_fails() {
     let mut states = [State::new(), State::new()];
     let [first, second] = &mut states;
     let commented = comment.len();
+    let signatures: Vec<_> = comment.iter().map(|(sig, c)| (c.hash(), *sig)).collect();
     let kept = behind
         .apply_and_keep(vec![
             DocStep {
@@ -225,4 +226,8 @@ fn a_step_keeps_every_document_it_applied_when_another_fails() {
         heads_of(&mut ahead_replica_of(behind.store()), &discussion),
         want
     );
+    // Each kept with the signature it came with.
+    for (hash, sig) in signatures {
+        assert_eq!(behind.signature(&discussion, &hash), Some(sig));
+    }
 }

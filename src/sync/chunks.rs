@@ -66,27 +66,43 @@ pub fn split(mut data: &[u8]) -> Result<Vec<(u8, &[u8])>, String> {
     Ok(out)
 }
 
-/// Every change carried by a sync message, decoded on scratch data.
+/// Every change carried by a sync message, decoded on scratch data, on
+/// every core once there are many (a catch-up's message for one document
+/// can carry a thousand changes, each parsed and hashed). The error is the
+/// first failure in order, as if each blob were split and its chunks
+/// decoded in turn.
 pub fn changes_in(message: &Message) -> Result<Vec<Change>, String> {
     let mut chunks = Vec::new();
+    let mut unsplit = None;
     for blob in message.changes.iter() {
-        chunks.extend(split(blob)?);
+        match split(blob) {
+            Ok(parts) => chunks.extend(parts),
+            Err(e) => {
+                unsplit = Some(e);
+                break;
+            }
+        }
     }
-    decode_all(chunks)
+    let changes = decode_all(chunks, DECODE_APART_FROM)?;
+    match unsplit {
+        Some(e) => Err(e),
+        None => Ok(changes),
+    }
 }
 
-/// Every change in a blob of change chunks, decoded on scratch data.
+/// Every change in a blob of change chunks, decoded on scratch data, in
+/// turn: a caller that checks several blobs at once already uses every
+/// core.
 pub fn decode_chunks(blob: &[u8]) -> Result<Vec<Change>, String> {
-    decode_all(split(blob)?)
+    decode_all(split(blob)?, usize::MAX)
 }
 
-/// Decode change chunks, on every core once there are many (a catch-up's
-/// message for one document can carry a thousand changes, each parsed and
-/// hashed); the first that fails, in order, is the error.
-fn decode_all(chunks: Vec<(u8, &[u8])>) -> Result<Vec<Change>, String> {
+/// Decode change chunks, on every core from `apart_from` chunks on; the
+/// first that fails, in order, is the error.
+fn decode_all(chunks: Vec<(u8, &[u8])>, apart_from: usize) -> Result<Vec<Change>, String> {
     crate::parallel::in_order(
         chunks,
-        DECODE_APART_FROM,
+        apart_from,
         |(kind, bytes)| match kind {
             1 => guarded(|| decode_change(bytes)),
             // Whole documents (type 0) and compressed changes (type 2) can
@@ -100,8 +116,8 @@ fn decode_all(chunks: Vec<(u8, &[u8])>) -> Result<Vec<Change>, String> {
     .collect()
 }
 
-/// Chunks decoded on every core from this many on: below, starting the
-/// threads costs more than it saves.
+/// A message's chunks are decoded on every core from this many on: below,
+/// starting the threads costs more than it saves.
 const DECODE_APART_FROM: usize = 64;
 
 /// Refuse Bloom filters that would make Automerge divide by zero or
@@ -181,31 +197,41 @@ mod tests {
             doc.commit();
         }
         let changes = doc.get_changes(&[]);
-        let blob: Vec<u8> = changes
-            .iter()
-            .flat_map(|c| c.raw_bytes().to_vec())
-            .collect();
-        let decoded = decode_chunks(&blob).unwrap_or_else(|e| panic!("{e}"));
+        // One chunk per blob, as `with_changes` sends them.
+        let message = |blobs: Vec<Vec<u8>>| Message {
+            changes: ChunkList::from(blobs),
+            ..automerge::sync::Message::decode(&empty_message()).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let each: Vec<Vec<u8>> = changes.iter().map(|c| c.raw_bytes().to_vec()).collect();
+        let decoded = changes_in(&message(each.clone())).unwrap_or_else(|e| panic!("{e}"));
         let hashes = |cs: &[Change]| cs.iter().map(Change::hash).collect::<Vec<_>>();
         assert_eq!(hashes(&decoded), hashes(&changes));
+        let decoded = decode_chunks(&each.concat()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(hashes(&decoded), hashes(&changes));
 
-        // The 70th chunk damaged, a whole document as the 80th: the damage,
-        // which comes first, is the error.
-        let mut damaged = changes[70].raw_bytes().to_vec();
+        // The 70th chunk damaged, a whole document as the 80th and a blob
+        // that does not split as the 90th: the damage, which comes first,
+        // is the error.
+        let mut damaged = each[70].clone();
         let last = damaged.len() - 1;
         damaged[last] ^= 0xff;
-        let alone = decode_chunks(&damaged)
-            .err()
-            .unwrap_or_else(|| panic!("decoded"));
-        let mut blob = Vec::new();
-        for (i, change) in changes.iter().enumerate() {
-            match i {
-                70 => blob.extend_from_slice(&damaged),
-                80 => blob.extend(doc.save()),
-                _ => blob.extend_from_slice(change.raw_bytes()),
-            }
-        }
-        assert_eq!(decode_chunks(&blob).err(), Some(alone));
+        let alone = decode_chunks(&damaged).err();
+        assert!(alone.is_some(), "the damaged chunk decoded");
+        let mut blobs = each.clone();
+        blobs[70] = damaged;
+        blobs[80] = doc.save();
+        blobs[90] = b"not a chunk".to_vec();
+        assert_eq!(changes_in(&message(blobs.clone())).err(), alone);
+        // One blob is split whole before any chunk is decoded.
+        assert_eq!(decode_chunks(&blobs[..90].concat()).err(), alone);
+        // Without the damage, the whole document is the error; without
+        // that too, the blob that does not split.
+        blobs[70] = each[70].clone();
+        let whole = changes_in(&message(blobs.clone())).err();
+        assert_eq!(whole.as_deref(), Some("chunk type 0 is not accepted"));
+        blobs[80] = each[80].clone();
+        let unsplit = changes_in(&message(blobs)).err();
+        assert_eq!(unsplit.as_deref(), Some("bad chunk magic"));
     }
 
     #[test]

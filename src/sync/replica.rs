@@ -80,7 +80,8 @@ pub trait Replica {
     fn signature(&self, doc: &str, hash: &ChangeHash) -> Option<ChangeSignature>;
 
     /// Keep changes that were just applied to `doc`, with their signatures,
-    /// durably.
+    /// durably. The document held must then hold exactly what is kept of
+    /// it: the store folds a grown log from it.
     fn persist(
         &mut self,
         doc: &str,

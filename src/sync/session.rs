@@ -285,7 +285,8 @@ impl Session {
     /// documents that came in several frames are checked and kept on every
     /// core together. A run of
     /// `Sync` frames for distinct documents is handled at once, with its
-    /// documents applied on every core (`incoming`), and answered once:
+    /// documents applied and kept on every core (`incoming`), and answered
+    /// once:
     /// each document's next message then says all that its frame changed,
     /// and frames for other documents in between change nothing of it.
     /// Frames after the one that ends the session are left unread, as

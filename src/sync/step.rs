@@ -56,9 +56,10 @@ impl DocStep<'_> {
     }
 }
 
-/// Why a step's document has no outcome: the work on it panicked.
+/// Why a step's document has no outcome: the work on it panicked, past
+/// the guard around Automerge's apply (so in this device's own code).
 pub fn failed(name: &str) -> SyncError {
-    SyncError::Refused(format!("{name}: applying it failed"))
+    SyncError::Local(format!("{name}: applying or keeping it failed"))
 }
 
 #[cfg(test)]
@@ -97,8 +98,12 @@ mod tests {
         }
     }
 
+    /// A (false) signature of its own for each change: its hash, twice.
     fn signed(change: &Change) -> (ChangeSignature, Change) {
-        (ChangeSignature([7; 64]), change.clone())
+        let mut sig = [0; 64];
+        sig[..32].copy_from_slice(&change.hash().0);
+        sig[32..].copy_from_slice(&change.hash().0);
+        (ChangeSignature(sig), change.clone())
     }
 
     #[test]
@@ -116,6 +121,10 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let hashes: Vec<ChangeHash> = kept.iter().map(|(_, c)| c.hash()).collect();
         assert_eq!(hashes, vec![first.hash(), second.hash()]);
+        // Each with its own signature.
+        for (sig, change) in &kept {
+            assert_eq!(sig.0, signed(change).0.0);
+        }
         assert_eq!(doc.get_heads(), vec![second.hash()]);
         assert_eq!(state.their_heads, Some(vec![second.hash()]));
     }
