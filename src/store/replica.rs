@@ -216,10 +216,15 @@ impl StoreReplica {
 
     /// Drop what is held of documents `names`, loaded or their heads read
     /// from files, to read them again from disk (after this device wrote
-    /// to them through another path).
+    /// to them through another path: `serve`'s receipts). What this device
+    /// wrote did not arrive: each is compared, for what arrives next, from
+    /// its heads when read again ([`Self::arrivals`]), not from before the
+    /// write. (Call it after [`Self::take_arrivals`], which has counted
+    /// what arrived before.)
     pub fn forget_docs(&mut self, names: &[String]) {
         for name in names {
             self.forget_doc(name);
+            self.first_heads.remove(name);
         }
     }
 

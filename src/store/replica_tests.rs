@@ -231,3 +231,19 @@ fn a_step_keeps_every_document_it_applied_when_another_fails() {
         assert_eq!(behind.signature(&discussion, &hash), Some(sig));
     }
 }
+
+#[test]
+fn what_this_device_wrote_through_another_path_did_not_arrive() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (ana, store, response, thread) = with_discussion(root.path());
+    let name = format!("response-{response}");
+    let mut replica = ahead_replica_of(&store);
+    replica.load_ahead(std::slice::from_ref(&name));
+    // A write through another path (as `serve` writes its receipts), which
+    // the replica is told of.
+    post_as(&store, &ana, (&response, &thread), "Seen.");
+    replica.forget_docs(std::slice::from_ref(&name));
+    assert!(replica.arrivals().is_empty(), "{:?}", replica.arrivals());
+    heads_of(&mut replica, &name);
+    assert!(replica.arrivals().is_empty(), "{:?}", replica.arrivals());
+}

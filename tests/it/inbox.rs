@@ -176,6 +176,54 @@ fn serve_says_what_arrived_and_records_that_its_member_has_seen_the_draft() {
     assert!(silent(&bo));
 }
 
+#[test]
+fn serve_records_its_receipt_for_an_edit_that_brought_no_discussion() {
+    let ana = TestHome::founded("Ana");
+    let log = ana.path().join("serve.log");
+    let server = Server::start_logged(&ana, &log);
+    let bo = joined(&ana, "Bo");
+    let rid = ana
+        .ok(&["open", "development", "Policy", "--summary", "s"])
+        .id();
+    bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    let did = bo.ok(&["draft", "new", &rid, "Reply", "-m", "Text."]).id();
+    bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    let arrivals = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("; arrived: 1 draft change")
+            .count()
+    };
+    assert!(eventually(|| arrivals() == 1));
+    let silent = |home: &TestHome| {
+        home.ok(&["--json", "tally", &rid]).json()["silent"]
+            .as_array()
+            .map(|l| l.iter().any(|m| m["name"] == "Ana"))
+            .unwrap_or(false)
+    };
+    assert!(eventually(|| silent(&ana)));
+    // Bo fetches the receipt: `serve` reads the discussion to send it, and
+    // holds it from then on.
+    bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    assert!(silent(&bo));
+
+    // Bo edits the draft: only the draft changes, and Ana has not seen
+    // this version.
+    bo.ok(&["draft", "edit", &did, "-m", "Text, again."]);
+    assert!(!silent(&bo));
+    bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    assert!(
+        eventually(|| arrivals() == 2),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(eventually(|| silent(&ana)));
+    // The receipt went into the discussion `serve` held, which did not
+    // arrive: it is read again, so the next sync carries the receipt.
+    bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
+    assert!(silent(&bo));
+}
+
 /// The draft digest `home`'s device holds for draft `did`, if any still
 /// serves (its heads are the draft's files' and it is this device's).
 fn digest_text(home: &TestHome, did: &str) -> Option<String> {
