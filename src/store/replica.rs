@@ -44,7 +44,9 @@ pub struct StoreReplica {
     store: CommunityStore,
     docs: BTreeMap<String, LoadedDoc>,
     now: i64,
-    /// Each document's heads when first loaded, before anything arrived.
+    /// The heads each document's arrivals are counted from: when it was
+    /// first loaded (or loaded again after [`Self::forget_docs`]), or when
+    /// its arrivals were last taken ([`Self::take_arrivals`]).
     first_heads: crate::model::inbox::Marks,
     /// The drafts whose digest this replica kept, with their heads then
     /// ([`Self::keep_draft_digests`]).
@@ -98,7 +100,8 @@ impl StoreReplica {
     /// heads then (empty: the document arrived whole): what to compare with
     /// to tell what arrived (`model::inbox`). A document no longer held
     /// (dropped after a failed step, or to be read again under a new
-    /// membership) is compared as its files hold it.
+    /// membership) is compared as its files hold it; one dropped by
+    /// [`Self::forget_docs`] is not compared until it is read again.
     pub fn arrivals(&mut self) -> crate::model::inbox::Marks {
         self.arrivals_now()
             .into_iter()
@@ -219,8 +222,8 @@ impl StoreReplica {
     /// to them through another path: `serve`'s receipts). What this device
     /// wrote did not arrive: each is compared, for what arrives next, from
     /// its heads when read again ([`Self::arrivals`]), not from before the
-    /// write. (Call it after [`Self::take_arrivals`], which has counted
-    /// what arrived before.)
+    /// write. Call it in the same step as [`Self::take_arrivals`], right
+    /// after: what arrived in `names` and was not yet taken is not counted.
     pub fn forget_docs(&mut self, names: &[String]) {
         for name in names {
             self.forget_doc(name);
