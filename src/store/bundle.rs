@@ -13,7 +13,7 @@ use automerge::sync::State;
 use automerge::{Change, ChangeHash};
 
 use super::community::CommunityStore;
-use super::doclog::{self, DocFiles, LoadedDoc};
+use super::doclog::{DocFiles, LoadedDoc};
 use super::{Result, StoreError};
 use crate::bundle::Bundle;
 use crate::model::DocId;
@@ -299,23 +299,9 @@ pub fn import(store: &mut CommunityStore, bundle: &Bundle, now: i64) -> Result<I
         remember_seen(store, &crate::trust::DeviceId(device), &bundle.changes);
     }
     for (name, signed, mut loaded) in writes {
-        let files = DocFiles::new(&store.docs_dir(), &name);
-        let records: Vec<(ChangeSignature, Vec<u8>)> = signed
-            .iter()
-            .map(|(s, c)| (*s, c.raw_bytes().to_vec()))
-            .collect();
-        doclog::append(&files, &records)?;
-        // Fold a long log into an attested snapshot, as a sync does: `loaded`
-        // now holds exactly the files.
-        let size = std::fs::metadata(&files.log).map_or(0, |m| m.len());
-        if size > super::community::COMPACT_AT_BYTES {
-            loaded
-                .signatures
-                .extend(signed.iter().map(|(s, c)| (c.hash().0, *s)));
-            if let Err(e) = store.compact_doc(&name, &mut loaded) {
-                tracing::warn!("could not compact {}: {e}", files.log.display());
-            }
-        }
+        // A long log folded into an attested snapshot, as a sync does:
+        // `loaded` holds exactly the files and these changes.
+        store.keep_verified(&name, Some(&mut loaded), &signed)?;
     }
     Ok(report)
 }

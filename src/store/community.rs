@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use automerge::ActorId;
+use automerge::{ActorId, Change};
 
 use super::doclog::{self, DocFiles, LoadedDoc};
 use super::frame::{self, CERTS_MAGIC};
@@ -23,7 +23,7 @@ use super::{attestation, digest};
 use crate::model::digest::DraftDigest;
 use crate::model::workspace::Writer;
 use crate::model::{DocId, DocLoader, LoadError, Workspace};
-use crate::trust::signed_change::{actor_bytes, sign_change};
+use crate::trust::signed_change::{ChangeSignature, actor_bytes, sign_change};
 use crate::trust::{
     CertBody, Certificate, CommunityId, DeviceId, Membership, SecretKey, VerifiedCert,
 };
@@ -34,6 +34,15 @@ use crate::trust::{
 /// sync, need not decode and verify every change of its log), large enough
 /// that a busy discussion is not rewritten for every few comments.
 pub const COMPACT_AT_BYTES: u64 = 64 * 1024;
+
+/// Whether a document held in memory still holds exactly what its files
+/// hold, once changes are kept ([`CommunityStore::keep_verified`]).
+pub enum Sound {
+    /// It does.
+    Yes,
+    /// Its fold panicked half-way: read it again from its files.
+    No,
+}
 
 /// An open community.
 pub struct CommunityStore {
@@ -371,6 +380,50 @@ impl CommunityStore {
         doclog::compact(&files, loaded, self.device.as_deref(), &self.id)
     }
 
+    /// Keep verified changes that a sync or an import just applied to
+    /// document `name` (`loaded`, if held: it must hold exactly its files
+    /// and these changes): append them to its log durably, record their
+    /// signatures in `loaded`, and fold the log into a snapshot once it has
+    /// grown past [`COMPACT_AT_BYTES`] ([`Self::compact_doc`]). A fold that
+    /// fails only warns, the changes being durable in the log. Touches only
+    /// this document, so documents are kept side by side.
+    pub fn keep_verified(
+        &self,
+        name: &str,
+        loaded: Option<&mut LoadedDoc>,
+        changes: &[(ChangeSignature, Change)],
+    ) -> Result<Sound> {
+        let files = DocFiles::new(&self.docs_dir(), name);
+        let records: Vec<(ChangeSignature, Vec<u8>)> = changes
+            .iter()
+            .map(|(s, c)| (*s, c.raw_bytes().to_vec()))
+            .collect();
+        let size = doclog::append(&files, &records)?;
+        let Some(loaded) = loaded else {
+            return Ok(Sound::Yes);
+        };
+        for (sig, change) in changes {
+            loaded.signatures.insert(change.hash().0, *sig);
+        }
+        if size <= COMPACT_AT_BYTES {
+            return Ok(Sound::Yes);
+        }
+        let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.compact_doc(name, loaded).map_err(|e| e.to_string())
+        }));
+        match folded {
+            Ok(Ok(())) => Ok(Sound::Yes),
+            Ok(Err(e)) => {
+                tracing::warn!("could not compact {name}: {e}");
+                Ok(Sound::Yes)
+            }
+            Err(_) => {
+                tracing::warn!("could not compact {name}: the document library failed");
+                Ok(Sound::No)
+            }
+        }
+    }
+
     /// Keep a document that arrived whole and was verified
     /// (`crate::sync::whole`) as its snapshot, attested if the store has
     /// this device's key, with an empty log. Without a history: writing
@@ -593,9 +646,7 @@ impl CommunityStore {
                 records.push((sig, change.raw_bytes().to_vec()));
             }
             written += records.len();
-            doclog::append(&files, &records)?;
-            let size = std::fs::metadata(&files.log).map(|m| m.len()).unwrap_or(0);
-            if size > COMPACT_AT_BYTES {
+            if doclog::append(&files, &records)? > COMPACT_AT_BYTES {
                 // The changes are already durable: a failed compaction is
                 // only a warning, and the next write tries again.
                 let own = identity.device_id();

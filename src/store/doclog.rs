@@ -418,8 +418,8 @@ pub fn heads(
     Some(heads.into_iter().map(automerge::ChangeHash).collect())
 }
 
-/// Append signed changes to the log and fsync.
-pub fn append(files: &DocFiles, changes: &[(ChangeSignature, Vec<u8>)]) -> Result<()> {
+/// Append signed changes to the log and fsync; the log's length after.
+pub fn append(files: &DocFiles, changes: &[(ChangeSignature, Vec<u8>)]) -> Result<u64> {
     let mut bytes = Vec::new();
     for (sig, change) in changes {
         if 64 + change.len() > frame::MAX_PAYLOAD {

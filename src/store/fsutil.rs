@@ -75,9 +75,9 @@ fn private_permissions() -> fs::Permissions {
 }
 
 /// Append bytes to a file and fsync it, then seal it at its new length
-/// ([`write_seal`]). A file that does not exist yet is created with
-/// `header` first, and its folder is fsynced too.
-pub fn append_durably(path: &Path, header: &[u8], bytes: &[u8]) -> Result<()> {
+/// ([`write_seal`]), which is returned. A file that does not exist yet is
+/// created with `header` first, and its folder is fsynced too.
+pub fn append_durably(path: &Path, header: &[u8], bytes: &[u8]) -> Result<u64> {
     let exists = path.exists();
     let mut file = private_options()
         .create(true)
@@ -101,11 +101,12 @@ pub fn append_durably(path: &Path, header: &[u8], bytes: &[u8]) -> Result<()> {
         // here: one a crash leaves behind is shorter than the log, which
         // is fine, so it is renamed into place without fsyncs (two fewer
         // per append).
-        Seal::Len(_) => write_cache(&seal_path(path), &seal_bytes(sealed)),
+        Seal::Len(_) => write_cache(&seal_path(path), &seal_bytes(sealed))?,
         // A log's first seal, or one missing or damaged, durably: a crash
         // must not leave one torn for every later read to warn about.
-        Seal::Missing | Seal::Damaged => write_seal(path, sealed),
+        Seal::Missing | Seal::Damaged => write_seal(path, sealed)?,
     }
+    Ok(sealed)
 }
 
 /// First bytes of a seal file.

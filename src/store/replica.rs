@@ -1,6 +1,6 @@
 //! The store as a sync [`Replica`]: documents load (verified) on demand,
 //! received changes are appended durably with their signatures (and a log
-//! grown past [`COMPACT_AT_BYTES`] is folded into an attested snapshot right
+//! grown past [`super::community::COMPACT_AT_BYTES`] is folded into an attested snapshot right
 //! after, on the core that applied them, so that later commands need not
 //! verify it all again), and new certificates go to the certificate log.
 
@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use automerge::sync::State;
 use automerge::{AutoCommit, Change, ChangeHash};
 
-use super::community::{COMPACT_AT_BYTES, CommunityStore};
-use super::doclog::{self, DocFiles, LoadedDoc};
+use super::community::{CommunityStore, Sound};
+use super::doclog::LoadedDoc;
 use crate::model::DocId;
 use crate::sync::step::{self, DocStep};
 use crate::sync::whole::{self, Verified, WholeDoc};
@@ -502,7 +502,10 @@ impl Replica for StoreReplica {
         doc: &str,
         changes: &[(ChangeSignature, Change)],
     ) -> Result<(), SyncError> {
-        let kept = keep_changes(&self.store, doc, self.docs.get_mut(doc), changes);
+        let kept = self
+            .store
+            .keep_verified(doc, self.docs.get_mut(doc), changes)
+            .map_err(Self::local);
         if !matches!(kept, Ok(Sound::Yes)) {
             // The document in memory may differ from its files: it must
             // not be read as it is (`arrivals`, `copies`).
@@ -532,7 +535,9 @@ impl Replica for StoreReplica {
                 if signed.is_empty() {
                     return Ok((0, Sound::Yes));
                 }
-                let sound = keep_changes(store, &name, Some(loaded), &signed)?;
+                let sound = store
+                    .keep_verified(&name, Some(loaded), &signed)
+                    .map_err(Self::local)?;
                 Ok((signed.len(), sound))
             },
             |i| Err(step::failed(&names[i])),
@@ -554,57 +559,5 @@ impl Replica for StoreReplica {
     fn forget_doc(&mut self, doc: &str) {
         self.docs.remove(doc);
         self.file_heads.remove(doc);
-    }
-}
-
-/// Whether a document held in memory still holds exactly what its files
-/// hold, once its changes are kept.
-enum Sound {
-    Yes,
-    /// Its fold panicked half-way: read it again from its files.
-    No,
-}
-
-/// Append `changes`, just applied to document `name` (`loaded`, if held:
-/// it must hold exactly its files and these changes), to its log durably,
-/// and record their signatures in it. A held document whose log has grown
-/// past [`COMPACT_AT_BYTES`] is then folded into its snapshot; a fold that
-/// fails only warns, the changes being durable in the log. Touches only
-/// this document, so documents are kept side by side.
-fn keep_changes(
-    store: &CommunityStore,
-    name: &str,
-    loaded: Option<&mut LoadedDoc>,
-    changes: &[(ChangeSignature, Change)],
-) -> Result<Sound, SyncError> {
-    let files = DocFiles::new(&store.docs_dir(), name);
-    let records: Vec<(ChangeSignature, Vec<u8>)> = changes
-        .iter()
-        .map(|(s, c)| (*s, c.raw_bytes().to_vec()))
-        .collect();
-    doclog::append(&files, &records).map_err(StoreReplica::local)?;
-    let Some(loaded) = loaded else {
-        return Ok(Sound::Yes);
-    };
-    for (sig, change) in changes {
-        loaded.signatures.insert(change.hash().0, *sig);
-    }
-    let size = std::fs::metadata(&files.log).map_or(0, |m| m.len());
-    if size <= COMPACT_AT_BYTES {
-        return Ok(Sound::Yes);
-    }
-    let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        store.compact_doc(name, loaded).map_err(|e| e.to_string())
-    }));
-    match folded {
-        Ok(Ok(())) => Ok(Sound::Yes),
-        Ok(Err(e)) => {
-            tracing::warn!("could not compact {name}: {e}");
-            Ok(Sound::Yes)
-        }
-        Err(_) => {
-            tracing::warn!("could not compact {name}: the document library failed");
-            Ok(Sound::No)
-        }
     }
 }
