@@ -202,7 +202,7 @@ mod tests {
     use crate::model::response::NewResponse;
     use crate::model::views::ResponseKind;
     use crate::store::Home;
-    use crate::store::test_certs::{NOW, admission, device_of};
+    use crate::store::test_certs::{NOW, admission, newcomer};
     use crate::trust::{CertBody, Certificate};
 
     /// Ana's community under `root`, with one response and one draft of
@@ -347,10 +347,9 @@ mod tests {
         // Bo is admitted with a device and edits the draft; Ana's next
         // read keeps a digest naming both.
         let ana_key = ana.member_key().unwrap_or_else(|e| panic!("{e}"));
-        let bo_home = Home::new(root.path().join("bo-device"));
-        let bo = bo_home.init("Bo").unwrap_or_else(|e| panic!("{e}"));
+        let (bo, certs) = newcomer(&store, &ana, &root.path().join("bo-device"), "Bo");
         store
-            .add_certificates(&[admission(&store, &ana, &bo, "Bo"), device_of(&store, &bo)])
+            .add_certificates(&certs)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut ws = edited(&store, &bo, &did, "Third text.");
         store
@@ -434,11 +433,9 @@ mod tests {
         let (ana, mut store, did) = ana_with_draft(root.path(), "First text. Second sentence.");
         // Bo, a member with a device, writes to the same store (a change
         // arriving while Ana's command holds the draft).
-        let bo = Home::new(root.path().join("bo"))
-            .init("Bo")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (bo, certs) = newcomer(&store, &ana, &root.path().join("bo"), "Bo");
         store
-            .add_certificates(&[admission(&store, &ana, &bo, "Bo"), device_of(&store, &bo)])
+            .add_certificates(&certs)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut anas = edited(&store, &ana, &did, "Changed text. Second sentence.");
         let mut bos = edited(&store, &bo, &did, "First text. Second sentence, changed.");

@@ -4,16 +4,16 @@
 //! member wrote, so they are loaded again under the new membership. And
 //! what a step keeps when one of its documents fails.
 
-use automerge::sync::{ChunkList, Message, MessageVersion, State};
+use automerge::sync::{Message, State};
 
+use super::CommunityStore;
 use super::arrival_tests::{
     ahead_replica_of, copy_dir, heads_of, new_response, post_as, with_discussion,
 };
 use super::doclog::DocFiles;
 use super::replica::StoreReplica;
-use super::test_certs::{NOW, admission, device_of, removal};
-use super::{CommunityStore, Home};
-use crate::sync::step::DocStep;
+use super::test_certs::{NOW, newcomer, removal};
+use crate::sync::step::{DocStep, message_carrying};
 use crate::sync::{Replica, SyncError};
 use crate::trust::signed_change::ChangeSignature;
 
@@ -23,11 +23,9 @@ fn an_admission_keeps_the_documents_loaded_and_a_removal_loads_them_again() {
     let (ana, mut store, response, thread) = with_discussion(root.path());
     let name = format!("response-{response}");
     // Bo is admitted and comments; nobody answers.
-    let bo = Home::new(root.path().join("bo"))
-        .init("Bo")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (bo, certs) = newcomer(&store, &ana, &root.path().join("bo"), "Bo");
     store
-        .add_certificates(&[admission(&store, &ana, &bo, "Bo"), device_of(&store, &bo)])
+        .add_certificates(&certs)
         .unwrap_or_else(|e| panic!("{e}"));
     post_as(&store, &bo, (&response, &thread), "Bo's view.");
 
@@ -37,11 +35,9 @@ fn an_admission_keeps_the_documents_loaded_and_a_removal_loads_them_again() {
     let with_bo = heads_of(&mut replica, &name);
 
     // Cy joins with a device: the discussion stays loaded, as it loads.
-    let cy = Home::new(root.path().join("cy"))
-        .init("Cy")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, certs) = newcomer(&store, &ana, &root.path().join("cy"), "Cy");
     let added = replica
-        .add_certificates(&[admission(&store, &ana, &cy, "Cy"), device_of(&store, &cy)])
+        .add_certificates(&certs)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(added, 2);
     let reads = replica.reads();
@@ -146,19 +142,7 @@ fn step_from(
     let doc = ahead.doc(name).unwrap_or_else(|e| panic!("{e}"));
     let heads = doc.get_heads();
     let changes = doc.get_changes(&held);
-    let message = Message {
-        heads,
-        need: Vec::new(),
-        have: Vec::new(),
-        changes: ChunkList::from(
-            changes
-                .iter()
-                .map(|c| c.raw_bytes().to_vec())
-                .collect::<Vec<_>>(),
-        ),
-        flags: None,
-        version: MessageVersion::V1,
-    };
+    let message = message_carrying(heads, &changes);
     let signed = changes
         .into_iter()
         .map(|c| {

@@ -2,7 +2,9 @@
 //! member's device, a member removed. Each as a facilitator or the member
 //! would sign it, at `NOW`.
 
-use super::{CommunityStore, Identity};
+use std::path::Path;
+
+use super::{CommunityStore, Home, Identity};
 use crate::trust::{CertBody, Certificate, Role};
 
 /// The time every certificate here carries, and the clock of the store's tests.
@@ -43,6 +45,24 @@ pub fn device_of(store: &CommunityStore, member: &Identity) -> Certificate {
         },
         &[key, &member.device],
     )
+}
+
+/// A new person `name`, with keys in a home of their own at `home`, and
+/// the certificates that admit them (by `by`) with their device.
+pub fn newcomer(
+    store: &CommunityStore,
+    by: &Identity,
+    home: &Path,
+    name: &str,
+) -> (Identity, [Certificate; 2]) {
+    let member = Home::new(home.to_path_buf())
+        .init(name)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let certs = [
+        admission(store, by, &member, name),
+        device_of(store, &member),
+    ];
+    (member, certs)
 }
 
 /// `member` removed by `by`, keeping none of their changes.

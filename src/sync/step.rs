@@ -62,6 +62,25 @@ pub fn failed(name: &str) -> SyncError {
     SyncError::Local(format!("{name}: applying or keeping it failed"))
 }
 
+/// A message carrying `changes`, from a peer at `heads` that asks for
+/// nothing and says nothing of what it holds (the tests' steps).
+#[cfg(test)]
+pub(crate) fn message_carrying(heads: Vec<automerge::ChangeHash>, changes: &[Change]) -> Message {
+    Message {
+        heads,
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: automerge::sync::ChunkList::from(
+            changes
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        ),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,25 +98,6 @@ mod tests {
         (changes[0].clone(), changes[1].clone())
     }
 
-    /// A message carrying `changes`, as a peer whose heads they end at
-    /// sends it.
-    fn message(changes: &[&Change]) -> Message {
-        let heads: Vec<ChangeHash> = changes.last().map(|c| vec![c.hash()]).unwrap_or_default();
-        Message {
-            heads,
-            need: Vec::new(),
-            have: Vec::new(),
-            changes: automerge::sync::ChunkList::from(
-                changes
-                    .iter()
-                    .map(|c| c.raw_bytes().to_vec())
-                    .collect::<Vec<_>>(),
-            ),
-            flags: None,
-            version: automerge::sync::MessageVersion::V1,
-        }
-    }
-
     /// A (false) signature of its own for each change: its hash, twice.
     fn signed(change: &Change) -> (ChangeSignature, Change) {
         let mut sig = [0; 64];
@@ -106,19 +106,26 @@ mod tests {
         (ChangeSignature(sig), change.clone())
     }
 
+    /// The step of a message carrying `changes`, all new and signed, from a
+    /// peer whose heads they end at.
+    fn step_carrying<'a>(state: &'a mut State, changes: &[Change]) -> DocStep<'a> {
+        let heads = changes.last().map(|c| vec![c.hash()]).unwrap_or_default();
+        DocStep {
+            name: "community".into(),
+            state,
+            message: message_carrying(heads, changes),
+            new: changes.iter().map(signed).collect(),
+        }
+    }
+
     #[test]
     fn the_changes_to_keep_are_those_the_document_now_holds() {
         let (first, second) = two_changes();
         let mut doc = AutoCommit::new();
         let mut state = State::new();
-        let kept = DocStep {
-            name: "community".into(),
-            state: &mut state,
-            message: message(&[&first, &second]),
-            new: vec![signed(&first), signed(&second)],
-        }
-        .apply_to(&mut doc)
-        .unwrap_or_else(|e| panic!("{e}"));
+        let kept = step_carrying(&mut state, &[first.clone(), second.clone()])
+            .apply_to(&mut doc)
+            .unwrap_or_else(|e| panic!("{e}"));
         let hashes: Vec<ChangeHash> = kept.iter().map(|(_, c)| c.hash()).collect();
         assert_eq!(hashes, vec![first.hash(), second.hash()]);
         // Each with its own signature.
@@ -135,14 +142,9 @@ mod tests {
         let (_, second) = two_changes();
         let mut doc = AutoCommit::new();
         let mut state = State::new();
-        let kept = DocStep {
-            name: "community".into(),
-            state: &mut state,
-            message: message(&[&second]),
-            new: vec![signed(&second)],
-        }
-        .apply_to(&mut doc)
-        .unwrap_or_else(|e| panic!("{e}"));
+        let kept = step_carrying(&mut state, std::slice::from_ref(&second))
+            .apply_to(&mut doc)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(kept.is_empty(), "{} kept", kept.len());
         assert!(doc.get_heads().is_empty());
     }

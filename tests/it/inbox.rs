@@ -144,6 +144,16 @@ fn sync_ends_with_a_summary_of_what_arrived() {
     assert!(!again.stderr.contains('\r') && !synced.stderr.contains('\r'));
 }
 
+/// Whether the tally of response `rid`, as `home` holds it, lists Ana as
+/// silent: she could have seen the current draft (a receipt says so) and
+/// took no stance.
+fn ana_is_silent(home: &TestHome, rid: &str) -> bool {
+    home.ok(&["--json", "tally", rid]).json()["silent"]
+        .as_array()
+        .map(|l| l.iter().any(|m| m["name"] == "Ana"))
+        .unwrap_or(false)
+}
+
 #[test]
 fn serve_says_what_arrived_and_records_that_its_member_has_seen_the_draft() {
     let ana = TestHome::founded("Ana");
@@ -164,12 +174,7 @@ fn serve_says_what_arrived_and_records_that_its_member_has_seen_the_draft() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     // Ana's serve recorded her receipt: she could have seen the draft.
-    let silent = |home: &TestHome| {
-        home.ok(&["--json", "tally", &rid]).json()["silent"]
-            .as_array()
-            .map(|l| l.iter().any(|m| m["name"] == "Ana"))
-            .unwrap_or(false)
-    };
+    let silent = |home: &TestHome| ana_is_silent(home, &rid);
     assert!(eventually(|| silent(&ana)));
     // And it reaches Bo with the next sync.
     bo.ok(&["sync", &server.ticket, "--bind", "127.0.0.1:0"]);
@@ -195,12 +200,7 @@ fn serve_records_its_receipt_for_an_edit_that_brought_no_discussion() {
             .count()
     };
     assert!(eventually(|| arrivals() == 1));
-    let silent = |home: &TestHome| {
-        home.ok(&["--json", "tally", &rid]).json()["silent"]
-            .as_array()
-            .map(|l| l.iter().any(|m| m["name"] == "Ana"))
-            .unwrap_or(false)
-    };
+    let silent = |home: &TestHome| ana_is_silent(home, &rid);
     assert!(eventually(|| silent(&ana)));
     // Bo fetches the receipt: `serve` reads the discussion to send it, and
     // holds it from then on.
