@@ -9,6 +9,7 @@
 //! and `store` implements [`Replica`]. The wire format is in `docs/protocol.md`.
 
 pub mod chunks;
+pub mod delta;
 pub mod frame;
 #[cfg(test)]
 pub mod harness;
@@ -24,8 +25,10 @@ pub use replica::Replica;
 pub use session::{Session, Stats};
 
 /// The protocol version spoken in `Hello`. Version 2 adds `Whole` frames;
-/// a session with a peer that speaks 1 goes change by change.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// a session with a peer that speaks 1 goes change by change. Version 3
+/// adds `Lacking` and `Delta` frames ([`delta`]); with a peer that speaks 2
+/// every document that both sides hold goes by Automerge's protocol.
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The oldest version still spoken.
 pub const OLDEST_VERSION: u32 = 1;
 
@@ -54,6 +57,8 @@ impl SyncError {
     }
 }
 
+#[cfg(test)]
+mod delta_tests;
 #[cfg(test)]
 mod ending_tests;
 #[cfg(test)]

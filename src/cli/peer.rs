@@ -144,6 +144,7 @@ pub fn sync(
     })?;
     drop(progress);
     let (arrived, loaded) = access.with(|replica| {
+        replica.fold_appended();
         let arrived = replica.arrivals();
         replica.keep_draft_digests(&arrived);
         let loaded = replica.take_loaded(arrived.keys());

@@ -205,6 +205,7 @@ fn arrived(access: &Shared, identity: &Identity, received: usize) -> String {
     let now = crate::clock::now();
     access
         .with(|replica| {
+            replica.fold_appended();
             let arrived = replica.take_arrivals();
             if arrived.is_empty() {
                 return String::new();

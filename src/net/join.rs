@@ -152,7 +152,10 @@ pub async fn present(
     }
     conn.close(0u32.into(), b"done");
     let stats = session.stats().clone();
-    let loaded = access.with(|replica| replica.take_loaded(&replica.loaded_docs()))?;
+    let loaded = access.with(|replica| {
+        replica.fold_appended();
+        replica.take_loaded(&replica.loaded_docs())
+    })?;
     let dir = access.into_store().dir().to_path_buf();
     let store = CommunityStore::open(&dir, community)?.with_device(device.clone());
     Ok(Joined {

@@ -219,6 +219,15 @@ fn what_arrives_by_sync_is_compacted_and_attested_by_the_receiver() {
     } = sync_behind(&g, 11);
     let (a, b) = (&mut ahead, &mut behind);
     assert!(b.doc_names().unwrap_or_default().contains(&g.discussion));
+    // The receiver took the changes into its log without loading the
+    // discussion (`Delta`), and folds the grown log once the session is
+    // over, as `convene sync` and `serve` do.
+    assert_eq!(b.reads(), 0, "the session loaded a document");
+    let log = DocFiles::new(&b.store().docs_dir(), &g.discussion).log;
+    let grown = std::fs::metadata(&log).map_or(0, |m| m.len());
+    assert!(grown > COMPACT_AT_BYTES, "the log holds {grown} bytes");
+    b.fold_appended();
+    assert_eq!(b.reads(), 1);
     check_received(&g, &device, b.store());
     // Only the document that differed was loaded on Ana's side: the heads
     // of the community document came from its log.
@@ -566,6 +575,10 @@ fn a_draft_a_sync_changed_gets_its_digest_again_once_the_session_is_over() {
         None,
         "no digest of the new version yet"
     );
+    // Taken without loading the draft (`Delta`); loaded once the session
+    // is over, as `convene sync` and `serve` do.
+    assert_eq!(b.reads(), 0, "the session loaded a document");
+    b.fold_appended();
     let arrived = b.arrivals();
     assert!(arrived.contains_key(&name));
     b.keep_draft_digests(&arrived);

@@ -372,6 +372,34 @@ impl CommunityStore {
         )
     }
 
+    /// Document `name` loaded (as [`Self::load_doc`] with repair) and, if
+    /// its log has grown past [`COMPACT_AT_BYTES`], folded into a new
+    /// snapshot; `None` if the store does not hold it. A fold that fails
+    /// is a warning (the document loaded is sound, its files hold it all).
+    pub fn load_folding(&self, name: &str, now: i64) -> Result<Option<LoadedDoc>> {
+        let Some(mut loaded) = self.load_doc(name, true, now)? else {
+            return Ok(None);
+        };
+        let log = DocFiles::new(&self.docs_dir(), name).log;
+        let grown = std::fs::metadata(&log).is_ok_and(|m| m.len() > COMPACT_AT_BYTES);
+        if grown && let Err(e) = self.compact_doc(name, &mut loaded) {
+            tracing::warn!("could not compact {name}: {e}");
+        }
+        Ok(Some(loaded))
+    }
+
+    /// Document `name`'s heads and every change its files hold, without
+    /// loading it, when [`Self::doc_heads`] can read them (see
+    /// [`doclog::held`]).
+    pub fn doc_view(&self, name: &str) -> Option<doclog::FileView> {
+        let device = self.device.as_ref().map(|d| DeviceId(d.public()));
+        doclog::held(
+            &DocFiles::new(&self.docs_dir(), name),
+            device.as_ref(),
+            &self.id,
+        )
+    }
+
     /// Fold document `name`'s log into a new snapshot, attested if the store
     /// has this device's key. `loaded` must be what [`Self::load_doc`] gave
     /// (plus verified changes appended since).

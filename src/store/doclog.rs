@@ -121,12 +121,39 @@ fn refused(path: &Path, source: crate::trust::TrustError) -> StoreError {
 /// A removed member's later change is dropped unless a change that stays
 /// builds on it (`trust::removal`), also when it sits in the snapshot or the
 /// log because this device applied it before it learnt of the removal.
+///
+/// A log change that passed every check but that the document library
+/// will not apply (a sync keeps a delta to a document it has not loaded
+/// without applying it, `crate::sync::delta`: a member's crafted change
+/// could be one) is left out with a warning, with every log change that
+/// builds on it, rather than make the document unreadable; the next
+/// compaction leaves it out of the files.
 pub fn load(
     files: &DocFiles,
     membership: &Membership,
     own_device: Option<&DeviceId>,
     repair: bool,
     now: i64,
+) -> Result<Option<LoadedDoc>> {
+    load_leaving_out(
+        files,
+        membership,
+        own_device,
+        repair,
+        now,
+        &std::collections::HashSet::new(),
+    )
+}
+
+/// [`load`], leaving out the log changes `left_out` names and those that
+/// build on them.
+fn load_leaving_out(
+    files: &DocFiles,
+    membership: &Membership,
+    own_device: Option<&DeviceId>,
+    repair: bool,
+    now: i64,
+    left_out: &std::collections::HashSet<[u8; 32]>,
 ) -> Result<Option<LoadedDoc>> {
     let snapshot = read_if_exists(&files.snapshot)?;
     let log = read_if_exists(&files.log)?;
@@ -322,18 +349,54 @@ pub fn load(
         }
         signatures.retain(|h, _| !dropped.contains(h));
     }
+    // What is left out, and every logged change that builds on it.
+    let mut leaving = left_out.clone();
+    while !leaving.is_empty() {
+        let before = leaving.len();
+        for (_, change) in &logged {
+            if change.deps().iter().any(|d| leaving.contains(&d.0)) {
+                leaving.insert(change.hash().0);
+            }
+        }
+        if leaving.len() == before {
+            break;
+        }
+    }
     let mut changes = Vec::with_capacity(logged.len());
     for (sig, change) in logged {
         let hash = change.hash().0;
-        if !dropped.contains(&hash) {
-            signatures.insert(hash, sig);
-            changes.push(change);
+        if dropped.contains(&hash) || leaving.contains(&hash) {
+            continue;
         }
+        signatures.insert(hash, sig);
+        changes.push(change);
     }
     let log_records = changes.len();
-    guarded(&files.log, "cannot apply the logged changes", || {
+    // (Kept only to look for the culprit if applying them fails.)
+    let logged = changes.clone();
+    let applied = guarded(&files.log, "cannot apply the logged changes", || {
         doc.apply_changes(changes).map_err(|e| e.to_string())
-    })?;
+    });
+    if let Err(e) = applied {
+        // The document without its log, to find the first change that does
+        // not apply alone; then loaded again without that one.
+        let mut without_log = left_out.clone();
+        without_log.extend(logged.iter().map(|c| c.hash().0));
+        let base = load_leaving_out(files, membership, own_device, false, now, &without_log)?
+            .map(|loaded| loaded.doc)
+            .unwrap_or_default();
+        let Some(culprit) = first_refused(base, logged) else {
+            return Err(e);
+        };
+        tracing::warn!(
+            "{}: logged change {} does not apply; it is left out, with every logged change that builds on it",
+            files.name,
+            crate::ids::short(&hex::encode(culprit))
+        );
+        let mut left_out = left_out.clone();
+        left_out.insert(culprit);
+        return load_leaving_out(files, membership, own_device, repair, now, &left_out);
+    }
     let missing = doc.get_missing_deps(&[]);
     if !missing.is_empty() {
         return Err(StoreError::corrupt(
@@ -379,8 +442,43 @@ pub fn heads(
     own_device: Option<&DeviceId>,
     community: &CommunityId,
 ) -> Option<Vec<automerge::ChangeHash>> {
+    read_view(files, own_device, community, false).map(|view| view.heads)
+}
+
+/// A document as its files tell it without loading it ([`held`]).
+pub struct FileView {
+    /// Its heads, as [`heads`] reads them.
+    pub heads: Vec<automerge::ChangeHash>,
+    /// Every change its files hold: the attested snapshot's signature
+    /// table and the log's changes.
+    pub held: std::collections::HashSet<[u8; 32]>,
+}
+
+/// The heads of a document and every change its files hold, read as
+/// [`heads`] reads them (`None` in the same cases). The snapshot's changes
+/// are those of its signature table, which this device attested with the
+/// snapshot; a log change is held whether or not a load would apply it (a
+/// removed member's later change is in the files, and a change that builds
+/// on it keeps it). A sync keeps a delta to a document it has not loaded
+/// only if each change the delta builds on is held so (`crate::sync::delta`);
+/// loading then checks every change again.
+pub fn held(
+    files: &DocFiles,
+    own_device: Option<&DeviceId>,
+    community: &CommunityId,
+) -> Option<FileView> {
+    read_view(files, own_device, community, true)
+}
+
+fn read_view(
+    files: &DocFiles,
+    own_device: Option<&DeviceId>,
+    community: &CommunityId,
+    with_held: bool,
+) -> Option<FileView> {
     use std::collections::BTreeSet;
     let mut heads: BTreeSet<[u8; 32]> = BTreeSet::new();
+    let mut held = std::collections::HashSet::new();
     if let Some(bytes) = read_if_exists(&files.snapshot).ok()? {
         let parsed = frame::parse(&bytes, SNAPSHOT_MAGIC).ok()?;
         let [saved, table, recorded, attestation] = parsed.records[..] else {
@@ -403,6 +501,9 @@ pub fn heads(
         for head in recorded.chunks_exact(32) {
             heads.insert(head.try_into().ok()?);
         }
+        if with_held {
+            held.extend(table_entries(table)?.map(|(hash, _)| hash));
+        }
     }
     if let Some(bytes) = read_if_exists(&files.log).ok()? {
         let parsed = frame::parse(&bytes, CHANGES_MAGIC).ok()?;
@@ -411,11 +512,31 @@ pub fn heads(
             let change =
                 catch_unwind(AssertUnwindSafe(|| decode_change(record.get(64..)?).ok())).ok()??;
             heads.insert(change.hash().0);
+            if with_held {
+                held.insert(change.hash().0);
+            }
             deps.extend(change.deps().iter().map(|d| d.0));
         }
         heads.retain(|h| !deps.contains(h));
     }
-    Some(heads.into_iter().map(automerge::ChangeHash).collect())
+    Some(FileView {
+        heads: heads.into_iter().map(automerge::ChangeHash).collect(),
+        held,
+    })
+}
+
+/// The first of `changes`, applied one at a time to `doc` (they are in log
+/// order: each after those it builds on), that the document library
+/// refuses or fails on.
+fn first_refused(mut doc: AutoCommit, changes: Vec<Change>) -> Option<[u8; 32]> {
+    for change in changes {
+        let hash = change.hash().0;
+        let applied = catch_unwind(AssertUnwindSafe(|| doc.apply_changes(vec![change])));
+        if !matches!(applied, Ok(Ok(()))) {
+            return Some(hash);
+        }
+    }
+    None
 }
 
 /// Append signed changes to the log and fsync; the log's length after.
@@ -560,6 +681,41 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("no document"));
         loaded.doc.keys(ROOT).collect()
+    }
+
+    #[test]
+    fn a_logged_change_the_library_will_not_apply_is_left_out_with_what_builds_on_it() {
+        let c = community(3);
+        for compacted in [false, true] {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let files = DocFiles::new(dir.path(), "community");
+            let mut doc = AutoCommit::new();
+            let first = write(&c, 1, &mut doc, "first");
+            append(&files, &[first]).unwrap_or_else(|e| panic!("{e}"));
+            if compacted {
+                let mut loaded = load(&files, &c.membership(), None, true, 0)
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .unwrap_or_else(|| panic!("no document"));
+                compact(&files, &mut loaded, Some(&c.devices[0]), &c.id)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            // Two changes by the same device and actor at the same sequence
+            // number, each signed: Automerge applies one and refuses the
+            // other. A third builds on the refused one; a fourth, by
+            // another member, on the first.
+            let mut fork = doc.fork();
+            let kept = write(&c, 1, &mut doc, "kept");
+            let refused = write(&c, 1, &mut fork, "refused");
+            let on_refused = write(&c, 1, &mut fork, "on refused");
+            let other = write(&c, 2, &mut doc, "other");
+            append(&files, &[kept, refused, on_refused, other]).unwrap_or_else(|e| panic!("{e}"));
+            let loaded = load(&files, &c.membership(), Some(&c.device(0)), true, 0)
+                .unwrap_or_else(|e| panic!("compacted {compacted}: {e}"))
+                .unwrap_or_else(|| panic!("no document"));
+            let keys: Vec<String> = loaded.doc.keys(ROOT).collect();
+            assert_eq!(keys, ["first", "kept", "other"], "compacted {compacted}");
+            assert_eq!(loaded.signatures.len(), 3);
+        }
     }
 
     #[test]

@@ -10,8 +10,9 @@ use automerge::sync::State;
 use automerge::{AutoCommit, Change, ChangeHash};
 
 use super::community::{CommunityStore, Sound};
-use super::doclog::LoadedDoc;
+use super::doclog::{FileView, LoadedDoc};
 use crate::model::DocId;
+use crate::sync::delta::{self, Signed};
 use crate::sync::step::{self, DocStep};
 use crate::sync::whole::{self, Verified, WholeDoc};
 use crate::sync::{Replica, SyncError};
@@ -37,6 +38,32 @@ fn is_placeholder(loaded: &LoadedDoc) -> bool {
     loaded.signatures.is_empty()
 }
 
+/// Where a delta goes ([`Replica::add_deltas`]).
+enum Target<'a> {
+    /// Into the loaded document, then its log.
+    Loaded(&'a mut LoadedDoc),
+    /// Into the log of a document not loaded, its files holding this.
+    Files(FileView),
+    /// Nowhere: the document could not be read.
+    Failed(SyncError),
+}
+
+/// What became of a delta ([`Replica::add_deltas`]).
+enum Added {
+    /// Applied to the loaded document and kept: how many changes, and
+    /// whether the document held is sound (see [`Sound`]).
+    Applied(usize, Sound),
+    /// Appended to the log of a document not loaded: how many changes, its
+    /// heads before, and what its files hold now.
+    Appended(usize, Vec<ChangeHash>, FileView),
+    /// A change builds on one the document does not hold: nothing kept.
+    FallBack,
+    /// The same, for a document not loaded (its files, unchanged).
+    FallBackFiles(FileView),
+    /// Failed.
+    Failed(SyncError),
+}
+
 /// A community store seen by sync sessions, with the documents they have
 /// loaded so far. Hold the home's write lock while using one (see
 /// [`crate::net::access`]).
@@ -56,6 +83,14 @@ pub struct StoreReplica {
     /// with the peer's), and reading them means hashing each snapshot.
     /// Dropped when the document is loaded, or the loaded ones forgotten.
     file_heads: BTreeMap<String, Vec<ChangeHash>>,
+    /// Documents not loaded whose files were read for every change they
+    /// hold (a delta is checked against them, [`Replica::add_deltas`]), as
+    /// they stand after what this replica appended. Dropped with
+    /// `file_heads`.
+    file_views: BTreeMap<String, FileView>,
+    /// Documents a delta was appended to without loading them, since the
+    /// last [`Self::fold_appended`].
+    appended: std::collections::BTreeSet<String>,
     /// How many times a document was read from its files ([`Self::reads`]).
     reads: usize,
 }
@@ -70,6 +105,8 @@ impl StoreReplica {
             first_heads: Default::default(),
             digested: BTreeMap::new(),
             file_heads: BTreeMap::new(),
+            file_views: BTreeMap::new(),
+            appended: Default::default(),
             reads: 0,
         }
     }
@@ -231,6 +268,40 @@ impl StoreReplica {
         }
     }
 
+    /// Load the documents that deltas were appended to without loading
+    /// them ([`Replica::add_deltas`]), on every core, folding each log
+    /// grown past [`super::community::COMPACT_AT_BYTES`] into an attested
+    /// snapshot, and hold them loaded: for once a sync's sessions are over
+    /// (the peer need not wait for it), so that later commands neither
+    /// apply nor verify those changes again, and the commands that read
+    /// what arrived get them loaded ([`Self::take_loaded`]). A document
+    /// that fails to load or fold is only a warning: its changes are
+    /// durable in its log, and the next command reports the damage.
+    pub fn fold_appended(&mut self) {
+        let names: Vec<String> = std::mem::take(&mut self.appended)
+            .into_iter()
+            .filter(|name| !self.docs.contains_key(name))
+            .collect();
+        let (store, now) = (&self.store, self.now);
+        let loaded = crate::parallel::in_order(
+            names.clone(),
+            2,
+            |name| match store.load_folding(&name, now) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    tracing::warn!("could not load {name} to fold its log: {e}");
+                    None
+                }
+            },
+            |_| None,
+        );
+        for (name, loaded) in names.into_iter().zip(loaded) {
+            if let Some(loaded) = loaded {
+                self.hold(&name, loaded);
+            }
+        }
+    }
+
     /// The names of the documents loaded so far.
     pub fn loaded_docs(&self) -> Vec<String> {
         self.docs.keys().cloned().collect()
@@ -249,7 +320,20 @@ impl StoreReplica {
             .entry(name.to_string())
             .or_insert_with(|| loaded.doc.get_heads());
         self.file_heads.remove(name);
+        self.file_views.remove(name);
         self.docs.insert(name.to_string(), loaded);
+    }
+
+    /// What the files of document `name`, not loaded, hold (read once,
+    /// then kept up to date by [`Replica::add_deltas`]); `None` if they
+    /// cannot be read so (see [`super::doclog::held`]).
+    fn file_view(&mut self, name: &str) -> Option<&FileView> {
+        if !self.file_views.contains_key(name) {
+            let view = self.store.doc_view(name)?;
+            self.file_heads.insert(name.to_string(), view.heads.clone());
+            self.file_views.insert(name.to_string(), view);
+        }
+        self.file_views.get(name)
     }
 
     fn local(e: impl std::fmt::Display) -> SyncError {
@@ -427,6 +511,7 @@ impl Replica for StoreReplica {
         // happens to each below.
         for (name, _) in &docs {
             self.file_heads.remove(name);
+            self.file_views.remove(name);
         }
         let store = &self.store;
         let installed = crate::parallel::in_order(
@@ -559,5 +644,150 @@ impl Replica for StoreReplica {
     fn forget_doc(&mut self, doc: &str) {
         self.docs.remove(doc);
         self.file_heads.remove(doc);
+        self.file_views.remove(doc);
+    }
+
+    fn holds_all(&mut self, name: &str, hashes: &[ChangeHash]) -> Result<bool, SyncError> {
+        if !self.docs.contains_key(name) {
+            if let Some(heads) = self.file_heads.get(name)
+                && hashes.iter().all(|h| heads.contains(h))
+            {
+                return Ok(true);
+            }
+            if let Some(view) = self.file_view(name) {
+                return Ok(hashes.iter().all(|h| view.held.contains(&h.0)));
+            }
+        }
+        let doc = self.doc(name)?;
+        Ok(hashes
+            .iter()
+            .all(|h| doc.get_change_meta_by_hash(h).is_some()))
+    }
+
+    fn add_deltas(
+        &mut self,
+        deltas: Vec<(String, Signed)>,
+    ) -> Vec<Result<Option<usize>, SyncError>> {
+        // A document not loaded whose files tell what they hold takes its
+        // delta into its log without being loaded; any other is loaded.
+        let names: Vec<String> = deltas.iter().map(|(name, _)| name.clone()).collect();
+        let mut views = BTreeMap::new();
+        let mut unreadable = BTreeMap::new();
+        for name in &names {
+            if self.docs.contains_key(name) {
+                continue;
+            }
+            if self.file_view(name).is_some() {
+                if let Some(view) = self.file_views.remove(name) {
+                    views.insert(name.clone(), view);
+                }
+            } else if let Err(e) = self.doc(name) {
+                unreadable.insert(name.clone(), e);
+            }
+        }
+        let loaded_names: Vec<String> = names
+            .iter()
+            .filter(|name| self.docs.contains_key(*name))
+            .cloned()
+            .collect();
+        let mut loaded: BTreeMap<String, &mut LoadedDoc> =
+            match crate::sync::replica::entries_mut(&mut self.docs, &loaded_names) {
+                Ok(found) => loaded_names.into_iter().zip(found).collect(),
+                Err(e) => {
+                    let e = e.to_string();
+                    return names.iter().map(|_| Err(Self::local(&e))).collect();
+                }
+            };
+        let work: Vec<(String, Signed, Target<'_>)> = deltas
+            .into_iter()
+            .map(|(name, changes)| {
+                let target = if let Some(doc) = loaded.remove(&name) {
+                    Target::Loaded(doc)
+                } else if let Some(view) = views.remove(&name) {
+                    Target::Files(view)
+                } else {
+                    Target::Failed(
+                        unreadable
+                            .remove(&name)
+                            .unwrap_or_else(|| Self::local(format!("document {name} is not held"))),
+                    )
+                };
+                (name, changes, target)
+            })
+            .collect();
+        let store = &self.store;
+        // Each document applied or appended on its own core, as a step's.
+        let done = crate::parallel::in_order(
+            work,
+            2,
+            |(name, changes, target)| match target {
+                Target::Loaded(loaded) => {
+                    let new = match delta::apply(&name, &mut loaded.doc, changes) {
+                        Ok(Some(new)) => new,
+                        Ok(None) => return Added::FallBack,
+                        Err(e) => return Added::Failed(e),
+                    };
+                    if new.is_empty() {
+                        return Added::Applied(0, Sound::Yes);
+                    }
+                    match store.keep_verified(&name, Some(loaded), &new) {
+                        Ok(sound) => Added::Applied(new.len(), sound),
+                        Err(e) => Added::Failed(Self::local(e)),
+                    }
+                }
+                Target::Files(view) => {
+                    let Some(new) = delta::lacked(changes, |h| view.held.contains(&h.0)) else {
+                        return Added::FallBackFiles(view);
+                    };
+                    if new.is_empty() {
+                        return Added::Appended(0, view.heads.clone(), view);
+                    }
+                    if let Err(e) = store.keep_verified(&name, None, &new) {
+                        return Added::Failed(Self::local(e));
+                    }
+                    let before = view.heads.clone();
+                    let mut after = FileView {
+                        heads: delta::heads_after(&view.heads, &new),
+                        held: view.held,
+                    };
+                    after.held.extend(new.iter().map(|(_, c)| c.hash().0));
+                    Added::Appended(new.len(), before, after)
+                }
+                Target::Failed(e) => Added::Failed(e),
+            },
+            |i| Added::Failed(step::failed(&names[i])),
+        );
+        names
+            .iter()
+            .zip(done)
+            .map(|(name, added)| match added {
+                Added::Applied(count, sound) => {
+                    if matches!(sound, Sound::No) {
+                        self.forget_doc(name);
+                    }
+                    Ok(Some(count))
+                }
+                Added::Appended(count, before, after) => {
+                    // What arrived is counted from the heads before.
+                    self.first_heads.entry(name.clone()).or_insert(before);
+                    if count > 0 {
+                        self.appended.insert(name.clone());
+                    }
+                    self.file_heads.insert(name.clone(), after.heads.clone());
+                    self.file_views.insert(name.clone(), after);
+                    Ok(Some(count))
+                }
+                Added::FallBackFiles(view) => {
+                    self.file_views.insert(name.clone(), view);
+                    Ok(None)
+                }
+                Added::FallBack => Ok(None),
+                Added::Failed(e) => {
+                    // It may hold, or its log may hold, part of the delta.
+                    self.forget_doc(name);
+                    Err(e)
+                }
+            })
+            .collect()
     }
 }

@@ -83,6 +83,23 @@ pub enum Frame {
         /// The documents.
         docs: Vec<super::whole::WholeDoc>,
     },
+    /// Protocol 3, once after `Heads`: the documents of which the sender
+    /// lacks some of the peer's changes (it does not hold all the heads the
+    /// peer listed). The peer sends each as a `Delta` if it holds all of
+    /// the sender's heads; a document both sides list goes by Automerge's
+    /// protocol ([`super::delta`]). Not a content frame: it needs no
+    /// answer, and `Idle` does not count it.
+    Lacking {
+        /// Document names.
+        docs: Vec<String>,
+    },
+    /// Protocol 3: for a peer that listed a document in `Lacking` and whose
+    /// heads the sender holds, every change since those heads with the
+    /// device signature of each ([`super::delta`]).
+    Delta {
+        /// The documents: their changes since the peer's heads.
+        docs: Vec<super::whole::WholeDoc>,
+    },
 }
 
 impl Frame {
@@ -108,6 +125,12 @@ impl Frame {
                 docs.len(),
                 docs.iter().map(|d| d.signatures.len()).sum::<usize>()
             ),
+            Frame::Lacking { docs } => format!("lacking {} documents", docs.len()),
+            Frame::Delta { docs } => format!(
+                "deltas of {} documents with {} changes",
+                docs.len(),
+                docs.iter().map(|d| d.signatures.len()).sum::<usize>()
+            ),
         }
     }
 
@@ -119,6 +142,7 @@ impl Frame {
                 | Frame::Heads { .. }
                 | Frame::Sync { .. }
                 | Frame::Whole { .. }
+                | Frame::Delta { .. }
         )
     }
 }
@@ -209,6 +233,19 @@ mod tests {
                 }),
             any::<u64>().prop_map(|received| Frame::Idle { received }),
             ".{0,40}".prop_map(|reason| Frame::Refuse { reason }),
+            proptest::collection::vec(".{0,20}", 0..4).prop_map(|docs| Frame::Lacking { docs }),
+            (
+                ".{0,20}",
+                bytes.clone(),
+                proptest::collection::vec((hash, bytes.clone()), 0..3)
+            )
+                .prop_map(|(doc, changes, signatures)| Frame::Delta {
+                    docs: vec![crate::sync::whole::WholeDoc {
+                        doc,
+                        changes,
+                        signatures
+                    }]
+                }),
         ]
     }
 

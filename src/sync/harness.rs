@@ -164,6 +164,26 @@ pub fn sync_pair_tampered(
     run_pair_with(&mut sa, a, &mut sb, b, rng, &mut |_| {}, wire)
 }
 
+/// [`sync_pair_tampered`] with `b` speaking protocol `b_speaks`, as a
+/// device of an earlier build does.
+pub fn sync_pair_speaking(
+    a: &mut dyn Replica,
+    a_device: DeviceId,
+    b: &mut dyn Replica,
+    b_device: DeviceId,
+    rng: &mut Rng,
+    b_speaks: u32,
+    tamper: &mut dyn FnMut(bool, Frame) -> Frame,
+) -> Result<(Stats, Stats), SyncError> {
+    let mut sa = Session::new(b_device);
+    let mut sb = Session::new(a_device).speaking(b_speaks);
+    let wire = Wire {
+        tamper: Some(tamper),
+        ..Wire::default()
+    };
+    run_pair_with(&mut sa, a, &mut sb, b, rng, &mut |_| {}, wire)
+}
+
 fn run_pair_with(
     sa: &mut Session,
     a: &mut dyn Replica,

@@ -9,8 +9,9 @@ use automerge::sync::State;
 use automerge::{AutoCommit, Change, ChangeHash};
 
 use super::SyncError;
+use super::delta::{self, Signed};
 use super::step::{self, DocStep};
-use super::whole::{Verified, WholeDoc};
+use super::whole::{self, Verified, WholeDoc};
 use crate::trust::signed_change::ChangeSignature;
 use crate::trust::{Certificate, DeviceId, Membership};
 
@@ -58,6 +59,56 @@ pub trait Replica {
     /// to send it change by change (empty, too large, or a signature is
     /// missing). See [`super::whole::prepare`].
     fn whole(&mut self, name: &str) -> Result<Option<WholeDoc>, SyncError>;
+
+    /// Whether document `name` holds every one of `hashes` (a replica that
+    /// can tell from its files need not load it).
+    fn holds_all(&mut self, name: &str, hashes: &[ChangeHash]) -> Result<bool, SyncError> {
+        let doc = self.doc(name)?;
+        Ok(hashes
+            .iter()
+            .all(|h| doc.get_change_meta_by_hash(h).is_some()))
+    }
+
+    /// Document `name`'s changes since `base` (heads of a peer that are all
+    /// held here), each with its signature, for a `Delta` frame; `None` to
+    /// send them change by change (too large, or a signature is missing).
+    fn delta(&mut self, name: &str, base: &[ChangeHash]) -> Result<Option<WholeDoc>, SyncError> {
+        let changes = self.doc(name)?.get_changes(base);
+        Ok(whole::pack(name, &changes, |hash| {
+            self.signature(name, &ChangeHash(*hash))
+        }))
+    }
+
+    /// Keep the checked changes of each delta (distinct documents), durably:
+    /// per document in order, how many it lacked and now holds, or `None`
+    /// if a change builds on one neither the delta nor the document holds
+    /// (nothing is kept then: the document goes change by change). A
+    /// replica that can keeps a delta to a document it has not loaded
+    /// without loading it (the store appends it to the log).
+    fn add_deltas(
+        &mut self,
+        deltas: Vec<(String, Signed)>,
+    ) -> Vec<Result<Option<usize>, SyncError>> {
+        deltas
+            .into_iter()
+            .map(|(name, changes)| {
+                let doc = self.doc(&name)?;
+                let applied = delta::apply(&name, doc, changes);
+                let new = match applied {
+                    Ok(Some(new)) => new,
+                    Ok(None) => return Ok(None),
+                    Err(e) => {
+                        self.forget_doc(&name);
+                        return Err(e);
+                    }
+                };
+                if !new.is_empty() {
+                    self.persist(&name, &new)?;
+                }
+                Ok(Some(new.len()))
+            })
+            .collect()
+    }
 
     /// Keep a document that arrived whole and passed every check, in place
     /// of the empty one held, durably.

@@ -5,8 +5,11 @@
 //!               ◀── Hello
 //!  on Hello:    Certificates ──▶     (what the peer lacks)
 //!  on Certs:    Heads ──▶            (every document's heads)
-//!  on Heads:    Sync* ──▶            (one per document that differs)
+//!  on Heads:    Lacking ──▶          (protocol 3: what we lack of theirs)
+//!               Whole*, Delta*, Sync* ──▶ (documents that differ)
+//!  on Lacking:  Sync* ──▶            (documents both sides lack of)
 //!  on Sync:     verify, apply, persist; reply with Sync* or Idle
+//!  on Whole, Delta: verify, keep; reply
 //!  on Idle:     reply with Sync*, or Idle, or finish
 //! ```
 //!
@@ -19,6 +22,7 @@ use automerge::sync::{State, SyncDoc};
 use automerge::{Change, ChangeHash};
 
 use super::chunks::{changes_in, guarded, with_changes};
+use super::delta;
 use super::frame::Frame;
 use super::whole::{self, Outcome};
 use super::{OLDEST_VERSION, PROTOCOL_VERSION, Replica, SyncError};
@@ -79,7 +83,11 @@ enum Phase {
 /// One side of a sync session.
 pub struct Session {
     peer: DeviceId,
-    /// The protocol version the peer speaks (from its `Hello`).
+    /// The protocol version this side speaks ([`PROTOCOL_VERSION`] unless
+    /// [`Session::speaking`]).
+    own_version: u32,
+    /// The protocol version both sides speak: the lower of ours and the
+    /// one in the peer's `Hello`.
     peer_version: u32,
     phase: Phase,
     content_sent: u64,
@@ -93,7 +101,8 @@ pub struct Session {
     /// Documents we hold nothing of: we speak only once the peer has. If
     /// both sides opened, the peer would read our empty heads twice (once
     /// after it sent everything), take us for a peer that lost its data,
-    /// and send the whole document again.
+    /// and send the whole document again. Also those we named lacking
+    /// (`lacking`), until the peer's delta or its `Lacking` comes.
     waiting: BTreeSet<String>,
     /// Messages without changes received per document since changes last
     /// moved.
@@ -109,8 +118,13 @@ pub struct Session {
     rounds: BTreeMap<String, u32>,
     /// Changes held back so far, per document.
     held: BTreeSet<(String, [u8; 32])>,
-    /// Documents the peer holds none of, still to send whole.
-    to_send_whole: std::collections::VecDeque<String>,
+    /// Documents still to send in one frame, each with the peer's heads:
+    /// none to send it whole (the peer holds none of it), else its changes
+    /// since them (a `Delta`: the peer is behind).
+    to_send_whole: std::collections::VecDeque<(String, Vec<ChangeHash>)>,
+    /// Documents we named in our `Lacking` frame and wait for (a `Delta`,
+    /// or the peer's first `Sync`), with the heads the peer listed.
+    lacking: BTreeMap<String, Vec<ChangeHash>>,
     /// The most content frames the peer said (`Idle`) it had received.
     peer_received: u64,
     /// Whole documents go together in a frame up to this many bytes.
@@ -146,6 +160,7 @@ impl Session {
     pub fn new(peer: DeviceId) -> Self {
         Session {
             peer,
+            own_version: PROTOCOL_VERSION,
             peer_version: OLDEST_VERSION,
             phase: Phase::AwaitHello,
             content_sent: 0,
@@ -166,6 +181,7 @@ impl Session {
             asked_at: BTreeMap::new(),
             installed: BTreeMap::new(),
             to_send_whole: Default::default(),
+            lacking: BTreeMap::new(),
             peer_received: 0,
             whole_frame_bytes: whole::FRAME_BYTES,
             whole_in_flight: WHOLE_IN_FLIGHT,
@@ -195,6 +211,15 @@ impl Session {
         }
     }
 
+    /// The same session, speaking protocol `version` (from
+    /// [`OLDEST_VERSION`] up), as a device of an earlier build does.
+    pub fn speaking(self, version: u32) -> Self {
+        Session {
+            own_version: version.clamp(OLDEST_VERSION, PROTOCOL_VERSION),
+            ..self
+        }
+    }
+
     /// What the session moved so far.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -209,7 +234,7 @@ impl Session {
     pub fn start(&mut self, replica: &mut dyn Replica) -> Vec<Frame> {
         let certificates = replica.certificates().iter().map(|c| sha256(c)).collect();
         vec![Frame::Hello {
-            version: PROTOCOL_VERSION,
+            version: self.own_version,
             community: replica.membership().community.0,
             certificates,
         }]
@@ -265,6 +290,11 @@ impl Session {
                 self.on_whole(replica, docs)?;
                 self.reply(replica)?
             }
+            (Phase::Syncing, Frame::Delta { docs }) => {
+                self.on_delta(replica, docs)?;
+                self.reply(replica)?
+            }
+            (Phase::Syncing, Frame::Lacking { docs }) => self.on_lacking(replica, docs)?,
             (Phase::Syncing, Frame::Idle { received }) => self.on_idle(replica, received)?,
             (phase, other) => {
                 return Err(SyncError::Protocol(format!(
@@ -352,6 +382,24 @@ impl Session {
                     let answer = self.reply(replica)?;
                     self.sent(answer)
                 }
+                Frame::Delta { mut docs }
+                    if self.phase == Phase::Syncing
+                        && matches!(frames.peek(), Some(Frame::Delta { .. })) =>
+                {
+                    // The same for deltas.
+                    let mut count = 1;
+                    while let Some(Frame::Delta { .. }) = frames.peek() {
+                        let Some(Frame::Delta { docs: more }) = frames.next() else {
+                            break;
+                        };
+                        docs.extend(more);
+                        count += 1;
+                    }
+                    self.count_received(count, count)?;
+                    self.on_delta(replica, docs)?;
+                    let answer = self.reply(replica)?;
+                    self.sent(answer)
+                }
                 frame => self.handle_first(replica, frame)?,
             };
             answered = !answer.is_empty();
@@ -412,12 +460,13 @@ impl Session {
         community: [u8; 32],
         theirs: Vec<[u8; 32]>,
     ) -> Result<Vec<Frame>, SyncError> {
-        if !(OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version) {
+        // A later build speaks ours too: both speak the lower version.
+        if version < OLDEST_VERSION {
             return Err(SyncError::Protocol(format!(
                 "the peer speaks protocol {version}, this device {OLDEST_VERSION} to {PROTOCOL_VERSION}"
             )));
         }
-        self.peer_version = version;
+        self.peer_version = version.min(self.own_version);
         if community != replica.membership().community.0 {
             return Err(SyncError::Refused(
                 "the peer is in another community".into(),
@@ -499,11 +548,24 @@ impl Session {
                 if other.is_empty() && self.peer_version >= 2 {
                     // The peer holds nothing of it: it goes whole
                     // (`send_whole`).
-                    self.to_send_whole.push_back(name);
+                    self.to_send_whole.push_back((name, Vec::new()));
                     continue;
                 }
                 if ours.is_empty() {
                     self.waiting.insert(name.clone());
+                } else if self.peer_version >= 3 {
+                    // Whoever holds all the other's heads sends what the
+                    // other lacks in one `Delta`; the other waits for it
+                    // (`delta`).
+                    let their_heads: Vec<ChangeHash> =
+                        other.iter().map(|h| ChangeHash(*h)).collect();
+                    if replica.holds_all(&name, &their_heads)? {
+                        self.to_send_whole.push_back((name, their_heads));
+                    } else {
+                        self.waiting.insert(name.clone());
+                        self.lacking.insert(name, their_heads);
+                    }
+                    continue;
                 }
                 exchanged.push((name, other));
             }
@@ -529,12 +591,124 @@ impl Session {
             self.asked_at.remove(&name);
             self.states.insert(name, state);
         }
+        let mut out = Vec::new();
+        if self.peer_version >= 3 {
+            out.push(Frame::Lacking {
+                docs: self.lacking.keys().cloned().collect(),
+            });
+        }
         // Only the first document's message: the others follow one by one
         // (`answer_more`), so that a peer behind on many documents starts
         // on the first while we build the rest.
-        let out = self.reply_with(replica, 1)?;
-        self.answering = !matches!(out[..], [Frame::Idle { .. }]);
+        let first = self.reply_with(replica, 1)?;
+        self.answering = !matches!(first[..], [Frame::Idle { .. }]);
+        out.extend(first);
         Ok(out)
+    }
+
+    /// The peer's `Lacking`: a document both of us lack something of
+    /// (each holds changes the other does not) goes by Automerge's
+    /// protocol, opened now by both sides. One that only the peer lacks
+    /// gets our delta (already on its way), one that only we lack the
+    /// peer's.
+    fn on_lacking(
+        &mut self,
+        replica: &mut dyn Replica,
+        docs: Vec<String>,
+    ) -> Result<Vec<Frame>, SyncError> {
+        if self.peer_version < 3 {
+            return Err(SyncError::Protocol(
+                "a Lacking frame from a peer that speaks protocol 1 or 2".into(),
+            ));
+        }
+        if docs.len() > MAX_DOCS {
+            return Err(SyncError::Protocol(format!(
+                "the peer lacks {} documents; the limit is {MAX_DOCS}",
+                docs.len()
+            )));
+        }
+        let mut both = Vec::new();
+        for name in docs {
+            if let Some(their_heads) = self.lacking.remove(&name) {
+                self.waiting.remove(&name);
+                both.push((name, their_heads));
+            }
+        }
+        let names: Vec<String> = both.iter().map(|(name, _)| name.clone()).collect();
+        replica.load_ahead(&names);
+        for (name, their_heads) in both {
+            let state = remembered_state(replica, &self.peer, &name, &their_heads)?;
+            self.asked_at.remove(&name);
+            self.states.insert(name, state);
+        }
+        // No answer if there is nothing to say: the frame is not content.
+        self.generate(replica)
+    }
+
+    /// Deltas from a peer that holds all our heads of documents we named
+    /// lacking: check every change of each ([`delta::check_all`]) and keep
+    /// what each document lacked, or go change by change for one (we speak
+    /// first then, since the peer did not open it).
+    fn on_delta(
+        &mut self,
+        replica: &mut dyn Replica,
+        docs: Vec<whole::WholeDoc>,
+    ) -> Result<(), SyncError> {
+        if self.peer_version < 3 {
+            return Err(SyncError::Protocol(
+                "a delta from a peer that speaks protocol 1 or 2".into(),
+            ));
+        }
+        let mut asked = Vec::with_capacity(docs.len());
+        for doc in docs {
+            // Only what we named lacking, and each once: anything else is
+            // ignored (a crafted frame could name any number of documents).
+            if self.lacking.remove(&doc.doc).is_none() {
+                continue;
+            }
+            self.waiting.remove(&doc.doc);
+            self.asked_at.remove(&doc.doc);
+            asked.push(doc);
+        }
+        let names: Vec<String> = asked.iter().map(|d| d.doc.clone()).collect();
+        let checked = delta::check_all(replica.membership(), asked);
+        // What passed before a refused document is kept, as if each had
+        // come alone.
+        let mut accepted = Vec::new();
+        let mut refused = Ok(());
+        for (name, outcome) in names.into_iter().zip(checked) {
+            match outcome {
+                Ok(Some(signed)) => accepted.push((name, signed)),
+                Ok(None) => {
+                    self.states.entry(name).or_default();
+                }
+                Err(e) => {
+                    refused = Err(e);
+                    break;
+                }
+            }
+        }
+        let names: Vec<String> = accepted.iter().map(|(name, _)| name.clone()).collect();
+        let kept = replica.add_deltas(accepted);
+        for (name, kept) in names.into_iter().zip(kept) {
+            match kept {
+                Ok(Some(count)) => {
+                    self.stats.received_changes += count;
+                    let heads = replica.heads(&name)?;
+                    self.states.remove(&name);
+                    self.installed.insert(name, heads);
+                }
+                Ok(None) => {
+                    self.states.entry(name).or_default();
+                }
+                Err(e) => {
+                    if refused.is_ok() {
+                        refused = Err(e);
+                    }
+                }
+            }
+        }
+        refused
     }
 
     /// `Whole` frames for the documents waiting to go whole, as long as
@@ -560,25 +734,53 @@ impl Session {
             if in_flight >= self.whole_in_flight && !at_least_one {
                 break;
             }
+            // A frame holds whole documents or deltas, not both.
+            let deltas = self
+                .to_send_whole
+                .front()
+                .is_some_and(|(_, base)| !base.is_empty());
+            let limit = if deltas {
+                self.whole_frame_bytes.min(delta::FRAME_BYTES)
+            } else {
+                self.whole_frame_bytes
+            };
             let (mut docs, mut bytes) = (Vec::new(), 0);
-            while bytes < self.whole_frame_bytes {
-                let Some(name) = self.to_send_whole.pop_front() else {
+            while bytes < limit {
+                let Some((name, base)) = self.to_send_whole.pop_front() else {
                     break;
                 };
-                match replica.whole(&name)? {
+                if base.is_empty() == deltas {
+                    self.to_send_whole.push_front((name, base));
+                    break;
+                }
+                let prepared = if deltas {
+                    replica.delta(&name, &base)?
+                } else {
+                    replica.whole(&name)?
+                };
+                match prepared {
                     Some(doc) => {
                         self.stats.sent_changes += doc.signatures.len();
                         bytes += doc.size();
                         docs.push(doc);
                     }
                     None => {
+                        // Change by change, opened by us: the peer waits.
                         self.asked_at.remove(&name);
-                        self.states.insert(name, State::new());
+                        let mut state = State::new();
+                        if deltas {
+                            peer_is_behind(&mut state, base);
+                        }
+                        self.states.insert(name, state);
                     }
                 }
             }
             if !docs.is_empty() {
-                out.push(Frame::Whole { docs });
+                out.push(if deltas {
+                    Frame::Delta { docs }
+                } else {
+                    Frame::Whole { docs }
+                });
             }
         }
         Ok(out)
@@ -917,6 +1119,8 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::LinkRequest { .. } => "LinkRequest",
         Frame::JoinAccepted { .. } => "JoinAccepted",
         Frame::Whole { .. } => "Whole",
+        Frame::Lacking { .. } => "Lacking",
+        Frame::Delta { .. } => "Delta",
     }
 }
 

@@ -37,6 +37,14 @@ fn behind_on_every_doc(c: &Community, more: i64) -> (MemoryReplica, MemoryReplic
     (a, b)
 }
 
+/// Sessions between A and B (devices `da`, `db`) that speak protocol 2,
+/// as devices of an earlier build do: a peer behind gets its changes in
+/// `Sync` frames, which these tests are about (protocol 3 sends them in a
+/// `Delta`: `delta_tests`).
+fn change_by_change(da: DeviceId, db: DeviceId) -> (Session, Session) {
+    (Session::new(db).speaking(2), Session::new(da).speaking(2))
+}
+
 /// `frames` handled together by `session`: what it answers.
 fn all(session: &mut Session, replica: &mut dyn Replica, frames: Vec<Frame>) -> Vec<Frame> {
     let mut out = Vec::new();
@@ -95,7 +103,7 @@ fn frames_for_several_documents_that_arrive_together_are_applied_at_once_and_ans
     let c = community(2);
     let (da, db) = devices(&c);
     let (mut a, mut b) = behind_on_every_doc(&c, 6);
-    let (mut sa, mut sb) = (Session::new(db), Session::new(da));
+    let (mut sa, mut sb) = change_by_change(da, db);
     let mut recording = Recording {
         inner: &mut b,
         calls: Calls::default(),
@@ -161,7 +169,7 @@ fn a_frame_refused_among_others_keeps_what_the_frames_before_it_brought() {
     let (da, db) = devices(&c);
     let (mut a, mut b) = behind_on_every_doc(&c, 3);
     let before = b.all_heads();
-    let (mut sa, mut sb) = (Session::new(db), Session::new(da));
+    let (mut sa, mut sb) = change_by_change(da, db);
     let (mut frames, _) = to_first_syncs((&mut sa, &mut a), (&mut sb, &mut b));
     assert_eq!(syncs_with_changes(&frames), DOCS, "{frames:?}");
     // The second document's changes come with a forged signature.
@@ -191,7 +199,7 @@ fn a_change_written_during_a_session_goes_with_the_next_answer_about_any_documen
     let c = community(2);
     let (da, db) = devices(&c);
     let (mut a, mut b) = behind_on_every_doc(&c, 2);
-    let (mut sa, mut sb) = (Session::new(db), Session::new(da));
+    let (mut sa, mut sb) = change_by_change(da, db);
     let (first, mut to_a) = to_first_syncs((&mut sa, &mut a), (&mut sb, &mut b));
     to_a.extend(all(&mut sb, &mut b, first));
     // A has sent its message for the last document, whose sync state no
@@ -275,7 +283,7 @@ fn our_heads_are_handed_over_before_the_messages_the_peers_heads_call_for_are_bu
     let c = community(2);
     let (da, db) = devices(&c);
     let (mut a, mut b) = behind_on_every_doc(&c, 2);
-    let (mut sa, mut sb) = (Session::new(db), Session::new(da));
+    let (mut sa, mut sb) = change_by_change(da, db);
     let (to_b, to_a) = (sa.start(&mut a), sb.start(&mut b));
     // A reads B's hello and certificates together, and so sends its
     // certificates and its heads back to back.
@@ -316,7 +324,7 @@ fn the_answer_to_the_peers_heads_is_handed_over_a_document_at_a_time() {
     let c = community(2);
     let (da, db) = devices(&c);
     let (mut a, mut b) = behind_on_every_doc(&c, 2);
-    let (mut sa, mut sb) = (Session::new(db), Session::new(da));
+    let (mut sa, mut sb) = change_by_change(da, db);
     let (hello_a, hello_b) = (sa.start(&mut a), sb.start(&mut b));
     let certificates_of_a = all(&mut sa, &mut a, hello_b);
     let certificates_of_b = all(&mut sb, &mut b, hello_a);

@@ -122,6 +122,51 @@ pub fn check(
     signatures: Vec<([u8; 32], Vec<u8>)>,
 ) -> Result<Outcome, SyncError> {
     let refused = |why: String| SyncError::Refused(format!("{name} (whole): {why}"));
+    let Some(signed) = signed_set(membership, name, "whole", changes, signatures)? else {
+        return Ok(Outcome::FallBack);
+    };
+    let held: BTreeSet<[u8; 32]> = signed.iter().map(|(_, c)| c.hash().0).collect();
+    for (_, change) in &signed {
+        if let Some(dep) = change.deps().iter().find(|d| !held.contains(&d.0)) {
+            return Err(refused(format!(
+                "change {} builds on {dep}, which it does not hold",
+                change.hash()
+            )));
+        }
+    }
+    let signatures = signed.iter().map(|(sig, c)| (c.hash().0, *sig)).collect();
+    let changes: Vec<Change> = signed.into_iter().map(|(_, c)| c).collect();
+    let mut doc = AutoCommit::new();
+    let count = changes.len();
+    guarded(|| doc.apply_changes(changes).map_err(|e| e.to_string())).map_err(refused)?;
+    let complete = guarded(|| {
+        Ok(doc.get_missing_deps(&[]).is_empty() && doc.get_changes_meta(&[]).len() == count)
+    })
+    .map_err(refused)?;
+    if !complete {
+        return Err(refused("its history is incomplete".into()));
+    }
+    Ok(Outcome::Accepted(Box::new(Verified { doc, signatures })))
+}
+
+/// The changes sent as `changes` (change chunks) for document `name`, each
+/// with its signature from `signatures` (the first listed for a change
+/// counts), in the order sent, once every one is checked as if it had
+/// arrived alone: signature, author's standing, ownership, operation
+/// bound. `None` if some change is merely not acceptable here (an author
+/// this device does not know yet, a removed member's later change, an
+/// observer, an overwrite): the document then goes change by change, which
+/// holds back exactly those. A frame with no change, a change listed twice,
+/// bytes that are not change chunks, or a missing or bad signature is the
+/// error (`what` names the frame in it).
+pub fn signed_set(
+    membership: &Membership,
+    name: &str,
+    what: &str,
+    changes: &[u8],
+    signatures: Vec<([u8; 32], Vec<u8>)>,
+) -> Result<Option<Vec<(ChangeSignature, Change)>>, SyncError> {
+    let refused = |why: String| SyncError::Refused(format!("{name} ({what}): {why}"));
     let changes = decode_chunks(changes).map_err(refused)?;
     if changes.is_empty() {
         return Err(refused("it holds no change".into()));
@@ -130,14 +175,6 @@ pub fn check(
     let held: BTreeSet<[u8; 32]> = hashes.iter().copied().collect();
     if held.len() != hashes.len() {
         return Err(refused("it lists a change twice".into()));
-    }
-    for change in &changes {
-        if let Some(dep) = change.deps().iter().find(|d| !held.contains(&d.0)) {
-            return Err(refused(format!(
-                "change {} builds on {dep}, which it does not hold",
-                change.hash()
-            )));
-        }
     }
     let mut table: BTreeMap<[u8; 32], ChangeSignature> = BTreeMap::new();
     for (hash, sig) in signatures {
@@ -168,22 +205,9 @@ pub fn check(
         }
     }
     if fall_back {
-        return Ok(Outcome::FallBack);
+        return Ok(None);
     }
-    let mut doc = AutoCommit::new();
-    let count = changes.len();
-    guarded(|| doc.apply_changes(changes).map_err(|e| e.to_string())).map_err(refused)?;
-    let complete = guarded(|| {
-        Ok(doc.get_missing_deps(&[]).is_empty() && doc.get_changes_meta(&[]).len() == count)
-    })
-    .map_err(refused)?;
-    if !complete {
-        return Err(refused("its history is incomplete".into()));
-    }
-    Ok(Outcome::Accepted(Box::new(Verified {
-        doc,
-        signatures: hashes.into_iter().zip(signed).collect(),
-    })))
+    Ok(Some(signed.into_iter().zip(changes).collect()))
 }
 
 /// `doc` ready to send whole: every change in causal order with its
@@ -194,26 +218,36 @@ pub fn prepare(
     doc: &mut AutoCommit,
     signature: impl Fn(&[u8; 32]) -> Option<ChangeSignature>,
 ) -> Option<WholeDoc> {
-    let all: Vec<Change> = doc.get_changes(&[]);
-    if all.is_empty() {
+    pack(name, &doc.get_changes(&[]), signature)
+}
+
+/// `changes` of document `name` packed for a `Whole` or `Delta` frame,
+/// each with its signature: `None` if there are none, a signature is
+/// missing, or they are over [`WHOLE_BYTES`].
+pub fn pack(
+    name: &str,
+    changes: &[Change],
+    signature: impl Fn(&[u8; 32]) -> Option<ChangeSignature>,
+) -> Option<WholeDoc> {
+    if changes.is_empty() {
         return None;
     }
-    let mut signatures = Vec::with_capacity(all.len());
-    for change in &all {
+    let mut signatures = Vec::with_capacity(changes.len());
+    for change in changes {
         let hash = change.hash().0;
         signatures.push((hash, signature(&hash)?.0.to_vec()));
     }
-    let size: usize = all.iter().map(|c| c.raw_bytes().len()).sum();
+    let size: usize = changes.iter().map(|c| c.raw_bytes().len()).sum();
     if size + signatures.len() * SIGNATURE_BYTES > WHOLE_BYTES {
         return None;
     }
-    let mut changes = Vec::with_capacity(size);
-    for change in &all {
-        changes.extend_from_slice(change.raw_bytes());
+    let mut bytes = Vec::with_capacity(size);
+    for change in changes {
+        bytes.extend_from_slice(change.raw_bytes());
     }
     Some(WholeDoc {
         doc: name.to_string(),
-        changes,
+        changes: bytes,
         signatures,
     })
 }

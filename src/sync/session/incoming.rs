@@ -111,6 +111,9 @@ impl Session {
             return Ok(None);
         }
         self.waiting.remove(name);
+        // (A peer that holds all our heads but could not send a delta
+        // opens the document change by change instead.)
+        self.lacking.remove(name);
         // Its state changes here, and maybe the document.
         self.asked_at.remove(name);
         let rounds = self.rounds.entry(name.to_string()).or_default();
