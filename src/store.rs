@@ -14,6 +14,8 @@ mod certs_tests;
 pub mod community;
 #[cfg(test)]
 mod corruption;
+#[cfg(test)]
+mod delta_tests;
 pub mod digest;
 pub mod doclog;
 pub mod endpoint;

@@ -372,17 +372,32 @@ impl CommunityStore {
         )
     }
 
-    /// Document `name` loaded (as [`Self::load_doc`] with repair) and, if
-    /// its log has grown past [`COMPACT_AT_BYTES`], folded into a new
-    /// snapshot; `None` if the store does not hold it. A fold that fails
-    /// is a warning (the document loaded is sound, its files hold it all).
-    pub fn load_folding(&self, name: &str, now: i64) -> Result<Option<LoadedDoc>> {
-        let Some(mut loaded) = self.load_doc(name, true, now)? else {
+    /// Document `name` loaded (as [`Self::load_doc`] with repair, the log
+    /// changes in `appended` checked as [`doclog::load_trusting`] does)
+    /// and, if its log has grown past [`COMPACT_AT_BYTES`] or holds changes
+    /// the load left out, folded into a new snapshot; `None` if the store does not hold it. A fold that
+    /// fails is a warning (the document loaded is sound, its files hold it
+    /// all).
+    pub fn load_folding(
+        &self,
+        name: &str,
+        now: i64,
+        appended: &std::collections::HashSet<[u8; 32]>,
+    ) -> Result<Option<LoadedDoc>> {
+        let own = self.device.as_ref().map(|d| DeviceId(d.public()));
+        let files = DocFiles::new(&self.docs_dir(), name);
+        let Some(mut loaded) =
+            doclog::load_trusting(&files, &self.membership, own.as_ref(), true, now, appended)?
+        else {
             return Ok(None);
         };
         let log = DocFiles::new(&self.docs_dir(), name).log;
         let grown = std::fs::metadata(&log).is_ok_and(|m| m.len() > COMPACT_AT_BYTES);
-        if grown && let Err(e) = self.compact_doc(name, &mut loaded) {
+        // (A log with changes left out is folded whatever its size: its
+        // files then hold what the document holds, heads included.)
+        if (grown || loaded.left_out > 0)
+            && let Err(e) = self.compact_doc(name, &mut loaded)
+        {
             tracing::warn!("could not compact {name}: {e}");
         }
         Ok(Some(loaded))

@@ -54,6 +54,10 @@ pub struct LoadedDoc {
     pub signatures: BTreeMap<[u8; 32], ChangeSignature>,
     /// How many records the log holds (a compaction hint).
     pub log_records: usize,
+    /// How many logged changes were left out because the document library
+    /// would not apply them ([`load`]): the files then hold more than the
+    /// document, and compacting it brings them back in line.
+    pub left_out: usize,
 }
 
 impl LoadedDoc {
@@ -63,6 +67,7 @@ impl LoadedDoc {
             doc: AutoCommit::new(),
             signatures: BTreeMap::new(),
             log_records: 0,
+            left_out: 0,
         }
     }
 }
@@ -135,7 +140,7 @@ pub fn load(
     repair: bool,
     now: i64,
 ) -> Result<Option<LoadedDoc>> {
-    load_leaving_out(
+    load_trusting(
         files,
         membership,
         own_device,
@@ -145,14 +150,33 @@ pub fn load(
     )
 }
 
-/// [`load`], leaving out the log changes `left_out` names and those that
-/// build on them.
+/// [`load`], where the log changes named in `appended` were verified by
+/// this process when it appended them (a sync that kept a delta without
+/// loading the document, `crate::sync::delta`): their authors' standing is
+/// checked again, as for an attested snapshot, not their signatures.
+pub fn load_trusting(
+    files: &DocFiles,
+    membership: &Membership,
+    own_device: Option<&DeviceId>,
+    repair: bool,
+    now: i64,
+    appended: &std::collections::HashSet<[u8; 32]>,
+) -> Result<Option<LoadedDoc>> {
+    let nothing = std::collections::HashSet::new();
+    load_leaving_out(
+        files, membership, own_device, repair, now, appended, &nothing,
+    )
+}
+
+/// [`load_trusting`], leaving out the log changes `left_out` names and
+/// those that build on them.
 fn load_leaving_out(
     files: &DocFiles,
     membership: &Membership,
     own_device: Option<&DeviceId>,
     repair: bool,
     now: i64,
+    appended: &std::collections::HashSet<[u8; 32]>,
     left_out: &std::collections::HashSet<[u8; 32]>,
 ) -> Result<Option<LoadedDoc>> {
     let snapshot = read_if_exists(&files.snapshot)?;
@@ -308,11 +332,52 @@ fn load_leaving_out(
                 }
             }
         }
-        let signed: Vec<_> = logged
+        // What is left out, and every logged change that builds on it, as
+        // if the log did not hold them (a removed member's late change one
+        // of them builds on is not kept by it).
+        if !left_out.is_empty() {
+            let mut leaving = left_out.clone();
+            loop {
+                let before = leaving.len();
+                for (_, change) in &logged {
+                    if change.deps().iter().any(|d| leaving.contains(&d.0)) {
+                        leaving.insert(change.hash().0);
+                    }
+                }
+                if leaving.len() == before {
+                    break;
+                }
+            }
+            logged.retain(|(_, change)| !leaving.contains(&change.hash().0));
+        }
+        // Those this process appended: their authors only.
+        let (known, unknown): (Vec<usize>, Vec<usize>) =
+            (0..logged.len()).partition(|&i| appended.contains(&logged[i].1.hash().0));
+        let signed: Vec<_> = unknown
             .iter()
-            .map(|(sig, change)| (files.name.as_str(), change, sig))
+            .map(|&i| (files.name.as_str(), &logged[i].1, &logged[i].0))
             .collect();
-        let verdicts = verify_changes(membership, &signed);
+        let mut checked_all = verify_changes(membership, &signed).into_iter();
+        let mut verdicts = Vec::with_capacity(logged.len());
+        for (i, (_, change)) in logged.iter().enumerate() {
+            let verdict = if known.binary_search(&i).is_ok() {
+                check_author(
+                    membership,
+                    &files.name,
+                    change.actor_id().to_bytes(),
+                    &change.hash().0,
+                )
+            } else {
+                checked_all.next().unwrap_or_else(|| {
+                    Err(crate::trust::TrustError::ChangeRefused {
+                        change: String::new(),
+                        device: String::new(),
+                        reason: "not checked".into(),
+                    })
+                })
+            };
+            verdicts.push(verdict);
+        }
         for ((_, change), verdict) in logged.iter().zip(verdicts) {
             let deps = change.deps().iter().map(|d| d.0).collect();
             note(path, change.hash().0, deps, verdict)?;
@@ -349,53 +414,49 @@ fn load_leaving_out(
         }
         signatures.retain(|h, _| !dropped.contains(h));
     }
-    // What is left out, and every logged change that builds on it.
-    let mut leaving = left_out.clone();
-    while !leaving.is_empty() {
-        let before = leaving.len();
-        for (_, change) in &logged {
-            if change.deps().iter().any(|d| leaving.contains(&d.0)) {
-                leaving.insert(change.hash().0);
-            }
-        }
-        if leaving.len() == before {
-            break;
-        }
-    }
     let mut changes = Vec::with_capacity(logged.len());
     for (sig, change) in logged {
         let hash = change.hash().0;
-        if dropped.contains(&hash) || leaving.contains(&hash) {
+        if dropped.contains(&hash) {
             continue;
         }
         signatures.insert(hash, sig);
         changes.push(change);
     }
     let log_records = changes.len();
-    // (Kept only to look for the culprit if applying them fails.)
-    let logged = changes.clone();
+    let hashes: Vec<[u8; 32]> = changes.iter().map(|c| c.hash().0).collect();
     let applied = guarded(&files.log, "cannot apply the logged changes", || {
         doc.apply_changes(changes).map_err(|e| e.to_string())
     });
     if let Err(e) = applied {
-        // The document without its log, to find the first change that does
-        // not apply alone; then loaded again without that one.
-        let mut without_log = left_out.clone();
-        without_log.extend(logged.iter().map(|c| c.hash().0));
-        let base = load_leaving_out(files, membership, own_device, false, now, &without_log)?
-            .map(|loaded| loaded.doc)
-            .unwrap_or_default();
-        let Some(culprit) = first_refused(base, logged) else {
+        // Once only: what is left out was found in one pass.
+        if !left_out.is_empty() {
             return Err(e);
+        }
+        // The document without its log, and the changes read again, to
+        // find each that does not apply; then loaded again without them.
+        let mut culprits = left_out.clone();
+        let in_log: std::collections::HashSet<[u8; 32]> = hashes.iter().copied().collect();
+        let without_log = || -> Result<AutoCommit> {
+            let base =
+                load_leaving_out(files, membership, own_device, false, now, appended, &in_log)?;
+            Ok(base.map(|loaded| loaded.doc).unwrap_or_default())
         };
+        let again = logged_changes(log.as_deref(), &in_log);
+        let found = refused_among(without_log()?, again, without_log)?;
+        if found.is_empty() {
+            return Err(e);
+        }
         tracing::warn!(
-            "{}: logged change {} does not apply; it is left out, with every logged change that builds on it",
+            "{}: {} logged change(s) the document library will not apply are left out, with every logged change that builds on them (first: {})",
             files.name,
-            crate::ids::short(&hex::encode(culprit))
+            found.len(),
+            crate::ids::short(&hex::encode(found[0]))
         );
-        let mut left_out = left_out.clone();
-        left_out.insert(culprit);
-        return load_leaving_out(files, membership, own_device, repair, now, &left_out);
+        culprits.extend(found);
+        return load_leaving_out(
+            files, membership, own_device, repair, now, appended, &culprits,
+        );
     }
     let missing = doc.get_missing_deps(&[]);
     if !missing.is_empty() {
@@ -427,6 +488,7 @@ fn load_leaving_out(
         doc,
         signatures,
         log_records,
+        left_out: left_out.len(),
     }))
 }
 
@@ -525,18 +587,78 @@ fn read_view(
     })
 }
 
-/// The first of `changes`, applied one at a time to `doc` (they are in log
-/// order: each after those it builds on), that the document library
-/// refuses or fails on.
-fn first_refused(mut doc: AutoCommit, changes: Vec<Change>) -> Option<[u8; 32]> {
+/// A panic in the document library while looking for the changes it will
+/// not apply costs reading the document again; past this many, the
+/// document is refused as damaged.
+const MOST_PANICS: usize = 16;
+
+/// The changes of the log (`log`, its bytes) whose hashes are in `wanted`,
+/// in log order.
+fn logged_changes(log: Option<&[u8]>, wanted: &std::collections::HashSet<[u8; 32]>) -> Vec<Change> {
+    let Some(parsed) = log.and_then(|bytes| frame::parse(bytes, CHANGES_MAGIC).ok()) else {
+        return Vec::new();
+    };
+    parsed
+        .records
+        .iter()
+        .filter_map(|record| {
+            catch_unwind(AssertUnwindSafe(|| decode_change(record.get(64..)?).ok()))
+                .ok()
+                .flatten()
+        })
+        .filter(|change| wanted.contains(&change.hash().0))
+        .collect()
+}
+
+/// The changes among `changes` (in log order: each after those it builds
+/// on) that the document library will not apply to `doc` one at a time,
+/// skipping those that build on one of them. After a panic the document is
+/// read again (`fresh`) and what applied so far applied again; past
+/// [`MOST_PANICS`] that is the error.
+fn refused_among(
+    mut doc: AutoCommit,
+    changes: Vec<Change>,
+    fresh: impl Fn() -> Result<AutoCommit>,
+) -> Result<Vec<[u8; 32]>> {
+    let mut refused = Vec::new();
+    let mut skipped: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
+    let mut applied: Vec<Change> = Vec::new();
+    let mut panics = 0;
     for change in changes {
         let hash = change.hash().0;
-        let applied = catch_unwind(AssertUnwindSafe(|| doc.apply_changes(vec![change])));
-        if !matches!(applied, Ok(Ok(()))) {
-            return Some(hash);
+        if change.deps().iter().any(|d| skipped.contains(&d.0)) {
+            skipped.insert(hash);
+            continue;
+        }
+        let one = change.clone();
+        match catch_unwind(AssertUnwindSafe(|| doc.apply_changes(vec![one]))) {
+            Ok(Ok(())) => applied.push(change),
+            Ok(Err(_)) => {
+                refused.push(hash);
+                skipped.insert(hash);
+            }
+            Err(_) => {
+                refused.push(hash);
+                skipped.insert(hash);
+                panics += 1;
+                if panics > MOST_PANICS {
+                    return Err(StoreError::corrupt(
+                        Path::new(""),
+                        "too many logged changes the document library fails on",
+                    ));
+                }
+                doc = fresh()?;
+                let again = applied.clone();
+                if !matches!(
+                    catch_unwind(AssertUnwindSafe(|| doc.apply_changes(again))),
+                    Ok(Ok(()))
+                ) {
+                    return Ok(refused);
+                }
+            }
         }
     }
-    None
+    Ok(refused)
 }
 
 /// Append signed changes to the log and fsync; the log's length after.

@@ -53,9 +53,9 @@ enum Added {
     /// Applied to the loaded document and kept: how many changes, and
     /// whether the document held is sound (see [`Sound`]).
     Applied(usize, Sound),
-    /// Appended to the log of a document not loaded: how many changes, its
-    /// heads before, and what its files hold now.
-    Appended(usize, Vec<ChangeHash>, FileView),
+    /// Appended to the log of a document not loaded: its heads before,
+    /// what its files hold now, and the changes appended.
+    Appended(Vec<ChangeHash>, FileView, Vec<[u8; 32]>),
     /// A change builds on one the document does not hold: nothing kept.
     FallBack,
     /// The same, for a document not loaded (its files, unchanged).
@@ -89,8 +89,9 @@ pub struct StoreReplica {
     /// `file_heads`.
     file_views: BTreeMap<String, FileView>,
     /// Documents a delta was appended to without loading them, since the
-    /// last [`Self::fold_appended`].
-    appended: std::collections::BTreeSet<String>,
+    /// last [`Self::fold_appended`], with the changes appended (verified
+    /// here: loading them checks their authors, not their signatures).
+    appended: BTreeMap<String, std::collections::HashSet<[u8; 32]>>,
     /// How many times a document was read from its files ([`Self::reads`]).
     reads: usize,
 }
@@ -278,15 +279,17 @@ impl StoreReplica {
     /// that fails to load or fold is only a warning: its changes are
     /// durable in its log, and the next command reports the damage.
     pub fn fold_appended(&mut self) {
-        let names: Vec<String> = std::mem::take(&mut self.appended)
-            .into_iter()
-            .filter(|name| !self.docs.contains_key(name))
-            .collect();
+        let appended: Vec<(String, std::collections::HashSet<[u8; 32]>)> =
+            std::mem::take(&mut self.appended)
+                .into_iter()
+                .filter(|(name, _)| !self.docs.contains_key(name))
+                .collect();
+        let names: Vec<String> = appended.iter().map(|(name, _)| name.clone()).collect();
         let (store, now) = (&self.store, self.now);
         let loaded = crate::parallel::in_order(
-            names.clone(),
+            appended,
             2,
-            |name| match store.load_folding(&name, now) {
+            |(name, hashes)| match store.load_folding(&name, now, &hashes) {
                 Ok(loaded) => loaded,
                 Err(e) => {
                     tracing::warn!("could not load {name} to fold its log: {e}");
@@ -522,6 +525,7 @@ impl Replica for StoreReplica {
                     doc,
                     signatures,
                     log_records: 0,
+                    left_out: 0,
                 };
                 let written = store.install_doc(&name, &mut loaded);
                 // Read by the next `show` or `tally` without loading it.
@@ -740,7 +744,7 @@ impl Replica for StoreReplica {
                         return Added::FallBackFiles(view);
                     };
                     if new.is_empty() {
-                        return Added::Appended(0, view.heads.clone(), view);
+                        return Added::Appended(view.heads.clone(), view, Vec::new());
                     }
                     if let Err(e) = store.keep_verified(&name, None, &new) {
                         return Added::Failed(Self::local(e));
@@ -750,8 +754,9 @@ impl Replica for StoreReplica {
                         heads: delta::heads_after(&view.heads, &new),
                         held: view.held,
                     };
-                    after.held.extend(new.iter().map(|(_, c)| c.hash().0));
-                    Added::Appended(new.len(), before, after)
+                    let hashes: Vec<[u8; 32]> = new.iter().map(|(_, c)| c.hash().0).collect();
+                    after.held.extend(hashes.iter().copied());
+                    Added::Appended(before, after, hashes)
                 }
                 Target::Failed(e) => Added::Failed(e),
             },
@@ -767,11 +772,12 @@ impl Replica for StoreReplica {
                     }
                     Ok(Some(count))
                 }
-                Added::Appended(count, before, after) => {
+                Added::Appended(before, after, new) => {
+                    let count = new.len();
                     // What arrived is counted from the heads before.
                     self.first_heads.entry(name.clone()).or_insert(before);
-                    if count > 0 {
-                        self.appended.insert(name.clone());
+                    if !new.is_empty() {
+                        self.appended.entry(name.clone()).or_default().extend(new);
                     }
                     self.file_heads.insert(name.clone(), after.heads.clone());
                     self.file_views.insert(name.clone(), after);

@@ -125,6 +125,10 @@ pub struct Session {
     /// Documents we named in our `Lacking` frame and wait for (a `Delta`,
     /// or the peer's first `Sync`), with the heads the peer listed.
     lacking: BTreeMap<String, Vec<ChangeHash>>,
+    /// Documents we held something of when we read the peer's heads and
+    /// sent a delta of (a delta from the peer for one of them means it
+    /// changed meanwhile: see [`Session::on_delta`]).
+    held_at_heads: BTreeSet<String>,
     /// The most content frames the peer said (`Idle`) it had received.
     peer_received: u64,
     /// Whole documents go together in a frame up to this many bytes.
@@ -182,6 +186,7 @@ impl Session {
             installed: BTreeMap::new(),
             to_send_whole: Default::default(),
             lacking: BTreeMap::new(),
+            held_at_heads: BTreeSet::new(),
             peer_received: 0,
             whole_frame_bytes: whole::FRAME_BYTES,
             whole_in_flight: WHOLE_IN_FLIGHT,
@@ -560,6 +565,7 @@ impl Session {
                     let their_heads: Vec<ChangeHash> =
                         other.iter().map(|h| ChangeHash(*h)).collect();
                     if replica.holds_all(&name, &their_heads)? {
+                        self.held_at_heads.insert(name.clone());
                         self.to_send_whole.push_back((name, their_heads));
                     } else {
                         self.waiting.insert(name.clone());
@@ -662,8 +668,15 @@ impl Session {
         let mut asked = Vec::with_capacity(docs.len());
         for doc in docs {
             // Only what we named lacking, and each once: anything else is
-            // ignored (a crafted frame could name any number of documents).
+            // ignored (a crafted frame could name any number of documents),
+            // except a document we sent a delta of: it changed here since
+            // we sent our heads (`serve` runs several sessions on one
+            // store), the peer held all of those and ignores our delta in
+            // turn, so we open it change by change, once.
             if self.lacking.remove(&doc.doc).is_none() {
+                if self.held_at_heads.remove(&doc.doc) && !self.states.contains_key(&doc.doc) {
+                    self.states.insert(doc.doc, State::new());
+                }
                 continue;
             }
             self.waiting.remove(&doc.doc);
@@ -825,9 +838,14 @@ impl Session {
             }
             self.asked_at.remove(&doc.doc);
             // Something of it may have arrived meanwhile (`serve` runs
-            // several sessions on one store): it goes change by change.
+            // several sessions on one store): it goes change by change,
+            // opened by us (we may have named it lacking since, and the
+            // peer, which sent it whole, waits for nothing more).
             if replica.heads(&doc.doc)?.is_empty() {
                 fresh.push(doc);
+            } else {
+                self.lacking.remove(&doc.doc);
+                self.states.entry(doc.doc).or_default();
             }
         }
         let names: Vec<String> = fresh.iter().map(|d| d.doc.clone()).collect();
