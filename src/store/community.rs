@@ -352,13 +352,22 @@ impl CommunityStore {
     /// Load and verify document `name`, trusting this device's own attestations.
     pub fn load_doc(&self, name: &str, repair: bool, now: i64) -> Result<Option<LoadedDoc>> {
         let own = self.device.as_ref().map(|d| DeviceId(d.public()));
-        doclog::load(
+        let mut loaded = doclog::load(
             &DocFiles::new(&self.docs_dir(), name),
             &self.membership,
             own.as_ref(),
             repair,
             now,
-        )
+        )?;
+        // With repair, a log holding changes the load left out is folded:
+        // its files then hold what the document holds, heads included.
+        if repair
+            && let Some(loaded) = loaded.as_mut().filter(|l| l.left_out > 0)
+            && let Err(e) = self.compact_doc(name, loaded)
+        {
+            tracing::warn!("could not compact {name}: {e}");
+        }
+        Ok(loaded)
     }
 
     /// Document `name`'s heads from its files, without loading it, if it

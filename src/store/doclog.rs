@@ -588,8 +588,8 @@ fn read_view(
 }
 
 /// A panic in the document library while looking for the changes it will
-/// not apply costs reading the document again; past this many, the
-/// document is refused as damaged.
+/// not apply costs reading the document again; past this many, every
+/// logged change not yet tried is left out too (peers send them again).
 const MOST_PANICS: usize = 16;
 
 /// The changes of the log (`log`, its bytes) whose hashes are in `wanted`,
@@ -612,9 +612,10 @@ fn logged_changes(log: Option<&[u8]>, wanted: &std::collections::HashSet<[u8; 32
 
 /// The changes among `changes` (in log order: each after those it builds
 /// on) that the document library will not apply to `doc` one at a time,
-/// skipping those that build on one of them. After a panic the document is
-/// read again (`fresh`) and what applied so far applied again; past
-/// [`MOST_PANICS`] that is the error.
+/// skipping those that build on one of them or that it only queues (they
+/// build on a change it does not hold). After a panic the document is read
+/// again (`fresh`) and what applied so far applied again; past
+/// [`MOST_PANICS`], every change not yet tried counts as refused.
 fn refused_among(
     mut doc: AutoCommit,
     changes: Vec<Change>,
@@ -626,13 +627,24 @@ fn refused_among(
     let mut panics = 0;
     for change in changes {
         let hash = change.hash().0;
+        if panics > MOST_PANICS {
+            refused.push(hash);
+            continue;
+        }
         if change.deps().iter().any(|d| skipped.contains(&d.0)) {
             skipped.insert(hash);
             continue;
         }
         let one = change.clone();
         match catch_unwind(AssertUnwindSafe(|| doc.apply_changes(vec![one]))) {
-            Ok(Ok(())) => applied.push(change),
+            Ok(Ok(())) if doc.get_change_meta_by_hash(&change.hash()).is_some() => {
+                applied.push(change);
+            }
+            // Queued: what it builds on is not here (a removed member's
+            // late change the first pass kept for it, say).
+            Ok(Ok(())) => {
+                skipped.insert(hash);
+            }
             Ok(Err(_)) => {
                 refused.push(hash);
                 skipped.insert(hash);
@@ -642,10 +654,7 @@ fn refused_among(
                 skipped.insert(hash);
                 panics += 1;
                 if panics > MOST_PANICS {
-                    return Err(StoreError::corrupt(
-                        Path::new(""),
-                        "too many logged changes the document library fails on",
-                    ));
+                    continue;
                 }
                 doc = fresh()?;
                 let again = applied.clone();
@@ -829,14 +838,22 @@ mod tests {
             let kept = write(&c, 1, &mut doc, "kept");
             let refused = write(&c, 1, &mut fork, "refused");
             let on_refused = write(&c, 1, &mut fork, "on refused");
+            // And the same for member 2, found in the same pass.
+            let mut fork_2 = doc.fork();
             let other = write(&c, 2, &mut doc, "other");
-            append(&files, &[kept, refused, on_refused, other]).unwrap_or_else(|e| panic!("{e}"));
+            let refused_2 = write(&c, 2, &mut fork_2, "refused too");
+            append(&files, &[kept, refused, on_refused, other, refused_2])
+                .unwrap_or_else(|e| panic!("{e}"));
             let loaded = load(&files, &c.membership(), Some(&c.device(0)), true, 0)
                 .unwrap_or_else(|e| panic!("compacted {compacted}: {e}"))
                 .unwrap_or_else(|| panic!("no document"));
             let keys: Vec<String> = loaded.doc.keys(ROOT).collect();
             assert_eq!(keys, ["first", "kept", "other"], "compacted {compacted}");
             assert_eq!(loaded.signatures.len(), 3);
+            assert_eq!(
+                loaded.left_out, 2,
+                "the two refused, not what builds on one"
+            );
         }
     }
 

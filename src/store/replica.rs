@@ -271,8 +271,9 @@ impl StoreReplica {
 
     /// Load the documents that deltas were appended to without loading
     /// them ([`Replica::add_deltas`]), on every core, folding each log
-    /// grown past [`super::community::COMPACT_AT_BYTES`] into an attested
-    /// snapshot, and hold them loaded: for once a sync's sessions are over
+    /// grown past [`super::community::COMPACT_AT_BYTES`] (or holding
+    /// changes the load left out) into an attested snapshot, and hold them
+    /// loaded: for once a sync's sessions are over
     /// (the peer need not wait for it), so that later commands neither
     /// apply nor verify those changes again, and the commands that read
     /// what arrived get them loaded ([`Self::take_loaded`]). A document

@@ -248,3 +248,45 @@ fn a_delta_for_a_document_not_named_lacking_is_ignored() {
     assert_eq!(b.all_heads().get("response-00a8"), None);
     assert_same(&mut a, &mut b);
 }
+
+#[test]
+fn a_document_written_after_our_heads_went_is_sent_change_by_change() {
+    use super::Session;
+    use std::collections::VecDeque;
+    let c = community(2);
+    let (mut a, mut b) = behind(&c, 0);
+    let (mut sa, mut sb) = (Session::new(c.device(1)), Session::new(c.device(0)));
+    let mut to_b: VecDeque<Frame> = sa.start(&mut a).into();
+    let mut to_a: VecDeque<Frame> = sb.start(&mut b).into();
+    let step = |sa: &mut Session,
+                a: &mut MemoryReplica,
+                to_a: &mut VecDeque<Frame>,
+                to_b: &mut VecDeque<Frame>| {
+        if let Some(frame) = to_a.pop_front()
+            && !sa.is_done()
+        {
+            to_b.extend(sa.handle(a, frame).unwrap_or_else(|e| panic!("{e}")));
+        }
+    };
+    // Hellos, then certificates: each side has sent its heads, equal.
+    for _ in 0..2 {
+        step(&mut sa, &mut a, &mut to_a, &mut to_b);
+        step(&mut sb, &mut b, &mut to_b, &mut to_a);
+    }
+    assert!(to_b.iter().any(|f| matches!(f, Frame::Heads { .. })));
+    // A writes before it reads B's heads (`serve` runs sessions side by
+    // side): B, which took A's heads for its own, names nothing lacking
+    // and would ignore a delta.
+    a.write(DOCS[0], "late", 7)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..200 {
+        if sa.is_done() && sb.is_done() {
+            break;
+        }
+        step(&mut sa, &mut a, &mut to_a, &mut to_b);
+        step(&mut sb, &mut b, &mut to_b, &mut to_a);
+    }
+    assert!(sa.is_done() && sb.is_done(), "the session did not end");
+    assert_eq!(sb.stats().received_changes, 1, "not in the same session");
+    assert_same(&mut a, &mut b);
+}

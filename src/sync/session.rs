@@ -125,10 +125,11 @@ pub struct Session {
     /// Documents we named in our `Lacking` frame and wait for (a `Delta`,
     /// or the peer's first `Sync`), with the heads the peer listed.
     lacking: BTreeMap<String, Vec<ChangeHash>>,
-    /// Documents we held something of when we read the peer's heads and
-    /// sent a delta of (a delta from the peer for one of them means it
-    /// changed meanwhile: see [`Session::on_delta`]).
-    held_at_heads: BTreeSet<String>,
+    /// The heads we sent, sorted, per document: one whose heads changed
+    /// before we read the peer's (`serve` runs several sessions on one
+    /// store) goes by Automerge's protocol, since the peer judged it from
+    /// heads we no longer have.
+    sent_heads: BTreeMap<String, Vec<[u8; 32]>>,
     /// The most content frames the peer said (`Idle`) it had received.
     peer_received: u64,
     /// Whole documents go together in a frame up to this many bytes.
@@ -186,7 +187,7 @@ impl Session {
             installed: BTreeMap::new(),
             to_send_whole: Default::default(),
             lacking: BTreeMap::new(),
-            held_at_heads: BTreeSet::new(),
+            sent_heads: BTreeMap::new(),
             peer_received: 0,
             whole_frame_bytes: whole::FRAME_BYTES,
             whole_in_flight: WHOLE_IN_FLIGHT,
@@ -511,10 +512,18 @@ impl Session {
         }
         let names = replica.doc_names()?;
         let heads = replica.heads_all(&names)?;
-        let docs = names
+        let docs: Vec<(String, Vec<[u8; 32]>)> = names
             .into_iter()
             .zip(heads)
             .map(|(name, heads)| (name, heads.iter().map(|h| h.0).collect()))
+            .collect();
+        self.sent_heads = docs
+            .iter()
+            .map(|(name, heads)| {
+                let mut sorted = heads.clone();
+                sorted.sort();
+                (name.clone(), sorted)
+            })
             .collect();
         self.phase = Phase::AwaitHeads;
         Ok(vec![Frame::Heads { docs }])
@@ -556,16 +565,19 @@ impl Session {
                     self.to_send_whole.push_back((name, Vec::new()));
                     continue;
                 }
+                let changed = self
+                    .sent_heads
+                    .get(&name)
+                    .map_or(!ours.is_empty(), |sent| *sent != ours);
                 if ours.is_empty() {
                     self.waiting.insert(name.clone());
-                } else if self.peer_version >= 3 {
+                } else if self.peer_version >= 3 && !changed {
                     // Whoever holds all the other's heads sends what the
                     // other lacks in one `Delta`; the other waits for it
                     // (`delta`).
                     let their_heads: Vec<ChangeHash> =
                         other.iter().map(|h| ChangeHash(*h)).collect();
                     if replica.holds_all(&name, &their_heads)? {
-                        self.held_at_heads.insert(name.clone());
                         self.to_send_whole.push_back((name, their_heads));
                     } else {
                         self.waiting.insert(name.clone());
@@ -668,15 +680,10 @@ impl Session {
         let mut asked = Vec::with_capacity(docs.len());
         for doc in docs {
             // Only what we named lacking, and each once: anything else is
-            // ignored (a crafted frame could name any number of documents),
-            // except a document we sent a delta of: it changed here since
-            // we sent our heads (`serve` runs several sessions on one
-            // store), the peer held all of those and ignores our delta in
-            // turn, so we open it change by change, once.
+            // ignored (a crafted frame could name any number of documents;
+            // and one that changed here since we sent our heads, which the
+            // peer judged from them, we opened change by change: `on_heads`).
             if self.lacking.remove(&doc.doc).is_none() {
-                if self.held_at_heads.remove(&doc.doc) && !self.states.contains_key(&doc.doc) {
-                    self.states.insert(doc.doc, State::new());
-                }
                 continue;
             }
             self.waiting.remove(&doc.doc);
@@ -702,14 +709,33 @@ impl Session {
             }
         }
         let names: Vec<String> = accepted.iter().map(|(name, _)| name.clone()).collect();
+        // The peer's heads: ours as we sent them, and the delta on top.
+        let theirs: Vec<Vec<ChangeHash>> = accepted
+            .iter()
+            .map(|(name, signed)| {
+                let sent: Vec<ChangeHash> = self
+                    .sent_heads
+                    .get(name)
+                    .map(|heads| heads.iter().map(|h| ChangeHash(*h)).collect())
+                    .unwrap_or_default();
+                delta::heads_after(&sent, signed)
+            })
+            .collect();
         let kept = replica.add_deltas(accepted);
-        for (name, kept) in names.into_iter().zip(kept) {
+        for ((name, kept), theirs) in names.into_iter().zip(kept).zip(theirs) {
             match kept {
                 Ok(Some(count)) => {
                     self.stats.received_changes += count;
-                    let heads = replica.heads(&name)?;
-                    self.states.remove(&name);
-                    self.installed.insert(name, heads);
+                    let mut heads = replica.heads(&name)?;
+                    heads.sort();
+                    if heads == theirs {
+                        self.states.remove(&name);
+                        self.installed.insert(name, heads);
+                    } else {
+                        // Changes written here since our heads went: the
+                        // peer lacks them, and goes on change by change.
+                        self.states.entry(name).or_default();
+                    }
                 }
                 Ok(None) => {
                     self.states.entry(name).or_default();
@@ -838,14 +864,9 @@ impl Session {
             }
             self.asked_at.remove(&doc.doc);
             // Something of it may have arrived meanwhile (`serve` runs
-            // several sessions on one store): it goes change by change,
-            // opened by us (we may have named it lacking since, and the
-            // peer, which sent it whole, waits for nothing more).
+            // several sessions on one store): it goes change by change.
             if replica.heads(&doc.doc)?.is_empty() {
                 fresh.push(doc);
-            } else {
-                self.lacking.remove(&doc.doc);
-                self.states.entry(doc.doc).or_default();
             }
         }
         let names: Vec<String> = fresh.iter().map(|d| d.doc.clone()).collect();
