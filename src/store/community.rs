@@ -391,7 +391,7 @@ impl CommunityStore {
         &self,
         name: &str,
         now: i64,
-        appended: &std::collections::HashSet<[u8; 32]>,
+        appended: &doclog::Appended,
     ) -> Result<Option<LoadedDoc>> {
         let own = self.device.as_ref().map(|d| DeviceId(d.public()));
         let files = DocFiles::new(&self.docs_dir(), name);

@@ -140,27 +140,25 @@ pub fn load(
     repair: bool,
     now: i64,
 ) -> Result<Option<LoadedDoc>> {
-    load_trusting(
-        files,
-        membership,
-        own_device,
-        repair,
-        now,
-        &std::collections::HashSet::new(),
-    )
+    load_trusting(files, membership, own_device, repair, now, &Appended::new())
 }
 
-/// [`load`], where the log changes named in `appended` were verified by
-/// this process when it appended them (a sync that kept a delta without
-/// loading the document, `crate::sync::delta`): their authors' standing is
-/// checked again, as for an attested snapshot, not their signatures.
+/// Log changes this process verified and appended, each with the
+/// signature it verified ([`load_trusting`]).
+pub type Appended = std::collections::HashMap<[u8; 32], ChangeSignature>;
+
+/// [`load`], where the log changes in `appended` were verified by this
+/// process when it appended them (a sync that kept a delta without
+/// loading the document, `crate::sync::delta`): a logged change with that
+/// hash and that signature has its author's standing checked again, as for
+/// an attested snapshot, not its signature.
 pub fn load_trusting(
     files: &DocFiles,
     membership: &Membership,
     own_device: Option<&DeviceId>,
     repair: bool,
     now: i64,
-    appended: &std::collections::HashSet<[u8; 32]>,
+    appended: &Appended,
 ) -> Result<Option<LoadedDoc>> {
     let nothing = std::collections::HashSet::new();
     load_leaving_out(
@@ -176,7 +174,7 @@ fn load_leaving_out(
     own_device: Option<&DeviceId>,
     repair: bool,
     now: i64,
-    appended: &std::collections::HashSet<[u8; 32]>,
+    appended: &Appended,
     left_out: &std::collections::HashSet<[u8; 32]>,
 ) -> Result<Option<LoadedDoc>> {
     let snapshot = read_if_exists(&files.snapshot)?;
@@ -351,8 +349,8 @@ fn load_leaving_out(
             logged.retain(|(_, change)| !leaving.contains(&change.hash().0));
         }
         // Those this process appended: their authors only.
-        let (known, unknown): (Vec<usize>, Vec<usize>) =
-            (0..logged.len()).partition(|&i| appended.contains(&logged[i].1.hash().0));
+        let (known, unknown): (Vec<usize>, Vec<usize>) = (0..logged.len())
+            .partition(|&i| appended.get(&logged[i].1.hash().0) == Some(&logged[i].0));
         let signed: Vec<_> = unknown
             .iter()
             .map(|&i| (files.name.as_str(), &logged[i].1, &logged[i].0))
@@ -699,7 +697,13 @@ pub fn compact(
     device: Option<&SecretKey>,
     community: &CommunityId,
 ) -> Result<()> {
-    let fold = history::Fold::before_compaction(files);
+    // A load that left changes out: the log holds them, the history must
+    // not (it is rewritten when the document is next sent whole).
+    let fold = if loaded.left_out > 0 {
+        history::Fold::Forget
+    } else {
+        history::Fold::before_compaction(files)
+    };
     compact_folding(files, loaded, device, community, fold)
 }
 
@@ -855,6 +859,50 @@ mod tests {
                 "the two refused, not what builds on one"
             );
         }
+    }
+
+    #[test]
+    fn a_change_this_process_appended_is_trusted_only_with_the_signature_it_checked() {
+        let c = community(2);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files = DocFiles::new(dir.path(), "community");
+        let mut doc = AutoCommit::new();
+        let (good, bytes) = write(&c, 1, &mut doc, "k");
+        let hash = doc.get_heads()[0].0;
+        // On disk with a signature that does not verify.
+        let mut forged = good;
+        forged.0[5] ^= 1;
+        append(&files, &[(forged, bytes)]).unwrap_or_else(|e| panic!("{e}"));
+        let with = |appended: &Appended| {
+            load_trusting(
+                &files,
+                &c.membership(),
+                Some(&c.device(0)),
+                false,
+                0,
+                appended,
+            )
+        };
+        assert!(with(&Appended::new()).is_err(), "checked in full");
+        // Trusted as verified here only with those exact signature bytes.
+        assert!(with(&[(hash, good)].into_iter().collect()).is_err());
+        let trusted = with(&[(hash, forged)].into_iter().collect())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no document"));
+        assert_eq!(trusted.doc.keys(ROOT).collect::<Vec<_>>(), ["k"]);
+        // Its author is still checked: removed, with nothing kept, it goes.
+        let removed = c.membership_without(1, "community", Vec::new());
+        let later = load_trusting(
+            &files,
+            &removed,
+            Some(&c.device(0)),
+            false,
+            0,
+            &[(hash, forged)].into_iter().collect(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no document"));
+        assert_eq!(later.doc.keys(ROOT).count(), 0);
     }
 
     #[test]

@@ -55,7 +55,7 @@ enum Added {
     Applied(usize, Sound),
     /// Appended to the log of a document not loaded: its heads before,
     /// what its files hold now, and the changes appended.
-    Appended(Vec<ChangeHash>, FileView, Vec<[u8; 32]>),
+    Appended(Vec<ChangeHash>, FileView, Vec<([u8; 32], ChangeSignature)>),
     /// A change builds on one the document does not hold: nothing kept.
     FallBack,
     /// The same, for a document not loaded (its files, unchanged).
@@ -91,7 +91,7 @@ pub struct StoreReplica {
     /// Documents a delta was appended to without loading them, since the
     /// last [`Self::fold_appended`], with the changes appended (verified
     /// here: loading them checks their authors, not their signatures).
-    appended: BTreeMap<String, std::collections::HashSet<[u8; 32]>>,
+    appended: BTreeMap<String, super::doclog::Appended>,
     /// How many times a document was read from its files ([`Self::reads`]).
     reads: usize,
 }
@@ -280,11 +280,10 @@ impl StoreReplica {
     /// that fails to load or fold is only a warning: its changes are
     /// durable in its log, and the next command reports the damage.
     pub fn fold_appended(&mut self) {
-        let appended: Vec<(String, std::collections::HashSet<[u8; 32]>)> =
-            std::mem::take(&mut self.appended)
-                .into_iter()
-                .filter(|(name, _)| !self.docs.contains_key(name))
-                .collect();
+        let appended: Vec<(String, super::doclog::Appended)> = std::mem::take(&mut self.appended)
+            .into_iter()
+            .filter(|(name, _)| !self.docs.contains_key(name))
+            .collect();
         let names: Vec<String> = appended.iter().map(|(name, _)| name.clone()).collect();
         let (store, now) = (&self.store, self.now);
         let loaded = crate::parallel::in_order(
@@ -755,9 +754,10 @@ impl Replica for StoreReplica {
                         heads: delta::heads_after(&view.heads, &new),
                         held: view.held,
                     };
-                    let hashes: Vec<[u8; 32]> = new.iter().map(|(_, c)| c.hash().0).collect();
-                    after.held.extend(hashes.iter().copied());
-                    Added::Appended(before, after, hashes)
+                    let kept: Vec<([u8; 32], ChangeSignature)> =
+                        new.iter().map(|(sig, c)| (c.hash().0, *sig)).collect();
+                    after.held.extend(kept.iter().map(|(hash, _)| *hash));
+                    Added::Appended(before, after, kept)
                 }
                 Target::Failed(e) => Added::Failed(e),
             },
