@@ -349,16 +349,20 @@ fn load_leaving_out(
             logged.retain(|(_, change)| !leaving.contains(&change.hash().0));
         }
         // Those this process appended: their authors only.
-        let (known, unknown): (Vec<usize>, Vec<usize>) = (0..logged.len())
-            .partition(|&i| appended.get(&logged[i].1.hash().0) == Some(&logged[i].0));
-        let signed: Vec<_> = unknown
+        let trusted: Vec<bool> = logged
             .iter()
-            .map(|&i| (files.name.as_str(), &logged[i].1, &logged[i].0))
+            .map(|(sig, change)| appended.get(&change.hash().0) == Some(sig))
+            .collect();
+        let signed: Vec<_> = logged
+            .iter()
+            .zip(&trusted)
+            .filter(|(_, trusted)| !**trusted)
+            .map(|((sig, change), _)| (files.name.as_str(), change, sig))
             .collect();
         let mut checked_all = verify_changes(membership, &signed).into_iter();
         let mut verdicts = Vec::with_capacity(logged.len());
-        for (i, (_, change)) in logged.iter().enumerate() {
-            let verdict = if known.binary_search(&i).is_ok() {
+        for ((_, change), trusted) in logged.iter().zip(&trusted) {
+            let verdict = if *trusted {
                 check_author(
                     membership,
                     &files.name,
@@ -422,7 +426,6 @@ fn load_leaving_out(
         changes.push(change);
     }
     let log_records = changes.len();
-    let hashes: Vec<[u8; 32]> = changes.iter().map(|c| c.hash().0).collect();
     let applied = guarded(&files.log, "cannot apply the logged changes", || {
         doc.apply_changes(changes).map_err(|e| e.to_string())
     });
@@ -431,16 +434,17 @@ fn load_leaving_out(
         if !left_out.is_empty() {
             return Err(e);
         }
-        // The document without its log, and the changes read again, to
-        // find each that does not apply; then loaded again without them.
-        let mut culprits = left_out.clone();
-        let in_log: std::collections::HashSet<[u8; 32]> = hashes.iter().copied().collect();
+        // The changes applied, read again from the log (none was left out
+        // on this pass), and the document without them, to find each that
+        // does not apply; then loaded again without those.
+        let again = logged_changes(log.as_deref(), |hash| !dropped.contains(hash));
+        let in_log: std::collections::HashSet<[u8; 32]> =
+            again.iter().map(|c| c.hash().0).collect();
         let without_log = || -> Result<AutoCommit> {
             let base =
                 load_leaving_out(files, membership, own_device, false, now, appended, &in_log)?;
             Ok(base.map(|loaded| loaded.doc).unwrap_or_default())
         };
-        let again = logged_changes(log.as_deref(), &in_log);
         let found = refused_among(without_log()?, again, without_log)?;
         if found.is_empty() {
             return Err(e);
@@ -451,7 +455,7 @@ fn load_leaving_out(
             found.len(),
             crate::ids::short(&hex::encode(found[0]))
         );
-        culprits.extend(found);
+        let culprits = found.into_iter().collect();
         return load_leaving_out(
             files, membership, own_device, repair, now, appended, &culprits,
         );
@@ -569,8 +573,7 @@ fn read_view(
         let parsed = frame::parse(&bytes, CHANGES_MAGIC).ok()?;
         let mut deps = BTreeSet::new();
         for record in &parsed.records {
-            let change =
-                catch_unwind(AssertUnwindSafe(|| decode_change(record.get(64..)?).ok())).ok()??;
+            let change = record_change(record)?;
             heads.insert(change.hash().0);
             if with_held {
                 held.insert(change.hash().0);
@@ -590,21 +593,23 @@ fn read_view(
 /// logged change not yet tried is left out too (peers send them again).
 const MOST_PANICS: usize = 16;
 
-/// The changes of the log (`log`, its bytes) whose hashes are in `wanted`,
-/// in log order.
-fn logged_changes(log: Option<&[u8]>, wanted: &std::collections::HashSet<[u8; 32]>) -> Vec<Change> {
+/// The change of a log record (signature, then change chunk), if it
+/// decodes (panics contained).
+fn record_change(record: &[u8]) -> Option<Change> {
+    catch_unwind(AssertUnwindSafe(|| decode_change(record.get(64..)?).ok())).ok()?
+}
+
+/// The changes of the log (`log`, its bytes) that `wanted` keeps, in log
+/// order.
+fn logged_changes(log: Option<&[u8]>, wanted: impl Fn(&[u8; 32]) -> bool) -> Vec<Change> {
     let Some(parsed) = log.and_then(|bytes| frame::parse(bytes, CHANGES_MAGIC).ok()) else {
         return Vec::new();
     };
     parsed
         .records
         .iter()
-        .filter_map(|record| {
-            catch_unwind(AssertUnwindSafe(|| decode_change(record.get(64..)?).ok()))
-                .ok()
-                .flatten()
-        })
-        .filter(|change| wanted.contains(&change.hash().0))
+        .filter_map(|record| record_change(record))
+        .filter(|change| wanted(&change.hash().0))
         .collect()
 }
 

@@ -33,8 +33,7 @@ use automerge::{AutoCommit, Change, ChangeHash};
 
 use super::SyncError;
 use super::chunks::guarded;
-use super::whole::{WholeDoc, signed_set};
-use crate::parallel::in_order;
+use super::whole::{WholeDoc, each_on_every_core, signed_set};
 use crate::trust::Membership;
 use crate::trust::signed_change::ChangeSignature;
 
@@ -53,18 +52,9 @@ pub fn check_all(
     membership: &Membership,
     docs: Vec<WholeDoc>,
 ) -> Vec<Result<Option<Signed>, SyncError>> {
-    let names: Vec<String> = docs.iter().map(|d| d.doc.clone()).collect();
-    in_order(
-        docs,
-        2,
-        |d| signed_set(membership, &d.doc, "delta", &d.changes, d.signatures),
-        |i| {
-            Err(SyncError::Refused(format!(
-                "{} (delta): checking it failed",
-                names[i]
-            )))
-        },
-    )
+    each_on_every_core(docs, "delta", |d| {
+        signed_set(membership, &d.doc, "delta", &d.changes, d.signatures)
+    })
 }
 
 /// The changes of `changes` that a document lacks (`held` tells which it

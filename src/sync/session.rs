@@ -17,6 +17,7 @@
 //! and the peer's `Idle` says the peer received every content frame it sent.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::mem::discriminant;
 
 use automerge::sync::{State, SyncDoc};
 use automerge::{Change, ChangeHash};
@@ -369,40 +370,34 @@ impl Session {
                     let answer = self.reply(replica)?;
                     self.sent(answer)
                 }
-                Frame::Whole { mut docs }
+                first @ (Frame::Whole { .. } | Frame::Delta { .. })
                     if self.phase == Phase::Syncing
-                        && matches!(frames.peek(), Some(Frame::Whole { .. })) =>
+                        && frames
+                            .peek()
+                            .is_some_and(|next| discriminant(next) == discriminant(&first)) =>
                 {
-                    // Their documents are checked and kept on every core
+                    // A run of `Whole` (or of `Delta`) frames: their
+                    // documents are checked and kept on every core
                     // together, as if they had come in one frame.
-                    let mut count = 1;
-                    while let Some(Frame::Whole { .. }) = frames.peek() {
-                        let Some(Frame::Whole { docs: more }) = frames.next() else {
-                            break;
-                        };
-                        docs.extend(more);
-                        count += 1;
+                    let kind = discriminant(&first);
+                    let is_delta = matches!(first, Frame::Delta { .. });
+                    let mut run = vec![first];
+                    while let Some(next) = frames.next_if(|next| discriminant(next) == kind) {
+                        run.push(next);
+                    }
+                    let count = run.len() as u64;
+                    let mut docs = Vec::new();
+                    for frame in run {
+                        if let Frame::Whole { docs: more } | Frame::Delta { docs: more } = frame {
+                            docs.extend(more);
+                        }
                     }
                     self.count_received(count, count)?;
-                    self.on_whole(replica, docs)?;
-                    let answer = self.reply(replica)?;
-                    self.sent(answer)
-                }
-                Frame::Delta { mut docs }
-                    if self.phase == Phase::Syncing
-                        && matches!(frames.peek(), Some(Frame::Delta { .. })) =>
-                {
-                    // The same for deltas.
-                    let mut count = 1;
-                    while let Some(Frame::Delta { .. }) = frames.peek() {
-                        let Some(Frame::Delta { docs: more }) = frames.next() else {
-                            break;
-                        };
-                        docs.extend(more);
-                        count += 1;
+                    if is_delta {
+                        self.on_delta(replica, docs)?;
+                    } else {
+                        self.on_whole(replica, docs)?;
                     }
-                    self.count_received(count, count)?;
-                    self.on_delta(replica, docs)?;
                     let answer = self.reply(replica)?;
                     self.sent(answer)
                 }

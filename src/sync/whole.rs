@@ -98,18 +98,25 @@ pub enum Outcome {
 /// independent, and a frame of many small ones (a join) would otherwise
 /// leave a core idle while Automerge applies each.
 pub fn check_all(membership: &Membership, docs: Vec<WholeDoc>) -> Vec<Result<Outcome, SyncError>> {
+    each_on_every_core(docs, "whole", |d| {
+        check(membership, &d.doc, &d.changes, d.signatures)
+    })
+}
+
+/// `check` on each of `docs` (the documents of `what` frames), in order, on
+/// every core; a check that panics refuses its document.
+pub fn each_on_every_core<R: Send>(
+    docs: Vec<WholeDoc>,
+    what: &str,
+    check: impl Fn(WholeDoc) -> Result<R, SyncError> + Sync,
+) -> Vec<Result<R, SyncError>> {
     let names: Vec<String> = docs.iter().map(|d| d.doc.clone()).collect();
-    in_order(
-        docs,
-        2,
-        |d| check(membership, &d.doc, &d.changes, d.signatures),
-        |i| {
-            Err(SyncError::Refused(format!(
-                "{} (whole): checking it failed",
-                names[i]
-            )))
-        },
-    )
+    in_order(docs, 2, check, |i| {
+        Err(SyncError::Refused(format!(
+            "{} ({what}): checking it failed",
+            names[i]
+        )))
+    })
 }
 
 /// Check a whole document `name` sent as `changes` (change chunks) with
